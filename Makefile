@@ -1,0 +1,48 @@
+# Two commands a newcomer needs: `make run` (the app, with the bundled model) and `make test`.
+# Each creates .venv/ in the repo root if missing and installs what it needs into it.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU build of PyTorch; training and its tests need it, inference does not.
+TORCH := torch==2.13.0
+
+.PHONY: run test lint typecheck unit bench report clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Runtime only: NumPy, ONNX Runtime, OpenCV (no PyTorch).
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+# Everything: training extra (PyTorch CPU build) and the dev tools.
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e '.[train,dev]'
+	touch $@
+
+run: $(VENV)/.runtime
+	$(BIN)/classmood predict --sample
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check classmood tests
+	$(BIN)/ruff format --check classmood tests
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+unit: $(VENV)/.dev
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck unit
+
+bench: $(VENV)/.dev
+	$(BIN)/classmood bench
+
+report: $(VENV)/.dev
+	$(BIN)/classmood report --runs docs/runs --out docs/models.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,56 @@
+"""Speed of the shipped expression models on this CPU: faces per second at batch 1 and batch 64."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classmood.inference import SHIPPED_MODELS, ExpressionModel, resolve_model
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def faces_per_second(model: ExpressionModel, batch: int, runs: int = 15, min_seconds: float = 0.2) -> float:
+    """Median faces/s over ``runs`` timed calls (each call repeated to last >= ``min_seconds``), after warm-up."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(batch, 1, 48, 48)).astype(np.float32)
+    feed = {model.input_name: x}
+    for _ in range(3):
+        model.session.run(None, feed)
+    t = time.perf_counter()
+    model.session.run(None, feed)
+    reps = max(1, int(min_seconds / max(time.perf_counter() - t, 1e-6)))
+    rates = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        for _ in range(reps):
+            model.session.run(None, feed)
+        rates.append(batch * reps / (time.perf_counter() - t))
+    return float(np.median(rates))
+
+
+def bench_models(models: list[str] | None = None, threads: int | None = None, runs: int = 15) -> dict[str, Any]:
+    threads = threads or min(2, os.cpu_count() or 1)
+    result: dict[str, Any] = {"cpu": cpu_name(), "threads": threads, "runs": runs, "statistic": "median", "models": {}}
+    for name in models or list(SHIPPED_MODELS):
+        model = ExpressionModel(resolve_model(name), threads=threads)
+        result["models"][name] = {
+            "file_mb": round(model.path.stat().st_size / 1e6, 2),
+            "tta": model.metadata.get("classmood.tta", "none"),
+            "faces_per_s_batch1": round(faces_per_second(model, 1, runs), 1),
+            "faces_per_s_batch64": round(faces_per_second(model, 64, runs), 1),
+        }
+    return result

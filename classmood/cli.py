@@ -1,0 +1,285 @@
+"""The ``classmood`` command: one entry point, one subcommand per job.
+
+User mistakes (bad files, unknown names) end with a one-line ``classmood: error: ...`` and exit
+status 2; heavy imports (PyTorch, ONNX Runtime) happen inside the subcommand that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from classmood.errors import ClassmoodError
+
+NOTICE = (
+    "classmood reports APPARENT facial expressions, not inner emotional states. Emotion inference in "
+    "education institutions is prohibited in the EU (AI Act Art. 5(1)(f)); use only with informed consent."
+)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    try:
+        from classmood.train import TrainConfig, train
+    except ImportError as exc:
+        raise ClassmoodError(f"training needs PyTorch: pip install 'classmood[train]' ({exc})") from None
+    overrides = {
+        "arch": args.arch,
+        "data": args.data,
+        "epochs": args.epochs,
+        "out": args.out,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "device": args.device,
+        "threads": args.threads,
+        "limit": args.limit,
+        "teacher": args.teacher,
+        "export_onnx": False if args.no_export else None,
+    }
+    try:
+        if args.recipe:
+            cfg = TrainConfig.from_toml(args.recipe, **overrides)
+        else:
+            if not args.arch:
+                raise ClassmoodError("give --arch NAME or --recipe FILE (see 'classmood models')")
+            cfg = TrainConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+            if not args.out:
+                cfg.out = f"runs/{cfg.arch}"
+    except (ValueError, TypeError, OSError) as exc:
+        raise ClassmoodError(f"bad training settings: {exc}") from None
+    from classmood.models import list_models
+
+    if cfg.arch not in list_models():
+        raise ClassmoodError(f"unknown architecture {cfg.arch!r}; known: {', '.join(list_models())}")
+    train(cfg)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    try:
+        from classmood.models import count_macs, count_params, create_model, list_models
+    except ImportError as exc:
+        raise ClassmoodError(f"listing architectures needs PyTorch: pip install 'classmood[train]' ({exc})") from None
+    rows: list[dict[str, Any]] = []
+    for name in list_models():
+        model = create_model(name)
+        doc = (type(model).__doc__ or "").strip().splitlines()
+        rows.append(
+            {
+                "name": name,
+                "params": count_params(model),
+                "macs_per_face": count_macs(model),
+                "summary": doc[0] if doc else "",
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'architecture':20s} {'params':>10s} {'MACs/face':>12s}")
+        for r in rows:
+            print(f"{r['name']:20s} {r['params'] / 1e6:9.2f}M {r['macs_per_face'] / 1e6:11.1f}M")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from classmood.evaluate import evaluate, format_metrics
+
+    results = evaluate(args.data, split=args.split, model=args.model)
+    if args.json:
+        print(json.dumps(next(iter(results.values())) if args.split else results))
+    else:
+        for name, metrics in results.items():
+            print(format_metrics(name, metrics))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    try:
+        from classmood.export import export_onnx
+        from classmood.train import load_checkpoint
+    except ImportError as exc:
+        raise ClassmoodError(f"export needs PyTorch: pip install 'classmood[train]' ({exc})") from None
+    from classmood.inference import SHIPPED_MODELS, shipped_model_path
+
+    ckpt = Path(args.checkpoint)
+    if not ckpt.is_file():
+        raise ClassmoodError(f"{ckpt}: no such checkpoint")
+    run_json = ckpt.parent / "run.json"
+    run = json.loads(run_json.read_text()) if run_json.is_file() else {}
+    if args.ship and args.ship not in SHIPPED_MODELS:
+        raise ClassmoodError(f"--ship takes one of {', '.join(SHIPPED_MODELS)}")
+    out = shipped_model_path(args.ship) if args.ship else Path(args.out or ckpt.with_suffix(".onnx"))
+    model = load_checkpoint(ckpt)
+    meta = {"name": args.ship or ckpt.parent.name, "arch": run.get("arch", ""), "run": ckpt.parent.name}
+    export_onnx(model, out, tta=args.tta, metadata=meta)
+    if args.ship:
+        from classmood.evaluate import evaluate
+        from classmood.inference import load_model
+        from classmood.weights_manifest import record_shipped
+
+        data = args.data or run.get("config", {}).get("data")
+        if not data:
+            raise ClassmoodError("--ship needs --data to measure the shipped file on PublicTest")
+        val = evaluate(data, "PublicTest", load_model(str(out)))["PublicTest"]
+        record_shipped(
+            args.ship,
+            {
+                "run": ckpt.parent.name,
+                "arch": run.get("arch", ""),
+                "tta": args.tta,
+                "params": run.get("params"),
+                "macs": run.get("macs"),
+                "val": val,
+                "train_seconds": run.get("train_seconds"),
+                "hardware": run.get("hardware"),
+                "distilled_from": run.get("distilled_from", []),
+            },
+        )
+        print(f"shipped {args.ship}: PublicTest accuracy {val['accuracy']:.4f}, macro-F1 {val['macro_f1']:.3f}")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from classmood.bench import bench_models
+
+    result = bench_models(args.model, threads=args.threads, runs=args.runs)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['cpu']}, {result['threads']} threads, median of {result['runs']} runs")
+        for name, r in result["models"].items():
+            print(
+                f"  {name:10s} batch 1: {r['faces_per_s_batch1']:8.0f} faces/s   "
+                f"batch 64: {r['faces_per_s_batch64']:8.0f} faces/s   ({r['file_mb']} MB, TTA {r['tta']})"
+            )
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    try:
+        from classmood.report import build_report
+    except ImportError as exc:
+        raise ClassmoodError(
+            f"the report needs PyTorch and matplotlib: pip install 'classmood[train]' ({exc})"
+        ) from None
+    if not Path(args.runs).is_dir():
+        raise ClassmoodError(f"{args.runs}: no such folder of training runs")
+    build_report(args.runs, args.out, threads=args.threads)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from classmood.predict import format_prediction, predict_files, sample_face_path
+
+    paths = list(args.images) + ([str(sample_face_path())] if args.sample or not args.images else [])
+    preds = predict_files(paths, args.model)
+    if args.json:
+        print(
+            json.dumps(
+                [{"source": p.source, "expression": p.expression, "probabilities": p.probabilities} for p in preds],
+                indent=2,
+            )
+        )
+    else:
+        print(NOTICE)
+        for p in preds:
+            print(format_prediction(p))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="classmood",
+        description="Apparent facial expressions in online-class video, aggregated into class mood.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model on FER2013 (needs PyTorch)")
+    p.add_argument("--recipe", help="TOML recipe file (see recipes/); flags below override it")
+    p.add_argument("--arch", help="architecture name (classmood models)")
+    p.add_argument("--data", help="FER2013 CSV, compact-array folder or image folders")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--out", help="run folder (default runs/<arch>)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, help="CPU threads")
+    p.add_argument("--limit", type=int, help="use only the first N training images")
+    p.add_argument("--teacher", action="append", help="checkpoint to distil from (repeatable)")
+    p.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("models", help="list architectures with parameter counts and MACs per face (needs PyTorch)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("evaluate", help="accuracy of a model on a labelled dataset")
+    p.add_argument("--data", required=True, help="FER2013 CSV (.csv/.csv.gz), compact-array folder or image folders")
+    p.add_argument("--split", help="one split (e.g. PrivateTest, PublicTest; image folders: folder name or 'all')")
+    p.add_argument("--model", help="shipped model name (accurate, fast) or .onnx path; default accurate")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("export", help="export a training checkpoint to ONNX (needs PyTorch)")
+    p.add_argument("checkpoint", help="a best.pt/last.pt written by 'classmood train'")
+    p.add_argument("--out", help="output .onnx (default: next to the checkpoint)")
+    p.add_argument(
+        "--tta", choices=["flip", "none"], default="flip", help="test-time augmentation baked into the graph"
+    )
+    p.add_argument("--ship", help="install as a shipped model (accurate or fast) and record its PublicTest metrics")
+    p.add_argument("--data", help="dataset for --ship's PublicTest measurement (default: the run's data)")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("bench", help="faces/s of the shipped models on this CPU")
+    p.add_argument("--model", action="append", help="shipped name or .onnx path (repeatable; default: all shipped)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: min(2, cores))")
+    p.add_argument("--runs", type=int, default=15, help="timed runs per setting (median reported)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("report", help="write docs/models.md and confusion-matrix images from training runs")
+    p.add_argument("--runs", default="docs/runs", help="folder of run folders holding run.json")
+    p.add_argument("--out", default="docs/models.md")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("predict", help="apparent expression of face-crop images")
+    p.add_argument("images", nargs="*", help="image files, each one face crop (default: the bundled sample)")
+    p.add_argument("--sample", action="store_true", help="also run the bundled sample face")
+    p.add_argument("--model", help="shipped model name or .onnx path")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_predict)
+    return parser
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:
+    return f"classmood: warning: {message}\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    warnings.formatwarning = _one_line_warning  # type: ignore[assignment]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            return func(args)
+    except ClassmoodError as exc:
+        print(f"classmood: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("classmood: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

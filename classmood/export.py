@@ -1,0 +1,98 @@
+"""Export a trained model to ONNX, the format every inference path in classmood runs (ONNX Runtime).
+
+The exported graph takes raw grey pixels ``faces`` (N, 1, 48, 48) float32 in [0, 255] and returns
+softmax ``probs`` (N, 7). Test-time augmentation is baked in (``tta="flip"`` averages the face and
+its mirror image), so evaluation and the video pipeline cannot disagree about it. Weights are
+stored as float16 with a Cast back to float32 (``fp16_weights``): half the file size, while the
+arithmetic stays float32 because ONNX Runtime folds the casts when it loads the model.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import helper, numpy_helper
+from torch import nn
+
+INPUT_NAME = "faces"
+OUTPUT_NAME = "probs"
+
+
+class ProbabilityHead(nn.Module):
+    """Wraps a logits model: softmax, optionally averaged with the horizontally mirrored face."""
+
+    def __init__(self, model: nn.Module, tta: str = "flip") -> None:
+        super().__init__()
+        if tta not in ("none", "flip"):
+            raise ValueError(f"unknown tta {tta!r} (none | flip)")
+        self.model, self.tta = model, tta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.tta == "flip":
+            both = self.model(torch.cat([x, x.flip(3)], 0)).softmax(1)
+            n = x.shape[0]
+            return (both[:n] + both[n:]) / 2
+        return self.model(x).softmax(1)
+
+
+def weights_to_fp16(model: onnx.ModelProto, min_size: int = 16) -> onnx.ModelProto:
+    """Store large float32 initializers as float16, each followed by a Cast back to float32."""
+    graph = model.graph
+    casts = []
+    for init in list(graph.initializer):
+        if init.data_type != onnx.TensorProto.FLOAT:
+            continue
+        arr = numpy_helper.to_array(init)
+        if arr.size < min_size or np.abs(arr).max(initial=0) > 6e4:
+            continue
+        name = init.name
+        half = numpy_helper.from_array(arr.astype(np.float16), name + "__fp16")
+        graph.initializer.remove(init)
+        graph.initializer.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [name], to=onnx.TensorProto.FLOAT, name=name + "__cast"))
+    for i, node in enumerate(casts):
+        graph.node.insert(i, node)
+    return model
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    tta: str = "flip",
+    fp16_weights: bool = True,
+    metadata: dict[str, str] | None = None,
+) -> Path:
+    """Write ``model`` (a logits network for 48x48 grey faces) as an ONNX probabilities model."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = ProbabilityHead(model.cpu().float().eval(), tta).eval()
+    buf = io.BytesIO()
+    with torch.no_grad():
+        torch.onnx.export(
+            head,
+            (torch.zeros(2, 1, 48, 48),),
+            buf,  # type: ignore[arg-type]  # file-like objects are accepted
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    proto = onnx.load_from_string(buf.getvalue())
+    if fp16_weights:
+        proto = weights_to_fp16(proto)
+    meta = {
+        "classmood.labels": "angry,disgust,fear,happy,sad,surprise,neutral",
+        "classmood.tta": tta,
+        "classmood.input": "grey pixels 0..255, N x 1 x 48 x 48",
+        **(metadata or {}),
+    }
+    for k, v in meta.items():
+        proto.metadata_props.append(onnx.StringStringEntryProto(key=k, value=str(v)))
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    return path

@@ -1,0 +1,84 @@
+"""CPU inference for expression models through ONNX Runtime (no PyTorch at run time).
+
+``ExpressionModel`` wraps one exported ``.onnx`` file; ``load_model`` also resolves the names of
+the models shipped inside the package (``accurate``, ``fast``).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from classmood.errors import ClassmoodError
+from classmood.labels import EMOTIONS
+
+SHIPPED_MODELS: dict[str, str] = {"accurate": "accurate.onnx", "fast": "fast.onnx"}
+DEFAULT_MODEL = "accurate"
+
+
+def shipped_model_path(name: str) -> Path:
+    """Path of a model file bundled in ``classmood/weights``."""
+    return Path(str(resources.files("classmood.weights").joinpath(SHIPPED_MODELS[name])))
+
+
+def resolve_model(name_or_path: str | None) -> Path:
+    """``accurate``/``fast`` (shipped) or a path to an ``.onnx`` file -> the file's path."""
+    name_or_path = name_or_path or DEFAULT_MODEL
+    if name_or_path in SHIPPED_MODELS:
+        path = shipped_model_path(name_or_path)
+        if not path.is_file():
+            raise ClassmoodError(f"shipped model {name_or_path!r} is missing from the installation ({path})")
+        return path
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise ClassmoodError(
+            f"model {name_or_path!r} is neither a shipped model ({', '.join(SHIPPED_MODELS)}) nor a file"
+        )
+    return path
+
+
+class ExpressionModel:
+    """Seven-class apparent-expression classifier over 48x48 grey face crops."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own exception types for unreadable/invalid models
+            raise ClassmoodError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:160]})") from None
+        self.path = Path(path)
+        self.input_name = self.session.get_inputs()[0].name
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        labels = self.metadata.get("classmood.labels")
+        if labels and tuple(labels.split(",")) != EMOTIONS:
+            raise ClassmoodError(f"{path}: model labels {labels} do not match {','.join(EMOTIONS)}")
+
+    @property
+    def name(self) -> str:
+        return self.metadata.get("name", self.path.stem)
+
+    def predict_proba(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(N, 48, 48) or (N, 1, 48, 48) grey faces, pixel values 0..255 -> (N, 7) probabilities."""
+        x = np.asarray(faces, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[:, None]
+        if x.ndim != 4 or x.shape[1:] != (1, 48, 48):
+            raise ValueError(f"expected faces of shape (N, 48, 48), got {faces.shape}")
+        if len(x) == 0:
+            return np.zeros((0, len(EMOTIONS)), np.float32)
+        out = [
+            self.session.run(None, {self.input_name: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)
+        ]
+        return np.concatenate(out).astype(np.float32)
+
+
+def load_model(name_or_path: str | None = None, threads: int | None = None) -> ExpressionModel:
+    return ExpressionModel(resolve_model(name_or_path), threads=threads)

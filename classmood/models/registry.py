@@ -1,0 +1,68 @@
+"""One registry for every architecture, in the spirit of timm's ``register_model``/``create_model``.
+
+Each entry is a factory ``(num_classes, **kwargs) -> nn.Module`` for 48x48 grey faces. Every
+model takes raw pixel values in [0, 255] (shape N x 1 x 48 x 48) and normalises them itself, so
+the exported ONNX graph needs no preprocessing beyond cropping and resizing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from classmood.labels import NUM_CLASSES
+
+ModelFactory = Callable[..., nn.Module]
+_REGISTRY: dict[str, ModelFactory] = {}
+
+# FER2013 Training pixel statistics (mean 130.96 per the data README; std measured on Training).
+PIXEL_MEAN = 131.0
+PIXEL_STD = 65.0
+
+
+def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
+    """Decorator: make ``factory`` available as ``create_model(name)``."""
+
+    def wrap(factory: ModelFactory) -> ModelFactory:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = factory
+        return factory
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    """Registered architecture names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, num_classes: int = NUM_CLASSES, **kwargs: Any) -> nn.Module:
+    """Build a fresh, randomly initialised model by registered name."""
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+    return _REGISTRY[name](num_classes=num_classes, **kwargs)
+
+
+class PixelNorm(nn.Module):
+    """Maps raw [0, 255] pixels to roughly zero mean, unit variance inside the network."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - PIXEL_MEAN) / PIXEL_STD
+
+
+def conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    """The conv -> batch-norm -> ReLU unit most of these networks are built from."""
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+def classifier_head(cin: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """Global average pool, dropout, linear: the head every architecture here shares."""
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin, num_classes))

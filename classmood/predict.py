@@ -1,0 +1,66 @@
+"""Apparent expression of face-crop images (each image is treated as one face, like a FER2013 crop)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from classmood.data.folders import to_grey_face
+from classmood.errors import ClassmoodError
+from classmood.inference import ExpressionModel, load_model
+from classmood.labels import EMOTIONS
+
+MAX_IMAGE_PIXELS = 100_000_000  # refuse decompression bombs: ~10k x 10k
+
+
+def sample_face_path() -> Path:
+    return Path(str(resources.files("classmood.samples").joinpath("astronaut_face.png")))
+
+
+def read_face_image(path: str | Path) -> np.ndarray:
+    """Read an image file as a 48x48 grey face, or raise a one-line ClassmoodError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ClassmoodError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ClassmoodError(f"{path}: empty file")
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise ClassmoodError(f"{path}: not an image OpenCV can decode")
+    if image.shape[0] * image.shape[1] > MAX_IMAGE_PIXELS:
+        raise ClassmoodError(f"{path}: image too large ({image.shape[1]}x{image.shape[0]} pixels)")
+    return to_grey_face(image)
+
+
+@dataclass(frozen=True)
+class FacePrediction:
+    source: str
+    probabilities: dict[str, float]
+
+    @property
+    def expression(self) -> str:
+        return max(self.probabilities, key=lambda k: self.probabilities[k])
+
+
+def predict_files(paths: list[str | Path], model: ExpressionModel | str | None = None) -> list[FacePrediction]:
+    """Read every image first (so a bad file is reported before any model loads), then classify them in one batch."""
+    faces = np.stack([read_face_image(p) for p in paths])
+    clf = model if isinstance(model, ExpressionModel) else load_model(model)
+    probs = clf.predict_proba(faces)
+    return [
+        FacePrediction(str(p), {e: float(v) for e, v in zip(EMOTIONS, row, strict=True)})
+        for p, row in zip(paths, probs, strict=True)
+    ]
+
+
+def format_prediction(pred: FacePrediction, width: int = 30) -> str:
+    """A terminal bar chart of one face's apparent-expression probabilities."""
+    lines = [f"{pred.source}: apparent expression '{pred.expression}'"]
+    for emotion, p in sorted(pred.probabilities.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {emotion:9s} {p:6.1%} {'#' * round(p * width)}")
+    return "\n".join(lines)
