@@ -42,7 +42,7 @@ bench: $(VENV)/.dev
 	$(BIN)/classmood bench
 
 report: $(VENV)/.dev
-	$(BIN)/classmood report --runs docs/runs --out docs/models.md
+	$(BIN)/classmood report --runs docs/runs --out docs/models.md --readme README.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

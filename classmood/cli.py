@@ -170,7 +170,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         ) from None
     if not Path(args.runs).is_dir():
         raise ClassmoodError(f"{args.runs}: no such folder of training runs")
-    build_report(args.runs, args.out, threads=args.threads)
+    build_report(args.runs, args.out, threads=args.threads, readme=args.readme)
     print(f"wrote {args.out}")
     return 0
 
@@ -249,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", default="docs/runs", help="folder of run folders holding run.json")
     p.add_argument("--out", default="docs/models.md")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--readme", help="also refresh the shipped-model table in this README (between its markers)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("predict", help="apparent expression of face-crop images")

@@ -298,9 +298,10 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
             metadata={"name": out.name, "arch": cfg.arch, "val_accuracy": f"{final['accuracy']:.4f}"},
         )
     (out / "run.json").write_text(json.dumps(summary, indent=2))
+    recall = ", ".join(f"{k} {v:.2f}" for k, v in final["per_class_recall"].items())
     print(
         f"{cfg.arch}: best epoch {best_epoch}, {cfg.val_split} accuracy {final['accuracy']:.4f} with flip TTA, "
-        f"macro-F1 {final['macro_f1']:.3f}, {train_seconds / 60:.1f} min on {summary['hardware']}",
+        f"macro-F1 {final['macro_f1']:.3f}, {train_seconds / 60:.1f} min on {summary['hardware']}; recall: {recall}",
         flush=True,
     )
     return summary

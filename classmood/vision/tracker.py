@@ -1,0 +1,70 @@
+"""Session-local pseudonymous face ids: IoU matching with the Hungarian algorithm (SciPy).
+
+No face recognition and no appearance features: a face keeps its id while its box keeps
+overlapping its last position. In a video-call gallery faces sit still in their tiles, so box
+overlap between analysed frames (a few per second) is a strong cue. Ids are small integers
+counted from 1 in each session and mean nothing outside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from classmood.vision.detections import Detections
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of boxes a (N, 4) and b (M, 4), xyxy."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float32)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0, None).prod(axis=2)
+    area_a = (a[:, 2:] - a[:, :2]).prod(axis=1)
+    area_b = (b[:, 2:] - b[:, :2]).prod(axis=1)
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+@dataclass
+class _Track:
+    track_id: int
+    xyxy: np.ndarray
+    last_seen: float
+
+
+class IoUTracker:
+    """Assigns ``track_id`` to detections frame by frame.
+
+    ``min_iou``: least overlap with a track's last box to continue it. ``max_age_s``: a track
+    unseen for longer ends (its id is never reused), so a student who leaves and returns later
+    gets a new pseudonym.
+    """
+
+    def __init__(self, min_iou: float = 0.3, max_age_s: float = 3.0) -> None:
+        self.min_iou, self.max_age_s = min_iou, max_age_s
+        self._tracks: list[_Track] = []
+        self._next_id = 1
+
+    @property
+    def active_ids(self) -> list[int]:
+        return [t.track_id for t in self._tracks]
+
+    def update(self, dets: Detections, time_s: float) -> Detections:
+        self._tracks = [t for t in self._tracks if time_s - t.last_seen <= self.max_age_s]
+        ids = np.full(len(dets), -1, np.int64)
+        if self._tracks and len(dets):
+            iou = iou_matrix(np.stack([t.xyxy for t in self._tracks]), dets.xyxy)
+            rows, cols = linear_sum_assignment(-iou)
+            for r, c in zip(rows, cols, strict=True):
+                if iou[r, c] >= self.min_iou:
+                    track = self._tracks[r]
+                    track.xyxy, track.last_seen = dets.xyxy[c].copy(), time_s
+                    ids[c] = track.track_id
+        for c in np.flatnonzero(ids < 0):
+            self._tracks.append(_Track(self._next_id, dets.xyxy[c].copy(), time_s))
+            ids[c] = self._next_id
+            self._next_id += 1
+        return Detections(dets.xyxy, dets.score, ids, dets.probs)

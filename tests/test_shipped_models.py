@@ -1,0 +1,53 @@
+"""The models that ship in the package: present, small, loadable offline, and as accurate as reported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from classmood.evaluate import evaluate
+from classmood.inference import SHIPPED_MODELS, load_model, shipped_model_path
+from classmood.labels import EMOTIONS
+from classmood.weights_manifest import read_manifest
+from tests.conftest import SHARED_FER
+
+
+@pytest.mark.parametrize("name", list(SHIPPED_MODELS))
+def test_shipped_model_is_small_and_recorded(name: str) -> None:
+    path = shipped_model_path(name)
+    assert path.is_file()
+    assert path.stat().st_size < 8_000_000, "shipped models must stay a few MB"
+    model = load_model(name)
+    assert model.metadata["classmood.labels"] == ",".join(EMOTIONS)
+    entry = read_manifest()[name]
+    assert entry["tta"] == model.metadata["classmood.tta"]
+    assert 0.2 < entry["val"]["accuracy"] <= 1
+
+
+def test_predict_sample_face_from_a_fresh_process() -> None:
+    """The bundled sample (a broadly smiling astronaut) reads as happy, with no network and no PyTorch needed."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "classmood.cli", "predict", "--sample", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (pred,) = json.loads(proc.stdout)
+    assert pred["expression"] == "happy"
+
+
+@pytest.mark.skipif(
+    not (SHARED_FER / "fer2013_publictest.npy.xz").is_file(),
+    reason=f"FER2013 PublicTest not found at {SHARED_FER} (the full dataset is not part of the repo)",
+)
+@pytest.mark.parametrize("name", list(SHIPPED_MODELS))
+def test_shipped_accuracy_on_publictest_is_what_we_report(name: str) -> None:
+    reported = read_manifest()[name]["val"]
+    measured = evaluate(SHARED_FER, "PublicTest", name)["PublicTest"]
+    assert measured["n"] == 3589
+    assert measured["accuracy"] >= reported["accuracy"] - 0.001, (measured["accuracy"], reported["accuracy"])
+    assert measured["macro_f1"] >= reported["macro_f1"] - 0.002

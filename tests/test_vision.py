@@ -1,0 +1,101 @@
+"""Face detection and FER-like cropping on frames the tests build from the bundled sample face."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from classmood.errors import ClassmoodError
+from classmood.predict import sample_face_path
+from classmood.vision import Detections, create_detector, face_crops, square_boxes
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def gallery(rows: int = 2, cols: int = 3, face_px: int = 80) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A dark video-call-like grid with the sample face in every tile; returns frame and face boxes."""
+    face = cv2.resize(cv2.imread(str(sample_face_path())), (face_px, face_px))
+    tile_w, tile_h = face_px * 2, int(face_px * 1.3)
+    frame = np.full((rows * tile_h, cols * tile_w, 3), 35, np.uint8)
+    boxes = []
+    for r in range(rows):
+        for c in range(cols):
+            x, y = c * tile_w + (tile_w - face_px) // 2, r * tile_h + (tile_h - face_px) // 2
+            frame[y : y + face_px, x : x + face_px] = face
+            boxes.append(np.array([x, y, x + face_px, y + face_px], np.float32))
+    return frame, boxes
+
+
+@pytest.mark.parametrize("name", ["libface", "mtcnn"])
+def test_detectors_find_every_gallery_face_once(name: str) -> None:
+    frame, truth = gallery()
+    found = create_detector(name).detect(frame)
+    assert len(found) == len(truth)
+    for box in truth:
+        assert max(_iou(box, d) for d in found.xyxy) > 0.4
+    assert ((found.score > 0) & (found.score <= 1)).all()
+
+
+@pytest.mark.parametrize("name", ["libface", "mtcnn"])
+def test_no_faces_in_an_empty_or_blank_frame(name: str) -> None:
+    det = create_detector(name)
+    assert len(det.detect(np.full((240, 320, 3), 128, np.uint8))) == 0
+    assert len(det.detect(np.zeros((0, 0, 3), np.uint8))) == 0
+
+
+def test_large_frames_are_detected_at_bounded_resolution() -> None:
+    frame, truth = gallery(rows=2, cols=6, face_px=100)  # 1200 x 260, downscaled to 960 wide inside
+    found = create_detector("libface").detect(frame)
+    assert len(found) == len(truth)
+    assert found.xyxy[:, 2].max() > 960  # boxes come back in input pixels
+
+
+def test_unknown_detector() -> None:
+    with pytest.raises(ClassmoodError, match="unknown detector 'haar'"):
+        create_detector("haar")
+
+
+def test_square_crop_geometry() -> None:
+    sq = square_boxes(np.array([[10, 20, 40, 60]]), scale=1.0)  # 30 wide, 40 tall
+    np.testing.assert_allclose(sq, [[5, 20, 45, 60]])
+
+
+def test_crops_are_48px_grey_and_pad_outside_the_frame() -> None:
+    frame = np.zeros((100, 100, 3), np.uint8)
+    frame[:, 50:] = 200
+    crops = face_crops(frame, np.array([[25, 25, 75, 75], [-30, -30, 20, 20], [300, 300, 340, 340]]), scale=1.0)
+    assert crops.shape == (3, 48, 48) and crops.dtype == np.uint8
+    assert crops[0, :, :20].max() < 10 and crops[0, :, 28:].min() > 190  # left dark, right bright
+    assert crops[1].max() == 0  # replicated border of the dark corner
+    assert crops[2].max() == 0  # entirely outside: blank, no crash
+
+
+def test_detections_container_indexing() -> None:
+    d = Detections(np.array([[0, 0, 10, 10], [5, 5, 20, 25]]), np.array([0.9, 0.6]))
+    assert len(d) == 2 and (d.track_id == -1).all() and np.isnan(d.probs).all()
+    sub = d[d.score > 0.7]
+    assert len(sub) == 1 and sub.wh.tolist() == [[10, 10]]
+    assert len(Detections.empty()) == 0
+
+
+def test_tracker_keeps_ids_for_still_faces_and_never_reuses_them() -> None:
+    from classmood.vision.tracker import IoUTracker
+
+    tracker = IoUTracker(max_age_s=1.0)
+    a, b = [0, 0, 50, 50], [100, 0, 150, 50]
+    first = tracker.update(Detections(np.array([a, b]), np.ones(2)), 0.0)
+    assert first.track_id.tolist() == [1, 2]
+    # order swapped and jittered by a few pixels: same people, same ids
+    second = tracker.update(Detections(np.array([[103, 2, 152, 51], [2, 1, 51, 50]]), np.ones(2)), 0.5)
+    assert second.track_id.tolist() == [2, 1]
+    # face 1 absent for longer than max_age: it comes back under a new pseudonym
+    tracker.update(Detections(np.array([b]), np.ones(1)), 1.0)
+    back = tracker.update(Detections(np.array([a, b]), np.ones(2)), 2.0)
+    assert back.track_id.tolist() == [3, 2]
+    assert len(tracker.update(Detections.empty(), 2.5)) == 0
