@@ -1,0 +1,1 @@
+"""Class-level aggregates of per-face apparent expressions."""
