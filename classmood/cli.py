@@ -194,6 +194,24 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from classmood.outputs import analyze
+    from classmood.pipeline import PipelineConfig
+
+    config = PipelineConfig(
+        detector=args.detector, model=args.model, rate_hz=args.rate, bin_s=args.bin, min_faces=args.min_faces
+    )
+    result = analyze(args.input, args.out, config, progress=sys.stderr.isatty())
+    s = result.summary
+    print(
+        f"{s['frames_analysed']} of {s['frames']} frames analysed, {s['faces']} faces, {s['tracks']} tracks, "
+        f"{s['analysed_fps']} analysed frames/s -> {args.out}"
+    )
+    if s["truncated"]:
+        print(f"classmood: warning: {args.input} ended early (truncated?); what was read is saved", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="classmood",
@@ -251,6 +269,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--readme", help="also refresh the shipped-model table in this README (between its markers)")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("analyze", help="faces, tracks and class mood of an image, folder, video or webcam")
+    p.add_argument("input", help="image, folder of images, video file, or webcam:N")
+    p.add_argument("--out", required=True, help="output folder for faces.csv, class_mood.csv, summary.json")
+    p.add_argument("--detector", default="libface", help="libface (fast, default) or mtcnn (accurate)")
+    p.add_argument("--model", default="fast", help="expression model: fast (default), accurate, or .onnx path")
+    p.add_argument("--rate", type=float, default=2.0, help="analysed frames per second of input (0 = all)")
+    p.add_argument("--bin", type=float, default=5.0, help="class-mood time bin in seconds")
+    p.add_argument("--min-faces", type=int, default=5, help="suppress class aggregates below this many faces")
+    p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser("predict", help="apparent expression of face-crop images")
     p.add_argument("images", nargs="*", help="image files, each one face crop (default: the bundled sample)")

@@ -1,0 +1,126 @@
+"""Frame sources: an image, a folder of images, a video file, or a webcam, as one iterator of frames.
+
+Every source yields ``Frame``s (0-based index in the input, time in seconds, 8-bit BGR image).
+Problems a user can cause (missing, empty, undecodable or truncated input; absent webcam) raise
+a one-line ``ClassmoodError`` before the first frame, or end the stream early with
+``truncated`` set after frames were read, so whatever was analysed stays usable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from classmood.data.folders import IMAGE_SUFFIXES
+from classmood.errors import ClassmoodError
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".webm", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".y4m"}
+MAX_FRAME_PIXELS = 50_000_000  # ~8k x 6k; larger images are refused rather than exhausting memory
+
+
+@dataclass
+class Frame:
+    index: int
+    time_s: float
+    image: np.ndarray  # H x W x 3 uint8 BGR
+
+
+def to_bgr8(image: np.ndarray) -> np.ndarray:
+    """Grey, BGRA or 16-bit images -> 8-bit BGR."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        lo, hi = float(image.min()), float(image.max())
+        image = ((image - lo) * (255.0 / max(hi - lo, 1e-9))).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def read_image(path: Path) -> np.ndarray:
+    if path.stat().st_size == 0:
+        raise ClassmoodError(f"{path}: empty file")
+    image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise ClassmoodError(f"{path}: not an image OpenCV can decode")
+    if image.shape[0] * image.shape[1] > MAX_FRAME_PIXELS:
+        raise ClassmoodError(f"{path}: image too large ({image.shape[1]}x{image.shape[0]} pixels)")
+    return to_bgr8(image)
+
+
+@dataclass
+class FrameSource:
+    """An opened input. Iterate it for frames; ``fps`` is the input's frame rate (1 for stills)."""
+
+    name: str
+    fps: float
+    frame_count: int | None
+    kind: str
+    truncated: bool = field(default=False, init=False)
+    _capture: cv2.VideoCapture | None = field(default=None, repr=False)
+    _images: list[Path] = field(default_factory=list, repr=False)
+    _first: np.ndarray | None = field(default=None, repr=False)  # already decoded while probing the file
+
+    def __iter__(self) -> Iterator[Frame]:
+        if self._capture is None:
+            for i, path in enumerate(self._images):
+                yield Frame(i, i / self.fps, read_image(path))
+            return
+        cap, index = self._capture, 0
+        try:
+            while True:
+                if self._first is not None:
+                    image, self._first = self._first, None
+                else:
+                    ok, image = cap.read()
+                    if not ok or image is None:
+                        break
+                yield Frame(index, index / self.fps, to_bgr8(image))
+                index += 1
+        finally:
+            cap.release()
+        if self.kind == "video" and self.frame_count and index < self.frame_count - 1:
+            self.truncated = True
+
+
+def open_source(spec: str | Path) -> FrameSource:
+    """``webcam:N``, an image file, a folder of images, or a video file."""
+    text = str(spec)
+    if text.startswith("webcam"):
+        device = int(text.split(":", 1)[1]) if ":" in text else 0
+        cap = cv2.VideoCapture(device)
+        if not cap.isOpened():
+            raise ClassmoodError(f"webcam {device} is not available")
+        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        return FrameSource(f"webcam:{device}", fps, None, "webcam", _capture=cap)
+    path = Path(text)
+    if not path.exists():
+        raise ClassmoodError(f"{path}: no such file or folder")
+    if path.is_dir():
+        images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise ClassmoodError(f"{path}: no images in this folder")
+        return FrameSource(str(path), 1.0, len(images), "images", _images=images)
+    if path.stat().st_size == 0:
+        raise ClassmoodError(f"{path}: empty file")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        read_image(path)  # fail now, not mid-stream
+        return FrameSource(str(path), 1.0, 1, "image", _images=[path])
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        cap.release()
+        raise ClassmoodError(f"{path}: not a video or image OpenCV can decode")
+    ok, first = cap.read()
+    if not ok or first is None:
+        cap.release()
+        raise ClassmoodError(f"{path}: no decodable frames (corrupt or truncated video?)")
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    fps = fps if 0 < fps < 1000 else 25.0
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    return FrameSource(str(path), fps, count, "video", _capture=cap, _first=first)

@@ -1,0 +1,116 @@
+"""The video pipeline end to end on small generated inputs: outputs, tracking, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from classmood.errors import ClassmoodError
+from classmood.outputs import analyze
+from classmood.pipeline import FACE_COLUMNS, PipelineConfig
+from tests.test_vision import gallery
+
+
+def write_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def gallery_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    frame, _ = gallery(rows=2, cols=3, face_px=80)
+    return write_video(tmp_path_factory.mktemp("video") / "class.mp4", [frame] * 30)  # 3 s at 10 fps
+
+
+def test_analyze_writes_faces_mood_and_summary(gallery_video: Path, tiny_run: Path, tmp_path: Path) -> None:
+    config = PipelineConfig(model=str(tiny_run / "model.onnx"), rate_hz=2.0, bin_s=1.0, min_faces=5)
+    result = analyze(gallery_video, tmp_path / "out", config)
+    with open(tmp_path / "out" / "faces.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == FACE_COLUMNS
+        rows = list(reader)
+    assert len(rows) == 6 * 6  # 6 faces x 6 analysed frames (2 per second over 3 s)
+    assert sorted({int(r["frame"]) for r in rows}) == [0, 5, 10, 15, 20, 25]
+    assert len({r["track_id"] for r in rows}) == 6  # still faces keep their pseudonymous ids
+    assert all(
+        abs(sum(float(r[f"p_{e}"]) for e in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")) - 1)
+        < 1e-3
+        for r in rows
+    )
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (summary["frames"], summary["frames_analysed"], summary["faces"], summary["tracks"]) == (30, 6, 36, 6)
+    assert summary["detector"] == "libface" and summary["truncated"] is False
+    with open(tmp_path / "out" / "class_mood.csv", newline="") as fh:
+        bins = list(csv.DictReader(fh))
+    assert [float(b["faces"]) for b in bins] == [6.0, 6.0, 6.0]
+    assert result.summary == summary
+
+
+def test_no_faces_gives_an_empty_valid_result(tiny_run: Path, tmp_path: Path) -> None:
+    video = write_video(tmp_path / "empty_room.mp4", [np.full((120, 160, 3), 90, np.uint8)] * 10)
+    result = analyze(video, tmp_path / "out", PipelineConfig(model=str(tiny_run / "model.onnx")))
+    assert result.faces == [] and result.summary["faces"] == 0
+    assert (tmp_path / "out" / "faces.csv").read_text().strip() == ",".join(FACE_COLUMNS)
+
+
+@pytest.mark.parametrize("kind", ["alpha", "16bit"])
+def test_odd_image_formats(kind: str, tiny_run: Path, tmp_path: Path) -> None:
+    frame, _ = gallery(rows=1, cols=2)
+    image = cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA) if kind == "alpha" else frame.astype(np.uint16) * 257
+    path = tmp_path / f"{kind}.png"
+    cv2.imwrite(str(path), image)
+    result = analyze(path, None, PipelineConfig(model=str(tiny_run / "model.onnx"), min_faces=1))
+    assert len(result.faces) == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty file"),
+        (b"just some text, not a video\n" * 50, "not a video or image"),
+        (b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200, "not a video or image|no decodable frames"),
+    ],
+)
+def test_unreadable_inputs_fail_with_one_line(content: bytes, message: str, tmp_path: Path) -> None:
+    path = tmp_path / "lecture.mp4"
+    path.write_bytes(content)
+    proc = subprocess.run(
+        [sys.executable, "-m", "classmood.cli", "analyze", str(path), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("classmood: error:")
+    assert any(m in proc.stderr for m in message.split("|")), proc.stderr
+
+
+def test_truncated_video_keeps_what_was_read(gallery_video: Path, tiny_run: Path, tmp_path: Path) -> None:
+    data = gallery_video.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    try:
+        result = analyze(cut, tmp_path / "out", PipelineConfig(model=str(tiny_run / "model.onnx")))
+    except ClassmoodError as exc:  # a cut mp4 may lose its index: then nothing is decodable
+        assert "no decodable frames" in str(exc) or "not a video" in str(exc)
+        return
+    assert (tmp_path / "out" / "summary.json").is_file()
+    assert result.summary["frames"] <= 30
+
+
+def test_missing_webcam_is_a_clear_error() -> None:
+    from classmood.vision.sources import open_source
+
+    with pytest.raises(ClassmoodError, match="webcam 7 is not available"):
+        open_source("webcam:7")
