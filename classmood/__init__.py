@@ -8,3 +8,18 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 __version__ = "0.1.0"
+
+__all__ = ["analyze", "stream"]
+
+
+def __getattr__(name: str) -> object:
+    """``classmood.analyze(path)`` and ``classmood.stream(source)`` without importing OpenCV/ORT up front."""
+    if name == "analyze":
+        from classmood.outputs import analyze
+
+        return analyze
+    if name == "stream":
+        from classmood.pipeline import stream
+
+        return stream
+    raise AttributeError(f"module 'classmood' has no attribute {name!r}")

@@ -142,7 +142,7 @@ class AnalysisResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
     def to_pandas(self) -> Any:
-        """Faces as a pandas DataFrame (pandas is optional: ``pip install pandas``)."""
+        """Faces as a pandas DataFrame, one row per analysed face, columns as in faces.csv."""
         import pandas as pd
 
         return pd.DataFrame(self.faces, columns=FACE_COLUMNS)

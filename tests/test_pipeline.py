@@ -114,3 +114,18 @@ def test_missing_webcam_is_a_clear_error() -> None:
 
     with pytest.raises(ClassmoodError, match="webcam 7 is not available"):
         open_source("webcam:7")
+
+
+def test_python_api_stream_and_analyze(gallery_video: Path, tiny_run: Path) -> None:
+    import classmood
+
+    config = PipelineConfig(model=str(tiny_run / "model.onnx"), rate_hz=1.0, bin_s=1.0, min_faces=1)
+    updates = list(classmood.stream(gallery_video, config))
+    assert [u.frame.index for u in updates] == [0, 10, 20]
+    assert all(len(u.detections) == 6 for u in updates)
+    assert sum(len(u.bins) for u in updates) == 3  # every 1-s bin is reported once, the last at the end
+    result = classmood.analyze(gallery_video, config=config)
+    assert len(result.faces) == 18 and result.summary["tracks"] == 6
+    df = result.to_pandas()
+    assert list(df.columns) == FACE_COLUMNS and len(df) == 18
+    assert df.groupby("track_id").size().tolist() == [3] * 6
