@@ -146,6 +146,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.pipeline:
+        from classmood.gallery_bench import run_gallery_bench
+
+        gallery = run_gallery_bench(args.data, seconds=args.seconds)
+        print(json.dumps(gallery, indent=2))
+        return 0
     from classmood.bench import bench_models
 
     result = bench_models(args.model, threads=args.threads, runs=args.runs)
@@ -261,6 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads (default: min(2, cores))")
     p.add_argument("--runs", type=int, default=15, help="timed runs per setting (median reported)")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="instead: the video pipeline on a synthetic 7x7 1080p gallery vs a naive baseline (JSON)",
+    )
+    p.add_argument("--data", default="../shared/data/fer2013", help="FER2013 with PublicTest, for --pipeline")
+    p.add_argument("--seconds", type=float, default=20.0, help="gallery video length for --pipeline")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("report", help="write docs/models.md and confusion-matrix images from training runs")
