@@ -59,7 +59,7 @@ def make_gallery_video(
     pick = rng.choice(len(images), size=(segments, tiles), replace=len(images) < segments * tiles)
     face_px = rng.integers(60, 71, size=tiles)
     boxes = np.zeros((tiles, 4), np.float32)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (W, H))
     frame_cache: dict[int, np.ndarray] = {}
     for f in range(int(seconds * fps)):
         seg = int(f / fps // hold_s)
