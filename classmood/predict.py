@@ -6,15 +6,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from classmood.data.folders import to_grey_face
-from classmood.errors import ClassmoodError
+from classmood.imageio import read_image
 from classmood.inference import ExpressionModel, load_model
 from classmood.labels import EMOTIONS
-
-MAX_IMAGE_PIXELS = 100_000_000  # refuse decompression bombs: ~10k x 10k
 
 
 def sample_face_path() -> Path:
@@ -23,18 +20,7 @@ def sample_face_path() -> Path:
 
 def read_face_image(path: str | Path) -> np.ndarray:
     """Read an image file as a 48x48 grey face, or raise a one-line ClassmoodError."""
-    path = Path(path)
-    if not path.is_file():
-        raise ClassmoodError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise ClassmoodError(f"{path}: empty file")
-    data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0:
-        raise ClassmoodError(f"{path}: not an image OpenCV can decode")
-    if image.shape[0] * image.shape[1] > MAX_IMAGE_PIXELS:
-        raise ClassmoodError(f"{path}: image too large ({image.shape[1]}x{image.shape[0]} pixels)")
-    return to_grey_face(image)
+    return to_grey_face(read_image(path))
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ import numpy as np
 
 from classmood.data.folders import IMAGE_SUFFIXES
 from classmood.errors import ClassmoodError
+from classmood.imageio import read_image, to_bgr8
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".webm", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".y4m"}
-MAX_FRAME_PIXELS = 50_000_000  # ~8k x 6k; larger images are refused rather than exhausting memory
 
 
 @dataclass
@@ -27,31 +27,6 @@ class Frame:
     index: int
     time_s: float
     image: np.ndarray  # H x W x 3 uint8 BGR
-
-
-def to_bgr8(image: np.ndarray) -> np.ndarray:
-    """Grey, BGRA or 16-bit images -> 8-bit BGR."""
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        lo, hi = float(image.min()), float(image.max())
-        image = ((image - lo) * (255.0 / max(hi - lo, 1e-9))).astype(np.uint8)
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-    return image
-
-
-def read_image(path: Path) -> np.ndarray:
-    if path.stat().st_size == 0:
-        raise ClassmoodError(f"{path}: empty file")
-    image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0:
-        raise ClassmoodError(f"{path}: not an image OpenCV can decode")
-    if image.shape[0] * image.shape[1] > MAX_FRAME_PIXELS:
-        raise ClassmoodError(f"{path}: image too large ({image.shape[1]}x{image.shape[0]} pixels)")
-    return to_bgr8(image)
 
 
 @dataclass
