@@ -38,8 +38,10 @@ unit: $(VENV)/.dev
 
 test: lint typecheck unit
 
+# Speed of the shipped models, then the video pipeline on a synthetic gallery (needs ../shared FER2013).
 bench: $(VENV)/.dev
 	$(BIN)/classmood bench
+	$(BIN)/classmood bench --pipeline
 
 report: $(VENV)/.dev
 	$(BIN)/classmood report --runs docs/runs --out docs/models.md --readme README.md
