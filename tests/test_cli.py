@@ -75,6 +75,9 @@ def test_evaluate_image_folders(image_folders: Path, tiny_run: Path, capsys: pyt
         (["evaluate", "--data", "{csv}", "--model", "{csv}"], "not a loadable ONNX model"),
         (["predict", "{csv}"], "not an image OpenCV can decode"),
         (["export", "/nonexistent.pt"], "no such checkpoint"),
+        (["train", "--arch", "vgg99", "--data", "{csv}"], "unknown architecture 'vgg99'"),
+        (["train", "--recipe", "/nonexistent.toml"], "bad training settings"),
+        (["train", "--arch", "plain_cnn", "--data", "/nonexistent.csv", "--epochs", "1"], "no such file or folder"),
     ],
 )
 def test_user_errors_are_one_line_and_exit_2(fer_csv: Path, tiny_run: Path, args: list[str], message: str) -> None:
