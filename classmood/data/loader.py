@@ -1,0 +1,55 @@
+"""One entry point for every dataset form: ``load_splits(path)``.
+
+``path`` may be a Kaggle-format CSV (plain or .gz), a folder holding ``fer2013.csv[.gz]`` or the
+compact ``.npy.xz`` arrays with ``fer2013_labels.csv``, or an image-folder tree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from classmood.data.compact import is_compact_dir, read_compact
+from classmood.data.dataset import FaceSet
+from classmood.data.fer_csv import read_fer_csv
+from classmood.data.folders import read_image_folders
+from classmood.errors import DataError
+
+CSV_NAMES = ("fer2013.csv", "fer2013.csv.gz")
+
+
+def load_splits(path: str | Path, splits: list[str] | None = None) -> dict[str, FaceSet]:
+    """Load a dataset and return its splits by name; ``splits`` (case-insensitive) filters them."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    if path.is_file():
+        found = read_fer_csv(path)
+    elif splits and is_compact_dir(path) and all(
+        (path / f"fer2013_{s.lower()}.npy.xz").is_file() for s in splits
+    ):
+        found = read_compact(path, [_canonical(s, ["Training", "PublicTest", "PrivateTest"]) for s in splits])
+    elif is_compact_dir(path) and not splits:
+        found = read_compact(path)
+    elif csv_file := next((path / n for n in CSV_NAMES if (path / n).is_file()), None):
+        found = read_fer_csv(csv_file)
+    else:
+        found = read_image_folders(path)
+    if not splits:
+        return found
+    out = {}
+    for s in splits:
+        name = _canonical(s, list(found))
+        if name not in found:
+            raise DataError(f"{path}: no split {s!r}; available: {', '.join(sorted(found))}")
+        out[name] = found[name]
+    return out
+
+
+def _canonical(split: str, names: list[str]) -> str:
+    """Match a split name case-insensitively against the names present."""
+    return next((n for n in names if n.lower() == split.lower()), split)
+
+
+def load_split(path: str | Path, split: str) -> FaceSet:
+    """Load exactly one split."""
+    return next(iter(load_splits(path, [split]).values()))
