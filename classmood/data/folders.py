@@ -40,8 +40,10 @@ def _read_split(folder: Path, split: str) -> FaceSet | None:
         files = [f for f in sorted(class_dir.rglob("*")) if f.suffix.lower() in IMAGE_SUFFIXES]
         if label is None:
             if files:
-                warnings.warn(f"skipping {len(files)} images in {class_dir}: '{class_dir.name}' is not one of the 7 classes",
-                              stacklevel=2)
+                warnings.warn(
+                    f"skipping {len(files)} images in {class_dir}: '{class_dir.name}' is not one of the 7 classes",
+                    stacklevel=2,
+                )
             continue
         for f in files:
             img = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)

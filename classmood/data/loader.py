@@ -24,9 +24,7 @@ def load_splits(path: str | Path, splits: list[str] | None = None) -> dict[str, 
         raise DataError(f"{path}: no such file or folder")
     if path.is_file():
         found = read_fer_csv(path)
-    elif splits and is_compact_dir(path) and all(
-        (path / f"fer2013_{s.lower()}.npy.xz").is_file() for s in splits
-    ):
+    elif splits and is_compact_dir(path) and all((path / f"fer2013_{s.lower()}.npy.xz").is_file() for s in splits):
         found = read_compact(path, [_canonical(s, ["Training", "PublicTest", "PrivateTest"]) for s in splits])
     elif is_compact_dir(path) and not splits:
         found = read_compact(path)
