@@ -10,6 +10,7 @@ arithmetic stays float32 because ONNX Runtime folds the casts when it loads the 
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +72,10 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     head = ProbabilityHead(model.cpu().float().eval(), tta).eval()
     buf = io.BytesIO()
-    with torch.no_grad():
+    # The TorchScript exporter (dynamo=False) handles these small static graphs without onnxscript
+    # rewrites; its deprecation notice is not actionable for users, so it is silenced here.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             head,
             (torch.zeros(2, 1, 48, 48),),

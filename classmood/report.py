@@ -122,8 +122,10 @@ def build_report(
     ]
     for run in sorted(runs, key=lambda r: -r["val"]["accuracy"]):
         b1, b64 = arch_speed(run, threads, timing_runs)
+        teachers = ", ".join(Path(t).parent.name for t in run.get("distilled_from") or [])
+        arch = f"`{run['arch']}`" + (f", distilled from {teachers}" if teachers else "")
         lines.append(
-            f"| {run['name']} | `{run['arch']}` | {run['params'] / 1e6:.2f} M | {run['macs'] / 1e6:.0f} M "
+            f"| {run['name']} | {arch} | {run['params'] / 1e6:.2f} M | {run['macs'] / 1e6:.0f} M "
             f"| {run['val']['accuracy']:.2%} | {run['val_no_tta']['accuracy']:.2%} | {run['val']['macro_f1']:.3f} "
             f"| {run['epochs']} ({run['best_epoch']}) | {_fmt_minutes(run['train_seconds'])} | {run['hardware']} "
             f"| {b1:.0f} | {b64:.0f} |"
