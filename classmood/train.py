@@ -13,7 +13,6 @@ import dataclasses
 import json
 import math
 import os
-import platform
 import random
 import time
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from classmood.bench import cpu_name
 from classmood.data import FaceSet, load_splits
 from classmood.data.augment import AugmentConfig, augment_batch
 from classmood.labels import NUM_CLASSES
@@ -103,13 +103,7 @@ def use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
 def hardware_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    if Path("/proc/cpuinfo").exists():
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"CPU {cpu}, {torch.get_num_threads()} threads"
+    return f"CPU {cpu_name()}, {torch.get_num_threads()} threads"
 
 
 def seed_everything(seed: int) -> None:

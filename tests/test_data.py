@@ -125,3 +125,14 @@ def test_folder_without_classes(tmp_path: Path) -> None:
 def test_missing_path(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no such file or folder"):
         load_splits(tmp_path / "nope.csv")
+
+
+def test_csv_beside_compact_arrays_supplies_the_splits_they_lack(tmp_path: Path) -> None:
+    images, labels = synthetic_faces(8)
+    with lzma.open(tmp_path / "fer2013_training.npy.xz", "wb") as fh:
+        np.save(fh, images)
+    (tmp_path / "fer2013_labels.csv").write_text("emotion,Usage\n" + "".join(f"{lab},Training\n" for lab in labels))
+    write_fer_csv(tmp_path / "fer2013.csv.gz", {"Training": 8, "PrivateTest": 7}, gz=True)
+    assert set(load_splits(tmp_path)) == {"Training", "PrivateTest"}  # no split named: the complete CSV
+    assert len(load_split(tmp_path, "PrivateTest")) == 7
+    np.testing.assert_array_equal(load_split(tmp_path, "Training").images, images)

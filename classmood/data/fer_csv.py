@@ -42,8 +42,6 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             for row in reader:
                 yield reader.line_num, row
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, csv.Error, OSError) as exc:
-        if isinstance(exc, DataError):
-            raise
         raise DataError(f"{path}: cannot be read as a FER2013 CSV ({type(exc).__name__}: {exc})") from None
 
 

@@ -15,6 +15,7 @@ from classmood.data.folders import read_image_folders
 from classmood.errors import DataError
 
 CSV_NAMES = ("fer2013.csv", "fer2013.csv.gz")
+COMPACT_SPLITS = ["Training", "PublicTest", "PrivateTest"]
 
 
 def load_splits(path: str | Path, splits: list[str] | None = None) -> dict[str, FaceSet]:
@@ -22,13 +23,17 @@ def load_splits(path: str | Path, splits: list[str] | None = None) -> dict[str, 
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
+    csv_file = next((path / n for n in CSV_NAMES if (path / n).is_file()), None)
+    # The compact arrays load fastest, but a CSV beside them may hold splits they lack: use them
+    # for every split when there is no CSV, else only when each requested split has its array.
+    compact = is_compact_dir(path) and (
+        all((path / f"fer2013_{s.lower()}.npy.xz").is_file() for s in splits) if splits else csv_file is None
+    )
     if path.is_file():
         found = read_fer_csv(path)
-    elif splits and is_compact_dir(path) and all((path / f"fer2013_{s.lower()}.npy.xz").is_file() for s in splits):
-        found = read_compact(path, [_canonical(s, ["Training", "PublicTest", "PrivateTest"]) for s in splits])
-    elif is_compact_dir(path) and not splits:
-        found = read_compact(path)
-    elif csv_file := next((path / n for n in CSV_NAMES if (path / n).is_file()), None):
+    elif compact:
+        found = read_compact(path, [_canonical(s, COMPACT_SPLITS) for s in splits] if splits else None)
+    elif csv_file is not None:
         found = read_fer_csv(csv_file)
     else:
         found = read_image_folders(path)
