@@ -14,13 +14,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from classmood.analytics.mood import MoodBin
 from classmood.pipeline import FACE_COLUMNS, AnalysisResult, Analyzer, PipelineConfig, summarize
 from classmood.vision.sources import open_source
 
 
-def _write_mood(path: Path, bins: list[MoodBin]) -> None:
-    rows = [b.as_row() for b in bins]
+def _write_mood(path: Path, rows: list[dict[str, object]]) -> None:
     with open(path, "w", newline="") as fh:
         if rows:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
@@ -67,6 +65,6 @@ def analyze(
         if faces_fh is not None:
             faces_fh.close()
         if out_dir:
-            _write_mood(out_dir / "class_mood.csv", result.bins)
+            _write_mood(out_dir / "class_mood.csv", result.mood_rows())
             (out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2))
     return result

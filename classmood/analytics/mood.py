@@ -77,9 +77,9 @@ class MoodAggregator:
         """Add one analysed frame; returns the bins that ended before it (usually none or one)."""
         index = int(time_s // self.bin_s)
         closed = []
-        if self._bin_index is not None and index != self._bin_index:
-            closed.append(self._close())
-        if self._bin_index is None or index != self._bin_index:
+        if index != self._bin_index:
+            if self._bin_index is not None:
+                closed.append(self._close())
             self._bin_index = index
         self._counts.append(len(dets))
         classified = ~np.isnan(dets.probs).any(axis=1)

@@ -23,7 +23,8 @@ def is_compact_dir(path: Path) -> bool:
     return path.is_dir() and (path / LABELS_FILE).is_file() and any(path.glob("fer2013_*.npy.xz"))
 
 
-def _array_for(root: Path, split: str) -> Path:
+def array_path_for(root: Path, split: str) -> Path:
+    """Where the compact array of ``split`` lives (file names are lower-case split names)."""
     return root / f"fer2013_{split.lower()}.npy.xz"
 
 
@@ -44,12 +45,12 @@ def read_compact(root: str | Path, splits: list[str] | None = None) -> dict[str,
                 per_split.setdefault((row.get("Usage") or "").strip(), []).append(int(label))
     except (UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{labels_path}: cannot be read ({exc})") from None
-    wanted = splits or [s for s in per_split if _array_for(root, s).is_file()]
+    wanted = splits or list(per_split)
     out: dict[str, FaceSet] = {}
     for split in wanted:
-        if split not in per_split or not _array_for(root, split).is_file():
+        array_path = array_path_for(root, split)
+        if split not in per_split or not array_path.is_file():
             continue
-        array_path = _array_for(root, split)
         try:
             with lzma.open(array_path) as fh:
                 images = np.load(fh)

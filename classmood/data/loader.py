@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from classmood.data.compact import is_compact_dir, read_compact
+from classmood.data.compact import array_path_for, is_compact_dir, read_compact
 from classmood.data.dataset import FaceSet
 from classmood.data.fer_csv import read_fer_csv
 from classmood.data.folders import read_image_folders
@@ -27,7 +27,7 @@ def load_splits(path: str | Path, splits: list[str] | None = None) -> dict[str, 
     # The compact arrays load fastest, but a CSV beside them may hold splits they lack: use them
     # for every split when there is no CSV, else only when each requested split has its array.
     compact = is_compact_dir(path) and (
-        all((path / f"fer2013_{s.lower()}.npy.xz").is_file() for s in splits) if splits else csv_file is None
+        all(array_path_for(path, s).is_file() for s in splits) if splits else csv_file is None
     )
     if path.is_file():
         found = read_fer_csv(path)
