@@ -14,13 +14,13 @@ $(BIN)/python:
 
 # Runtime only: NumPy, ONNX Runtime, OpenCV (no PyTorch).
 $(VENV)/.runtime: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[app]'
 	touch $@
 
 # Everything: training extra (PyTorch CPU build) and the dev tools.
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[train,dev]'
+	$(BIN)/pip install -q -e '.[train,app,dev]'
 	touch $@
 
 run: $(VENV)/.runtime
