@@ -207,6 +207,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     config = PipelineConfig(
         detector=args.detector, model=args.model, rate_hz=args.rate, bin_s=args.bin, min_faces=args.min_faces
     )
+    store = _open_session_store() if args.save else None  # a bad database fails before the work
     result = analyze(args.input, args.out, config, progress=sys.stderr.isatty())
     s = result.summary
     print(
@@ -215,6 +216,57 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     )
     if s["truncated"]:
         print(f"classmood: warning: {args.input} ended early (truncated?); what was read is saved", file=sys.stderr)
+    if store is not None:
+        print(f"saved as session {_save_analysis(store, args.input, config, result)} ({store!r})")
+    return 0
+
+
+def _open_session_store(url: str | None = None) -> Any:
+    from classmood.store import open_store
+
+    return open_store(url)
+
+
+def _save_analysis(store: Any, source: str, config: Any, result: Any) -> int:
+    """Record a finished ``classmood analyze`` run as a session of kind "cli"; returns its id."""
+    from dataclasses import asdict
+
+    session_id: int = store.start_session("cli", str(source), config=asdict(config))
+    try:
+        store.add_update(session_id, result.faces, result.mood_rows())
+    except BaseException:
+        store.finish_session(session_id, status="failed")
+        raise
+    store.finish_session(session_id, result.summary)
+    return session_id
+
+
+def _cmd_sessions(args: argparse.Namespace) -> int:
+    store = _open_session_store(args.db)
+    if args.action == "list":
+        table = store.list_sessions()
+        print(table.to_string(index=False) if len(table) else f"no sessions in {store!r}")
+    elif args.action == "show":
+        for key, value in store.session(args.id).items():
+            print(f"{key:11s} {json.dumps(value) if isinstance(value, dict) else value}")
+        counts = store.list_sessions().set_index("id").loc[args.id]
+        print(f"{counts['faces']} faces, {counts['tracks']} tracks, {counts['bins']} bins, {counts['duration_s']} s")
+        bins = store.bins(args.id)
+        if len(bins):
+            cols = ["start_s", "end_s", "frames", "faces", "tracks", "suppressed", "valence", "negative_share", "flags"]
+            print(bins[cols].to_string(index=False))
+        print("(apparent facial expressions, not inner emotional states)")
+    elif args.action == "export":
+        for path in store.export(args.id, args.out, args.format):
+            print(f"wrote {path}")
+    elif args.action == "delete":
+        store.delete(args.id)
+        print(f"deleted session {args.id}")
+    elif args.action == "compare":
+        table = store.compare(args.a, args.b)
+        table.columns = [f"session {args.a}", f"session {args.b}", f"{args.b} - {args.a}"]
+        print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+        print("(apparent facial expressions, not inner emotional states; shares and valence from unsuppressed bins)")
     return 0
 
 
@@ -291,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=2.0, help="analysed frames per second of input (0 = all)")
     p.add_argument("--bin", type=float, default=5.0, help="class-mood time bin in seconds")
     p.add_argument("--min-faces", type=int, default=5, help="suppress class aggregates below this many faces")
+    p.add_argument("--save", action="store_true", help="also save as a session (DATABASE_URL or CLASSMOOD_DB)")
     p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser("predict", help="apparent expression of face-crop images")
@@ -299,6 +352,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="shipped model name or .onnx path")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("sessions", help="analysis sessions saved in the database: list, show, export, delete, compare")
+    actions = p.add_subparsers(dest="action", required=True)
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--db", help="database URL (default: DATABASE_URL, CLASSMOOD_DB or ~/.classmood/sessions.db)")
+    actions.add_parser("list", parents=[db], help="all sessions, newest first")
+    q = actions.add_parser("show", parents=[db], help="one session's settings, summary and class mood")
+    q.add_argument("id", type=int)
+    q = actions.add_parser("export", parents=[db], help="write faces, class_mood and session.json")
+    q.add_argument("id", type=int)
+    q.add_argument("--out", required=True, help="output folder")
+    q.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    q = actions.add_parser("delete", parents=[db], help="remove a session and all its rows")
+    q.add_argument("id", type=int)
+    q = actions.add_parser("compare", parents=[db], help="overall expression shares, valence and faces of two sessions")
+    q.add_argument("a", type=int)
+    q.add_argument("b", type=int)
+    p.set_defaults(func=_cmd_sessions)
     return parser
 
 
