@@ -208,7 +208,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         detector=args.detector, model=args.model, rate_hz=args.rate, bin_s=args.bin, min_faces=args.min_faces
     )
     store = _open_session_store() if args.save else None  # a bad database fails before the work
-    result = analyze(args.input, args.out, config, progress=sys.stderr.isatty())
+    result = analyze(args.input, args.out, config, progress=sys.stderr.isatty(), annotate=args.annotate)
     s = result.summary
     print(
         f"{s['frames_analysed']} of {s['frames']} frames analysed, {s['faces']} faces, {s['tracks']} tracks, "
@@ -335,8 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--readme", help="also refresh the shipped-model table in this README (between its markers)")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("analyze", help="faces, tracks and class mood of an image, folder, video or webcam")
-    p.add_argument("input", help="image, folder of images, video file, or webcam:N")
+    p = sub.add_parser("analyze", help="faces, tracks and class mood of an image, folder, video, webcam or screen")
+    p.add_argument("input", help="image, folder of images, video file, webcam:N, or screen / screen:N / screen:X,Y,W,H")
     p.add_argument("--out", required=True, help="output folder for faces.csv, class_mood.csv, summary.json")
     p.add_argument("--detector", default="libface", help="libface (fast, default) or mtcnn (accurate)")
     p.add_argument("--model", default="fast", help="expression model: fast (default), accurate, or .onnx path")
@@ -344,6 +344,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bin", type=float, default=5.0, help="class-mood time bin in seconds")
     p.add_argument("--min-faces", type=int, default=5, help="suppress class aggregates below this many faces")
     p.add_argument("--save", action="store_true", help="also save as a session (DATABASE_URL or CLASSMOOD_DB)")
+    p.add_argument(
+        "--annotate",
+        action="store_true",
+        help="also write annotated.mp4 (video inputs: faces boxed and labelled) and report.html (charts)",
+    )
     p.set_defaults(func=_cmd_analyze)
 
     p = sub.add_parser("predict", help="apparent expression of face-crop images")

@@ -2,7 +2,10 @@
 
 faces.csv is written and flushed as frames are analysed, so an interrupted or failing run keeps
 everything analysed so far; class_mood.csv and summary.json are rewritten at the end (also after
-an interruption). No face image, crop or embedding is written.
+an interruption). No face image, crop or embedding is written, unless the user asks for
+``annotate``: then video inputs (file, webcam, screen) also get annotated.mp4 (every input frame,
+with the latest analysed faces drawn on it) and every input gets report.html (charts, no images
+of faces).
 """
 
 from __future__ import annotations
@@ -14,7 +17,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from classmood.errors import ClassmoodError
 from classmood.pipeline import FACE_COLUMNS, AnalysisResult, Analyzer, PipelineConfig, summarize
+from classmood.vision.annotate import AnnotatedVideoWriter
+from classmood.vision.detections import Detections
 from classmood.vision.sources import open_source
 
 
@@ -26,11 +32,23 @@ def _write_mood(path: Path, rows: list[dict[str, object]]) -> None:
             writer.writerows(rows)
 
 
+VIDEO_KINDS = ("video", "webcam", "screen")  # inputs that get an annotated.mp4 with ``annotate``
+
+
 def analyze(
-    source: str | Path, out: str | Path | None = None, config: PipelineConfig | None = None, progress: bool = False
+    source: str | Path,
+    out: str | Path | None = None,
+    config: PipelineConfig | None = None,
+    progress: bool = False,
+    annotate: bool = False,
 ) -> AnalysisResult:
-    """Analyse a whole input; with ``out``, write the three output files there as it goes."""
+    """Analyse a whole input; with ``out``, write the three output files there as it goes.
+
+    ``annotate`` (needs ``out``) also writes annotated.mp4 for video inputs and report.html.
+    """
     config = config or PipelineConfig()
+    if annotate and not out:
+        raise ClassmoodError("annotating needs an output folder")
     src = open_source(source)
     analyzer = Analyzer(config)
     result = AnalysisResult(src.name)
@@ -41,6 +59,10 @@ def analyze(
         faces_fh = open(out_dir / "faces.csv", "w", newline="")  # noqa: SIM115 - closed in finally
         writer = csv.DictWriter(faces_fh, fieldnames=FACE_COLUMNS)
         writer.writeheader()
+    video = None
+    if annotate and out_dir and src.kind in VIDEO_KINDS:
+        video = AnnotatedVideoWriter(out_dir / "annotated.mp4", src.fps)
+    shown = Detections.empty()  # the latest analysed faces, drawn on the frames until the next analysis
     frames = analysed = 0
     started = time.perf_counter()
     bar = tqdm(total=src.frame_count, unit="frame", disable=not progress, desc="analysing")
@@ -49,8 +71,13 @@ def analyze(
             frames += 1
             bar.update(1)
             if not analyzer.due(frame.time_s):
+                if video is not None:
+                    video.write(frame.image, shown)
                 continue
             update = analyzer.process(frame)
+            shown = update.detections
+            if video is not None:
+                video.write(frame.image, shown)
             analysed += 1
             rows = update.face_rows()
             result.faces.extend(rows)
@@ -60,6 +87,8 @@ def analyze(
                 faces_fh.flush()
     finally:
         bar.close()
+        if video is not None:
+            video.close()
         result.bins.extend(analyzer.finish())
         result.summary = summarize(src, config, frames, analysed, result.faces, time.perf_counter() - started)
         if faces_fh is not None:
@@ -67,4 +96,8 @@ def analyze(
         if out_dir:
             _write_mood(out_dir / "class_mood.csv", result.mood_rows())
             (out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2))
+            if annotate:
+                from classmood.report_html import write_report
+
+                write_report(result, out_dir / "report.html")
     return result

@@ -1,14 +1,16 @@
-"""Frame sources: an image, a folder of images, a video file, or a webcam, as one iterator of frames.
+"""Frame sources: an image, a folder of images, a video file, a webcam or the screen, as one iterator of frames.
 
 Every source yields ``Frame``s (0-based index in the input, time in seconds, 8-bit BGR image).
 Problems a user can cause (missing, empty, undecodable or truncated input; absent webcam) raise
 a one-line ``ClassmoodError`` before the first frame, or end the stream early with
-``truncated`` set after frames were read, so whatever was analysed stays usable.
+``truncated`` set after frames were read, so whatever was analysed stays usable. Live sources
+(webcam, screen) never end by themselves; the caller stops iterating. Screen capture lives in
+``classmood.vision.screen``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,8 +43,13 @@ class FrameSource:
     _capture: cv2.VideoCapture | None = field(default=None, repr=False)
     _images: list[Path] = field(default_factory=list, repr=False)
     _first: np.ndarray | None = field(default=None, repr=False)  # already decoded while probing the file
+    _live: Callable[[], Iterator[tuple[float, np.ndarray]]] | None = field(default=None, repr=False)  # (time_s, BGR)
 
     def __iter__(self) -> Iterator[Frame]:
+        if self._live is not None:
+            for index, (time_s, image) in enumerate(self._live()):
+                yield Frame(index, time_s, image)
+            return
         if self._capture is None:
             for i, path in enumerate(self._images):
                 yield Frame(i, i / self.fps, read_image(path))
@@ -65,8 +72,12 @@ class FrameSource:
 
 
 def open_source(spec: str | Path) -> FrameSource:
-    """``webcam:N``, an image file, a folder of images, or a video file."""
+    """``webcam:N``, ``screen``/``screen:N``/``screen:X,Y,W,H``, an image file, a folder of images, or a video file."""
     text = str(spec)
+    if text == "screen" or text.startswith("screen:"):
+        from classmood.vision.screen import open_screen
+
+        return open_screen(text)
     if text.startswith("webcam"):
         device = int(text.split(":", 1)[1]) if ":" in text else 0
         cap = cv2.VideoCapture(device)

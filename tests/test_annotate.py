@@ -1,0 +1,187 @@
+"""``classmood analyze --annotate``: drawing faces, the annotated mp4, and the self-contained report.html."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from classmood.analytics.mood import MoodBin
+from classmood.cli import main
+from classmood.labels import EMOTIONS
+from classmood.pipeline import AnalysisResult
+from classmood.report_html import load_result, report_from_dir, write_report
+from classmood.vision.annotate import AnnotatedVideoWriter, draw_detections
+from classmood.vision.detections import Detections
+from tests.test_pipeline import write_video
+from tests.test_vision import gallery
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+
+
+def _dets(boxes: list[list[float]], ids: list[int] | None = None, top: int = 3) -> Detections:
+    n = len(boxes)
+    probs = np.full((n, 7), 0.05, np.float32)
+    probs[:, top] = 0.7
+    return Detections(np.array(boxes, np.float32).reshape(n, 4), np.ones(n), np.array(ids or range(1, n + 1)), probs)
+
+
+def test_draw_detections_marks_the_boxes_only() -> None:
+    image = np.full((480, 640, 3), 40, np.uint8)
+    out = draw_detections(image, _dets([[100, 150, 250, 300]], ids=[12]))
+    assert out is not image and (image == 40).all()  # a copy; the input is untouched
+    changed = (out != image).any(axis=2)
+    assert changed[150, 100:250].mean() > 0.9 and changed[150:300, 100].mean() > 0.9  # top and left edges
+    assert changed[110:150, 100:200].any()  # the "#12 happy 70%" label above the box
+    assert not changed[400:, :].any() and not changed[:, 400:].any()  # nothing far away
+    assert not changed[180:280, 130:220].any()  # the face itself stays visible
+
+
+def test_draw_detections_edge_cases() -> None:
+    image = np.full((240, 320, 3), 90, np.uint8)
+    out = draw_detections(image, Detections.empty())
+    assert out is not image and np.array_equal(out, image)
+    # partly outside, fully outside, non-finite, untracked and unclassified faces: no error
+    dets = Detections(
+        np.array([[-50, -40, 60, 70], [280, 200, 400, 330], [500, 500, 600, 600], [np.nan, 0, 10, 10]], np.float32),
+        np.ones(4),
+    )
+    out = draw_detections(image, dets)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    changed = (out != image).any(axis=2)
+    assert changed[:70, :60].any() and changed[200:, 280:].any()
+    assert not changed[100:180, 100:250].any()
+
+
+def test_label_size_follows_the_face() -> None:
+    image = np.full((1080, 1920, 3), 30, np.uint8)
+    small = (draw_detections(image, _dets([[400, 400, 460, 460]])) != image).any(axis=2)
+    large = (draw_detections(image, _dets([[400, 400, 700, 700]])) != image).any(axis=2)
+    label_h = [int(m[300:400, 380:900].any(axis=1).sum()) for m in (small, large)]
+    assert 8 <= label_h[0] < label_h[1] <= 60
+
+
+def test_video_writer_downscales_wide_frames(tmp_path: Path) -> None:
+    path = tmp_path / "wide.mp4"
+    with AnnotatedVideoWriter(path, fps=5, max_width=640) as writer:
+        for i in range(7):
+            writer.write(np.full((361, 1283, 3), 20 * i, np.uint8), _dets([[100, 100, 300, 300]]))
+    assert writer.frames == 7
+    cap = cv2.VideoCapture(str(path))
+    sizes = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        sizes.append(frame.shape[:2])
+    assert len(sizes) == 7 and set(sizes) == {(180, 640)}  # even dimensions for yuv420p
+
+
+@pytest.fixture(scope="module")
+def moving_class(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    frame, _ = gallery(rows=2, cols=3, face_px=80)
+    frames = [np.roll(frame, 3 * i, axis=1) for i in range(24)]  # 2.4 s at 10 fps, faces drift right
+    return write_video(tmp_path_factory.mktemp("video") / "class.mp4", frames)
+
+
+@pytest.fixture(scope="module")
+def annotated_dir(moving_class: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("annotated") / "out"
+    args = ["analyze", str(moving_class), "--out", str(out), "--annotate", "--bin", "1", "--min-faces", "1"]
+    assert main(args) == 0
+    return out
+
+
+def test_annotate_writes_a_playable_video_with_every_frame(annotated_dir: Path, moving_class: Path) -> None:
+    cap = cv2.VideoCapture(str(annotated_dir / "annotated.mp4"))
+    assert cap.isOpened()
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    assert len(frames) == 24
+    source = cv2.VideoCapture(str(moving_class))
+    ok, first = source.read()
+    assert ok and frames[0].shape == first.shape  # 480 x 208: small enough to keep its size
+    with open(annotated_dir / "faces.csv", newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["frame"] == "0")
+    x, y, w, h = (round(float(row[k])) for k in "xywh")
+    diff = np.abs(frames[0].astype(int) - first.astype(int)).max(axis=2)
+    assert diff[y, x : x + w].mean() > 40 and diff[y : y + h, x].mean() > 40  # the box is drawn...
+    assert diff[y + h // 4 : y + 3 * h // 4, x + w // 4 : x + 3 * w // 4].mean() < 15  # ...around the face
+
+
+def test_annotate_writes_a_self_contained_report(annotated_dir: Path) -> None:
+    text = (annotated_dir / "report.html").read_text()
+    assert text.count('<img alt="') == 3 and text.count('src="data:image/png;base64,') == 3
+    assert "apparent facial expressions" in text and "AI Act, Art. 5(1)(f)" in text and "consent" in text
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)  # nothing fetched from the network
+    with open(annotated_dir / "faces.csv", newline="") as fh:
+        ids = {r["track_id"] for r in csv.DictReader(fh)}
+    assert len(ids) == 6
+    assert all(f"<td>#{i}</td>" in text for i in ids)
+    assert {p.name for p in annotated_dir.iterdir()} == {
+        "faces.csv",
+        "class_mood.csv",
+        "summary.json",
+        "annotated.mp4",
+        "report.html",
+    }
+
+
+def test_report_from_dir_matches_the_result(annotated_dir: Path, tmp_path: Path) -> None:
+    result = load_result(annotated_dir)
+    assert result.summary["faces"] == len(result.faces) > 0
+    assert isinstance(result.faces[0]["track_id"], int) and isinstance(result.bins[0], MoodBin)
+    path = report_from_dir(annotated_dir, tmp_path / "again.html")
+    assert path.read_text().count("data:image/png;base64,") == 3
+
+
+def test_image_input_gets_a_report_but_no_images(tmp_path: Path) -> None:
+    frame, _ = gallery(rows=1, cols=2)
+    cv2.imwrite(str(tmp_path / "still.png"), frame)
+    out = tmp_path / "o"
+    assert main(["analyze", str(tmp_path / "still.png"), "--out", str(out), "--annotate", "--min-faces", "1"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert names == {"faces.csv", "class_mood.csv", "summary.json", "report.html"}
+    assert not any(Path(n).suffix in IMAGE_SUFFIXES for n in names)
+
+
+def test_no_annotate_no_extras_and_a_report_with_no_faces(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "empty_room.mp4", [np.full((120, 160, 3), 90, np.uint8)] * 10)
+    out = tmp_path / "o"
+    assert main(["analyze", str(video), "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"faces.csv", "class_mood.csv", "summary.json"}  # no --annotate
+    text = report_from_dir(out).read_text()
+    assert "No faces were found" in text and "data:image/png" not in text
+    assert "AI Act" in text
+    (out / "class_mood.csv").write_text("")  # an empty mood file (no frames) is fine too
+    assert "No faces were found" in report_from_dir(out).read_text()
+
+
+def test_report_shows_suppressed_bins_and_flags(tmp_path: Path) -> None:
+    shares = {e: 1 / 7 for e in EMOTIONS}
+
+    def mood_bin(i: int, faces: float, negative: float | None, flags: list[str]) -> MoodBin:
+        ok = negative is not None
+        return MoodBin(
+            5.0 * i, 5.0 * i + 5, 10, faces, int(faces), not ok, shares if ok else None, shares if ok else None,
+            0.1 if ok else None, negative, flags,
+        )  # fmt: skip
+
+    bins = [mood_bin(0, 8, 0.1, []), mood_bin(1, 2, None, ["faces_dropped"]), mood_bin(2, 8, 0.5, ["negative_jump"])]
+    faces = [
+        {"frame": k, "time_s": k / 2, "track_id": k % 3, "emotion": EMOTIONS[k % 7]} for k in range(30)
+    ]  # only the columns the report reads
+    result = AnalysisResult("lecture.mp4", faces, bins, {"input": "lecture.mp4", "rate_hz": 2.0})
+    text = write_report(result, tmp_path).read_text()  # a folder gets report.html
+    assert (tmp_path / "report.html").is_file()
+    assert "1 of 3 bins had too few faces" in text and "hatched gaps" in text
+    assert "0:05–0:10" in text and "0:10–0:15" in text
+    assert "fewer faces visible" in text and "negative expressions rose sharply" in text
