@@ -137,7 +137,9 @@ def run_gallery_bench(data: str | Path, seconds: float = 20.0, baseline_seconds:
         short = Path(tmp) / "gallery_short.mp4"
         truth_short = make_gallery_video(short, faces.images, faces.labels, seconds=baseline_seconds)
         naive = score_run(
-            short, truth_short, PipelineConfig(detector="mtcnn", model="accurate", rate_hz=0, smoothing=1.0)
+            short,
+            truth_short,
+            PipelineConfig(detector="mtcnn", model="accurate", rate_hz=0, smoothing=1.0, refine=False),
         )
     return {
         "gallery": f"{W}x{H}, {ROWS}x{COLS} tiles, FER2013 PublicTest faces 60-70 px, {seconds:.0f} s at 10 fps",

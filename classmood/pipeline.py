@@ -22,6 +22,7 @@ from classmood.labels import EMOTIONS
 from classmood.vision.crops import face_crops
 from classmood.vision.detections import Detections
 from classmood.vision.detectors import DEFAULT_DETECTOR, FaceDetector, create_detector
+from classmood.vision.refine import FaceRefiner
 from classmood.vision.sources import Frame, FrameSource, open_source
 from classmood.vision.tracker import IoUTracker
 
@@ -47,6 +48,7 @@ class PipelineConfig:
     bin_s: float = 5.0
     min_faces: int = 5
     smoothing: float = 0.5  # weight of the newest probabilities in each track's moving average
+    refine: bool = True  # enlarged second looks for small faces in large frames (vision/refine.py)
     threads: int | None = None
 
 
@@ -93,6 +95,7 @@ class Analyzer:
         self.detector = detector or create_detector(self.config.detector)
         self.model = model or load_model(self.config.model, threads=self.config.threads)
         self.tracker = IoUTracker()
+        self.refiner = FaceRefiner() if self.config.refine else None
         self.mood = MoodAggregator(self.config.bin_s, self.config.min_faces)
         self._smoothed: dict[int, np.ndarray] = {}
         self._next_time = 0.0
@@ -104,7 +107,10 @@ class Analyzer:
     def process(self, frame: Frame) -> Update:
         if self.config.rate_hz > 0:
             self._next_time = max(self._next_time + 1 / self.config.rate_hz, frame.time_s + 0.5 / self.config.rate_hz)
-        dets = self.tracker.update(self.detector.detect(frame.image), frame.time_s)
+        dets = self.detector.detect(frame.image)
+        if self.refiner is not None:
+            dets = self.refiner.refine(frame.image, dets, self.tracker.expected_boxes(frame.time_s))
+        dets = self.tracker.update(dets, frame.time_s)
         if len(dets):
             raw = self.model.predict_proba(face_crops(frame.image, dets.xyxy))
             a = self.config.smoothing

@@ -41,9 +41,16 @@ class IoUTracker:
     ``min_iou``: least overlap with a track's last box to continue it. ``max_age_s``: a track
     unseen for longer ends (its id is never reused), so a student who leaves and returns later
     gets a new pseudonym.
+
+    Defaults measured on the synthetic gallery of ``classmood bench --pipeline`` (49 faces whose
+    image changes every 4 s): the detector's box moves and changes shape when the face changes
+    (IoU with the old box is often 0.1-0.3), and a hard face can go unfound for a whole 4 s
+    stretch. With min_iou 0.3 / max_age 3 s that gave 13 identity switches in 20 s; 0.1 / 10 s
+    gave 0-2. Faces in different tiles never overlap, and the Hungarian assignment keeps two
+    nearby faces from sharing one track.
     """
 
-    def __init__(self, min_iou: float = 0.3, max_age_s: float = 3.0) -> None:
+    def __init__(self, min_iou: float = 0.1, max_age_s: float = 10.0) -> None:
         self.min_iou, self.max_age_s = min_iou, max_age_s
         self._tracks: list[_Track] = []
         self._next_id = 1
@@ -51,6 +58,11 @@ class IoUTracker:
     @property
     def active_ids(self) -> list[int]:
         return [t.track_id for t in self._tracks]
+
+    def expected_boxes(self, time_s: float) -> np.ndarray:
+        """Last boxes of the tracks still alive at ``time_s``: where faces are expected in the next frame."""
+        live = [t.xyxy for t in self._tracks if time_s - t.last_seen <= self.max_age_s]
+        return np.stack(live) if live else np.zeros((0, 4), np.float32)
 
     def update(self, dets: Detections, time_s: float) -> Detections:
         self._tracks = [t for t in self._tracks if time_s - t.last_seen <= self.max_age_s]
