@@ -1,0 +1,381 @@
+"""Live analysis off the UI thread: frames in through a one-slot box, updates out as snapshots.
+
+A ``LiveSession`` owns one ``Analyzer`` (so pseudonymous track ids start afresh per session) and
+one worker thread. Producers - the webcam callback of ``streamlit-webrtc`` or a screen-capture
+feeder - call ``submit(image)``, which never blocks: it puts the frame in a ``LatestFrame`` box,
+replacing (dropping) any frame the worker has not taken yet, so analysis falls behind by at most
+one frame instead of building a queue. The worker analyses the newest frame whenever the
+analyser's rate allows, writes each update to the session store as it is computed, and keeps a
+small thread-safe summary for the pages to poll (``snapshot()``) and the latest detections for
+drawing boxes on outgoing video (``latest_detections()``).
+
+Frames exist only in memory. Class-level numbers (expression shares, valence, the track grid)
+are withheld while fewer than ``config.min_faces`` faces are present.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from classmood.analytics.mood import VALENCE_WEIGHTS, MoodBin
+from classmood.labels import EMOTIONS
+from classmood.pipeline import Analyzer, PipelineConfig, Update
+from classmood.vision.detections import Detections
+from classmood.vision.sources import Frame
+
+NOTE = "apparent facial expressions, not inner emotional states"
+
+
+class LatestFrame:
+    """A one-slot mailbox: ``put`` replaces what is there (counting a drop), ``take`` waits for something."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: Frame | None = None
+        self.put_count = 0
+        self.dropped = 0
+
+    def put(self, item: Frame) -> None:
+        with self._cond:
+            if self._item is not None:
+                self.dropped += 1
+            self._item = item
+            self.put_count += 1
+            self._cond.notify()
+
+    def take(self, timeout: float | None = None) -> Frame | None:
+        with self._cond:
+            if self._item is None:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return item
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    """What the live panel shows; a copy, safe to read on the UI thread."""
+
+    status: str  # idle, starting, running, stopped, finished, failed
+    running: bool
+    session_id: Any
+    error: str | None
+    store_error: str | None
+    elapsed_s: float
+    received: int
+    analysed: int
+    dropped: int
+    faces_now: int
+    min_faces: int
+    suppressed: bool  # fewer than min_faces faces now: no class-level numbers
+    shares: dict[str, float] | None  # current top-expression shares
+    tracks: list[tuple[int, str]]  # (track id, current expression); empty when suppressed
+    series: list[dict[str, Any]]  # per update: time_s, faces, valence (None when suppressed)
+    bins: list[MoodBin]
+    flagged: list[dict[str, Any]]
+
+    @property
+    def analysed_fps(self) -> float:
+        return self.analysed / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+def current_shares(dets: Detections) -> dict[str, float] | None:
+    """Share of the classified faces in ``dets`` whose top apparent expression is each class."""
+    probs = dets.probs[~np.isnan(dets.probs).any(axis=1)] if len(dets) else dets.probs
+    if len(probs) == 0:
+        return None
+    counts = np.bincount(probs.argmax(axis=1), minlength=len(EMOTIONS)) / len(probs)
+    return {e: float(c) for e, c in zip(EMOTIONS, counts, strict=True)}
+
+
+def current_valence(dets: Detections) -> float | None:
+    probs = dets.probs[~np.isnan(dets.probs).any(axis=1)] if len(dets) else dets.probs
+    return float((probs @ VALENCE_WEIGHTS).mean()) if len(probs) else None
+
+
+def flagged_rows(bins: Iterable[MoodBin]) -> list[dict[str, Any]]:
+    return [
+        {"from_s": round(b.start_s, 1), "to_s": round(b.end_s, 1), "flags": ", ".join(b.flags)} for b in bins if b.flags
+    ]
+
+
+@dataclass
+class _State:
+    status: str = "idle"
+    error: str | None = None
+    store_error: str | None = None
+    analysed: int = 0
+    dets: Detections = field(default_factory=Detections.empty)
+    dets_at: float = 0.0
+    bins: list[MoodBin] = field(default_factory=list)
+    faces_total: int = 0
+    tracks_seen: set[int] = field(default_factory=set)
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(len(EMOTIONS), np.int64))
+
+
+class LiveSession:
+    """One live analysis: ``start()``, then ``submit(image)`` from any thread, ``snapshot()``, ``stop()``.
+
+    ``store`` (a ``classmood.store.SessionStore``) receives the session, every update's face rows
+    and closed bins, and the final summary; ``None`` keeps everything in memory only.
+    ``idle_timeout_s``: the session stops itself when no frame arrived for this long (a closed
+    browser tab, a page left while streaming).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        source: str,
+        config: PipelineConfig | None = None,
+        store: Any = None,
+        analyzer_factory: Callable[[PipelineConfig], Analyzer] | None = None,
+        idle_timeout_s: float = 20.0,
+        history_s: float = 600.0,
+        detections_ttl_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kind, self.source = kind, source
+        self.config = config or PipelineConfig()
+        self.store = store
+        self._factory = analyzer_factory or Analyzer
+        self.idle_timeout_s, self.history_s, self.detections_ttl_s = idle_timeout_s, history_s, detections_ttl_s
+        self._clock = clock
+        self._box = LatestFrame()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._state = _State()
+        self._series: deque[dict[str, Any]] = deque()
+        self._thread: threading.Thread | None = None
+        self._feeder: threading.Thread | None = None
+        self._t0 = 0.0
+        self._last_frame_at = 0.0
+        self._ended_at: float | None = None
+        self.session_id: Any = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> LiveSession:
+        if self._thread is not None:
+            return self
+        self._t0 = self._last_frame_at = self._clock()
+        self._state.status = "starting"
+        if self.store is not None:
+            try:
+                self.session_id = self.store.start_session(
+                    kind=self.kind, source=self.source, config=_config_dict(self.config)
+                )
+            except Exception as exc:  # the analysis is still useful on screen without the database
+                self._state.store_error = f"sessions are not being saved: {exc}"
+                self.store = None
+        self._thread = threading.Thread(target=self._run, name=f"classmood-live-{self.kind}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = 30.0) -> LiveSnapshot:
+        """Stop and wait for the worker to close the last bin and finish the stored session."""
+        self._stop.set()
+        for thread in (self._feeder, self._thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout)
+        return self.snapshot()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the worker to end on its own (idle timeout, failed source); True if it has."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    # --- producers -------------------------------------------------------------------------
+
+    def submit(self, image: np.ndarray) -> bool:
+        """Hand a BGR frame to the worker without waiting; False once the session no longer takes frames."""
+        if self._thread is None or self._stop.is_set():
+            return False
+        now = self._clock()
+        self._last_frame_at = now
+        self._box.put(Frame(self._box.put_count, now - self._t0, image))
+        return True
+
+    def feed(self, frames: Iterable[Frame], max_hz: float | None = None) -> None:
+        """Pull frames from a (server-side) source in a thread, at most ``max_hz`` a second."""
+        hz = max_hz or (self.config.rate_hz if self.config.rate_hz > 0 else 5.0)
+
+        def pump() -> None:
+            iterator = iter(frames)
+            try:
+                while not self._stop.is_set():
+                    t = self._clock()
+                    frame = next(iterator, None)
+                    if frame is None:
+                        break
+                    self.submit(frame.image)
+                    self._stop.wait(max(0.0, 1.0 / hz - (self._clock() - t)))
+            except Exception as exc:
+                with self._lock:
+                    self._state.error = f"capture failed: {exc}"
+            finally:
+                close = getattr(iterator, "close", None)
+                if close is not None:
+                    close()
+                self._stop.set()
+
+        self._feeder = threading.Thread(target=pump, name=f"classmood-feed-{self.kind}", daemon=True)
+        self._feeder.start()
+
+    # --- consumers -------------------------------------------------------------------------
+
+    def latest_detections(self) -> Detections:
+        """The newest analysed faces (boxes in the submitted frames' pixels), empty once stale."""
+        with self._lock:
+            if self._clock() - self._state.dets_at > self.detections_ttl_s:
+                return Detections.empty()
+            return self._state.dets
+
+    def snapshot(self) -> LiveSnapshot:
+        with self._lock:
+            s = self._state
+            dets = s.dets
+            n = len(dets)
+            k = self.config.min_faces
+            suppressed = n < k
+            tracks: list[tuple[int, str]] = []
+            if not suppressed:
+                for tid, probs in zip(dets.track_id, dets.probs, strict=True):
+                    expression = "…" if np.isnan(probs).any() else EMOTIONS[int(np.argmax(probs))]
+                    tracks.append((int(tid), expression))
+            end = self._ended_at if self._ended_at is not None else self._clock()
+            return LiveSnapshot(
+                status=s.status,
+                running=self.running,
+                session_id=self.session_id,
+                error=s.error,
+                store_error=s.store_error,
+                elapsed_s=max(0.0, end - self._t0) if self._thread is not None else 0.0,
+                received=self._box.put_count,
+                analysed=s.analysed,
+                dropped=self._box.dropped,
+                faces_now=n,
+                min_faces=k,
+                suppressed=suppressed,
+                shares=None if suppressed else current_shares(dets),
+                tracks=sorted(tracks),
+                series=list(self._series),
+                bins=list(s.bins),
+                flagged=flagged_rows(s.bins),
+            )
+
+    # --- the worker ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        status = "stopped"
+        analyzer: Analyzer | None = None
+        try:
+            analyzer = self._factory(self.config)
+            with self._lock:
+                self._state.status = "running"
+            while not self._stop.is_set():
+                frame = self._box.take(timeout=0.2)
+                if frame is None:
+                    if self.idle_timeout_s and self._clock() - self._last_frame_at > self.idle_timeout_s:
+                        break
+                    continue
+                if not analyzer.due(frame.time_s):
+                    continue
+                self._publish(analyzer.process(frame))
+        except Exception as exc:
+            status = "failed"
+            with self._lock:
+                self._state.error = f"analysis failed: {exc}"
+        finally:
+            bins: list[MoodBin] = []
+            if analyzer is not None:
+                try:
+                    bins = analyzer.finish()
+                except Exception:  # a failing analyser has nothing more to give
+                    bins = []
+            if bins:
+                with self._lock:
+                    self._state.bins.extend(bins)
+                self._record([], bins)
+            with self._lock:
+                if self._state.error and status != "failed":
+                    status = "failed"
+                self._state.status = status
+                self._ended_at = self._clock()
+            self._finish_store(status)
+            self._stop.set()
+
+    def _publish(self, update: Update) -> None:
+        dets = update.detections
+        rows = update.face_rows()
+        n = len(dets)
+        valence = current_valence(dets) if n >= self.config.min_faces else None
+        point = {"time_s": round(update.frame.time_s, 2), "faces": n, "valence": valence}
+        with self._lock:
+            s = self._state
+            s.analysed += 1
+            s.dets, s.dets_at = dets, self._clock()
+            s.bins.extend(update.bins)
+            s.faces_total += n
+            s.tracks_seen.update(int(t) for t in dets.track_id if t >= 0)
+            for row in rows:
+                s.counts[EMOTIONS.index(row["emotion"])] += 1
+            self._series.append(point)
+            while self._series and point["time_s"] - self._series[0]["time_s"] > self.history_s:
+                self._series.popleft()
+        self._record(rows, update.bins)
+
+    def _record(self, face_rows: list[dict[str, Any]], bins: list[MoodBin]) -> None:
+        if self.store is None or self.session_id is None or not (face_rows or bins):
+            return
+        try:
+            self.store.add_update(self.session_id, face_rows=face_rows, bin_rows=[b.as_row() for b in bins])
+        except Exception as exc:
+            with self._lock:
+                self._state.store_error = f"saving stopped: {exc}"
+            self.store = None
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            s = self._state
+            total = max(1, int(s.counts.sum()))
+            end = self._ended_at if self._ended_at is not None else self._clock()
+            return {
+                "input": self.source,
+                "kind": self.kind,
+                "frames": self._box.put_count,
+                "frames_analysed": s.analysed,
+                "frames_dropped": self._box.dropped,
+                "faces": s.faces_total,
+                "tracks": len(s.tracks_seen),
+                "wall_s": round(end - self._t0, 3),
+                "detector": self.config.detector,
+                "model": self.config.model,
+                "rate_hz": self.config.rate_hz,
+                "shares": {e: round(int(c) / total, 4) for e, c in zip(EMOTIONS, s.counts, strict=True)},
+                "error": s.error,
+                "note": NOTE,
+            }
+
+    def _finish_store(self, status: str) -> None:
+        if self.store is None or self.session_id is None:
+            return
+        try:
+            self.store.finish_session(self.session_id, summary=self.summary(), status=status)
+        except Exception as exc:
+            with self._lock:
+                self._state.store_error = f"could not close the saved session: {exc}"
+
+
+def _config_dict(config: PipelineConfig) -> dict[str, Any]:
+    return {k: v for k, v in vars(config).items() if isinstance(v, str | int | float | bool | type(None))}

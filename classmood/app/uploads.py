@@ -1,0 +1,232 @@
+"""Uploaded recordings: check them, analyse them with ``classmood.outputs.analyze``, keep the outputs.
+
+``check_upload`` turns the usual mistakes (an empty file, a file over the size limit, something
+that is not a video) into one line for the page. ``analyze_upload`` runs the same analysis as
+``classmood analyze`` in a thread, reports progress from the frames already written to
+faces.csv, saves the faces to the session store as they are computed (the class-mood bins when
+they are closed) and returns the output files as bytes, so the temporary folder can be deleted
+straight away. The uploaded file itself lives in a temporary file that the page deletes after
+the analysis.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from classmood.errors import ClassmoodError
+from classmood.pipeline import FACE_COLUMNS, AnalysisResult, PipelineConfig
+from classmood.vision.sources import VIDEO_SUFFIXES, open_source
+
+MAX_UPLOAD_ENV = "CLASSMOOD_MAX_UPLOAD_MB"
+DEFAULT_MAX_UPLOAD_MB = 500
+OUTPUT_FILES = ("faces.csv", "class_mood.csv", "summary.json", "report.html", "annotated.mp4")
+MIME = {
+    ".csv": "text/csv",
+    ".json": "application/json",
+    ".html": "text/html",
+    ".mp4": "video/mp4",
+    ".parquet": "application/vnd.apache.parquet",
+}
+
+# How video containers begin: (offset, bytes). Enough to tell a video from a document or an image.
+_SIGNATURES: list[tuple[int, bytes]] = [
+    (4, b"ftyp"),  # MP4, MOV, M4V, 3GP
+    (4, b"moov"),  # old QuickTime
+    (4, b"mdat"),
+    (4, b"free"),
+    (4, b"wide"),
+    (0, b"\x1a\x45\xdf\xa3"),  # Matroska, WebM
+    (0, b"RIFF"),  # AVI (RIFF....AVI )
+    (0, b"\x00\x00\x01\xba"),  # MPEG program stream
+    (0, b"\x00\x00\x01\xb3"),  # MPEG video
+    (0, b"\x47"),  # MPEG transport stream (sync byte)
+    (0, b"YUV4MPEG2"),
+    (0, b"FLV"),
+    (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"),  # ASF, WMV
+]
+
+
+def max_upload_mb(env: dict[str, str] | None = None) -> int:
+    """The upload size limit in MB: ``CLASSMOOD_MAX_UPLOAD_MB`` (set by ``classmood app``), else 500."""
+    value = (os.environ if env is None else env).get(MAX_UPLOAD_ENV, "")
+    try:
+        return max(1, int(value)) if value else DEFAULT_MAX_UPLOAD_MB
+    except ValueError:
+        return DEFAULT_MAX_UPLOAD_MB
+
+
+def looks_like_video(head: bytes) -> bool:
+    return any(head[off : off + len(sig)] == sig for off, sig in _SIGNATURES)
+
+
+def check_upload(name: str, size: int, head: bytes, limit_mb: int) -> str | None:
+    """A one-line reason to refuse this upload, or None if it may be a video worth opening."""
+    suffix = Path(name).suffix.lower()
+    if size <= 0:
+        return f"{name}: empty file (0 bytes)"
+    if size > limit_mb * 1024 * 1024:
+        return f"{name}: {size / 2**20:.0f} MB is over the {limit_mb} MB upload limit"
+    if suffix not in VIDEO_SUFFIXES:
+        return f"{name}: not a video file (use {', '.join(sorted(s.lstrip('.') for s in VIDEO_SUFFIXES))})"
+    if not looks_like_video(head):
+        return f"{name}: not a video (the content does not start like any video container)"
+    return None
+
+
+def save_upload(data: IO[bytes], name: str, directory: str | Path | None = None) -> Path:
+    """Copy an uploaded stream to a new temporary file with the upload's suffix; the caller deletes it."""
+    fd, path = tempfile.mkstemp(suffix=Path(name).suffix.lower() or ".bin", prefix="classmood-upload-", dir=directory)
+    with os.fdopen(fd, "wb") as out:
+        data.seek(0)
+        shutil.copyfileobj(data, out, 1 << 20)
+    return Path(path)
+
+
+class _FaceTail:
+    """Reads the rows appended to a growing faces.csv since the last call (complete lines only)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset, self.header_seen, self.last_frame = path, 0, False, -1
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.is_file():
+            return []
+        with open(self.path, "rb") as fh:
+            fh.seek(self.offset)
+            chunk = fh.read()
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            return []
+        self.offset += end + 1
+        rows = []
+        for line in chunk[: end + 1].decode("utf-8").splitlines():
+            if not line:
+                continue
+            if not self.header_seen:
+                self.header_seen = True
+                continue
+            rows.append(_face_row(line.split(",")))
+        if rows:
+            self.last_frame = int(rows[-1]["frame"])
+        return rows
+
+
+def _face_row(values: list[str]) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for col, v in zip(FACE_COLUMNS, values, strict=True):
+        row[col] = v if col == "emotion" else int(v) if col in ("frame", "track_id") else float(v)
+    return row
+
+
+@dataclass
+class UploadResult:
+    result: AnalysisResult
+    files: dict[str, bytes] = field(default_factory=dict)  # output name -> content, in OUTPUT_FILES order
+    session_id: Any = None
+    store_error: str | None = None
+
+
+def analyze_upload(
+    path: str | Path,
+    name: str,
+    config: PipelineConfig | None = None,
+    store: Any = None,
+    on_progress: Callable[[float, str], None] | None = None,
+    annotate: bool = False,
+    poll_s: float = 0.25,
+) -> UploadResult:
+    """Analyse a saved upload like ``classmood analyze --out``; outputs come back in memory.
+
+    Raises ``ClassmoodError`` (one line) for input the pipeline cannot read. ``store`` receives a
+    session of kind "upload": faces while they are computed, bins and summary at the end.
+    """
+    from classmood.outputs import analyze
+
+    config = config or PipelineConfig()
+    probe = open_source(path)  # fails now, with a one-line message, for non-videos and broken files
+    total = probe.frame_count
+    del probe
+    if on_progress:
+        on_progress(0.0, "starting")
+    session_id = store_error = None
+    if store is not None:
+        try:
+            session_id = store.start_session(kind="upload", source=name, config=asdict(config))
+        except Exception as exc:
+            store, store_error = None, f"not saved as a session: {exc}"
+
+    def save(face_rows: list[dict[str, Any]], bin_rows: list[dict[str, object]]) -> None:
+        nonlocal store, store_error
+        if store is None or not (face_rows or bin_rows):
+            return
+        try:
+            store.add_update(session_id, face_rows=face_rows, bin_rows=bin_rows)
+        except Exception as exc:
+            store, store_error = None, f"saving the session stopped: {exc}"
+
+    kwargs: dict[str, Any] = {}
+    if "annotate" in inspect.signature(analyze).parameters:
+        kwargs["annotate"] = annotate
+    holder: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="classmood-out-") as tmp:
+        out_dir = Path(tmp)
+        tail = _FaceTail(out_dir / "faces.csv")
+
+        def work() -> None:
+            try:
+                holder["result"] = analyze(path, out_dir, config, **kwargs)
+            except BaseException as exc:
+                holder["error"] = exc
+
+        thread = threading.Thread(target=work, name="classmood-upload", daemon=True)
+        started = time.monotonic()
+        thread.start()
+        try:
+            while thread.is_alive():
+                thread.join(poll_s)
+                save(tail.read(), [])
+                if on_progress:
+                    done = (tail.last_frame + 1) / total if total else 0.0
+                    on_progress(min(0.99, max(0.0, done)), f"{time.monotonic() - started:.0f} s")
+        except BaseException:  # the page was left or rerun: keep what was saved, mark it stopped
+            if store is not None:
+                with contextlib.suppress(Exception):
+                    store.finish_session(session_id, status="stopped")
+            raise
+        save(tail.read(), [])
+        error = holder.get("error")
+        if error is not None:
+            if store is not None:
+                with contextlib.suppress(Exception):  # the analysis error is the one to report
+                    store.finish_session(session_id, summary={"error": str(error)}, status="failed")
+            if isinstance(error, ClassmoodError):
+                raise error
+            raise ClassmoodError(f"{name}: analysis failed ({type(error).__name__}: {error})") from error
+        result: AnalysisResult = holder["result"]
+        save([], result.mood_rows())
+        if store is not None:
+            try:
+                store.finish_session(session_id, summary=result.summary, status="finished")
+            except Exception as exc:
+                store_error = f"could not close the saved session: {exc}"
+        if not (out_dir / "report.html").is_file():
+            try:
+                from classmood.report_html import write_report
+
+                write_report(result, out_dir / "report.html")
+            except ImportError:  # the HTML report module is optional
+                pass
+        files = {f: (out_dir / f).read_bytes() for f in OUTPUT_FILES if (out_dir / f).is_file()}
+    if on_progress:
+        on_progress(1.0, "done")
+    return UploadResult(result, files, session_id, store_error)
