@@ -1,0 +1,65 @@
+"""Streamlit entry point of the classroom web app: ``classmood app`` runs this file.
+
+Every page gets the legal notice in the sidebar. When the server listens on anything but
+localhost, or a password is configured, nothing is shown before the password is entered.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from classmood.app import auth, ui
+from classmood.errors import ClassmoodError
+
+VIEWS = Path(__file__).resolve().parent / "views"
+
+st.set_page_config(page_title="classmood", page_icon=":material/mood:", layout="wide")
+
+
+@st.cache_resource(show_spinner=False)
+def _password_hash(stored: str, plain: str) -> str | None:
+    """Once per server process; a plain CLASSMOOD_PASSWORD is hashed here, in memory only."""
+    return auth.configured_hash({auth.HASH_ENV: stored, auth.PLAIN_ENV: plain})
+
+
+def _gate() -> None:
+    try:
+        stored = _password_hash(os.environ.get(auth.HASH_ENV, ""), os.environ.get(auth.PLAIN_ENV, ""))
+    except ClassmoodError as exc:
+        st.error(str(exc))
+        st.stop()
+    address = st.get_option("server.address")
+    if stored is None:
+        if not auth.is_loopback(address):
+            st.error(
+                f"This server listens on {address or 'all addresses'} without a password. Start it with "
+                "`classmood app`, or set CLASSMOOD_PASSWORD_HASH (classmood app --hash-password)."
+            )
+            st.stop()
+        return
+    if st.session_state.get("authenticated"):
+        return
+    st.title("classmood")
+    with st.form("login"):
+        password = st.text_input("Password", type="password")
+        if st.form_submit_button("Sign in"):
+            if auth.verify_password(password, stored):
+                st.session_state["authenticated"] = True
+                st.rerun()
+            st.error("Wrong password.")
+    st.stop()
+
+
+ui.sidebar()
+_gate()
+pages = [
+    st.Page(VIEWS / "camera.py", title="Live — my camera", icon=":material/videocam:", url_path="camera", default=True),
+    st.Page(VIEWS / "gallery.py", title="Live — class gallery", icon=":material/grid_view:", url_path="gallery"),
+    st.Page(VIEWS / "analyse.py", title="Analyse a recording", icon=":material/upload_file:", url_path="analyse"),
+    st.Page(VIEWS / "sessions.py", title="Sessions", icon=":material/history:", url_path="sessions"),
+    st.Page(VIEWS / "about.py", title="About / model card", icon=":material/info:", url_path="about"),
+]
+st.navigation(pages).run()

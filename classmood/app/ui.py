@@ -1,0 +1,208 @@
+"""Streamlit pieces the pages share: notice, settings, consent gate, store access, live panel.
+
+Only presentation here; what is computed lives in ``live``, ``uploads`` and the pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from classmood.analytics.mood import MoodBin
+from classmood.app.live import LiveSession, LiveSnapshot
+from classmood.labels import EMOTIONS
+from classmood.pipeline import PipelineConfig
+from classmood.vision.detections import Detections
+
+LEGAL_NOTICE = (
+    "**Apparent facial expressions, not emotions.** classmood reads how faces *look* (FER2013 classes); it "
+    "does not measure what anyone feels. Inferring emotions in education institutions is **prohibited in "
+    "the EU** (AI Act, Art. 5(1)(f)); elsewhere, use it only with the informed consent of everyone on "
+    "camera, and never to grade or single out a student."
+)
+CONSENT_TEXT = (
+    "Everyone whose face will be analysed knows about it and has agreed (informed consent). "
+    "Frames stay in memory; no images of faces are stored."
+)
+DEFAULT_MIN_FACES = 5
+
+
+def sidebar() -> None:
+    """The legal notice and the privacy settings, on every page."""
+    with st.sidebar:
+        st.warning(LEGAL_NOTICE)
+        st.number_input(
+            "Hide class numbers below this many faces (k)",
+            min_value=2,
+            max_value=100,
+            value=DEFAULT_MIN_FACES,
+            step=1,
+            key="min_faces",
+            help="Expression shares, valence and the track grid appear only while at least k faces are visible.",
+        )
+        st.selectbox(
+            "Expression model",
+            ["fast", "accurate"],
+            key="model",
+            help="fast: 0.3 M parameters, ~3000 faces/s; accurate: resnet18_lite with flip TTA, ~600 faces/s.",
+        )
+
+
+def min_faces() -> int:
+    return int(st.session_state.get("min_faces", DEFAULT_MIN_FACES))
+
+
+def pipeline_config(rate_hz: float) -> PipelineConfig:
+    # One inference thread: the other core stays free for the server, the video and the UI.
+    model = str(st.session_state.get("model", "fast"))
+    return PipelineConfig(model=model, rate_hz=rate_hz, min_faces=min_faces(), threads=1)
+
+
+@st.cache_resource(show_spinner=False)
+def _open_store(url: str) -> Any:
+    from classmood.store import open_store
+
+    return open_store(url)
+
+
+def get_store() -> Any:
+    """The session database for this app (``classmood app --db``, DATABASE_URL, CLASSMOOD_DB or ~/.classmood)."""
+    from classmood.store import default_url
+
+    return _open_store(default_url())
+
+
+def store_or_warn() -> Any:
+    """The store, or None with a warning on the page when the database cannot be opened."""
+    from classmood.errors import ClassmoodError
+
+    try:
+        return get_store()
+    except ClassmoodError as exc:
+        st.warning(f"Sessions are not being saved: {exc}")
+        return None
+
+
+def consent_gate(key: str) -> bool:
+    """Nothing is captured until the user confirms consent on this page."""
+    return st.checkbox(CONSENT_TEXT, key=f"consent_{key}")
+
+
+def draw(image: np.ndarray, dets: Detections) -> np.ndarray:
+    """Boxes, ``#id`` and apparent expression on a copy of the frame."""
+    try:
+        from classmood.vision.annotate import draw_detections
+    except ImportError:  # pragma: no cover - the annotate module ships with the package
+        return image
+    return draw_detections(image, dets)
+
+
+@dataclass
+class LiveHolder:
+    """Per browser session: the running analysis (if any) and the last finished one."""
+
+    active: LiveSession | None = None
+    last: LiveSession | None = None
+    paused: bool = False  # analysis stopped by the user while the video still plays
+
+    def current(self) -> LiveSession | None:
+        return self.active or self.last
+
+    def start(self, session: LiveSession) -> LiveSession:
+        self.stop()
+        self.active = session.start()
+        return self.active
+
+    def stop(self) -> None:
+        if self.active is not None:
+            self.active.stop()
+            self.last, self.active = self.active, None
+
+
+def holder(key: str) -> LiveHolder:
+    if key not in st.session_state:
+        st.session_state[key] = LiveHolder()
+    value: LiveHolder = st.session_state[key]
+    return value
+
+
+def analysing_indicator(session: LiveSession | None) -> None:
+    if session is not None and session.running:
+        sid = f" · saved as session {session.session_id}" if session.session_id is not None else ""
+        st.markdown(f":red[●] **Analysing** ({session.kind}{sid})")
+    else:
+        st.markdown("○ Not analysing")
+
+
+def _series_frame(snapshot: LiveSnapshot) -> pd.DataFrame:
+    df = pd.DataFrame(snapshot.series, columns=["time_s", "faces", "valence"])
+    df["valence"] = pd.to_numeric(df["valence"], errors="coerce")
+    return df.set_index("time_s")
+
+
+def bins_frame(bins: list[MoodBin]) -> pd.DataFrame:
+    return pd.DataFrame([b.as_row() for b in bins])
+
+
+def live_panel(snapshot: LiveSnapshot | None, show_tracks: bool) -> None:
+    """Faces now, current expression shares, the mood over the last minutes, flagged moments, tracks."""
+    if snapshot is None:
+        st.info("Start to see the class mood here.")
+        return
+    if snapshot.error:
+        st.error(snapshot.error)
+    if snapshot.store_error:
+        st.warning(snapshot.store_error)
+    k = snapshot.min_faces
+    st.markdown(f"**Faces now: {snapshot.faces_now}**")
+    st.caption(
+        f"Series points: {len(snapshot.series)} · analysed {snapshot.analysed} of {snapshot.received} frames "
+        f"({snapshot.dropped} dropped while busy) · {snapshot.analysed_fps:.1f} analysed frames/s · "
+        f"status {snapshot.status}"
+    )
+    series = _series_frame(snapshot)
+    if len(series):
+        st.markdown("Faces over the last minutes")
+        st.line_chart(series[["faces"]], height=150, x_label="seconds", y_label="faces")
+        if series["valence"].notna().any():
+            st.markdown("Class mood (valence: P(happy) − P(negative), mean over faces)")
+            st.line_chart(series[["valence"]], height=150, x_label="seconds", y_label="valence")
+    st.markdown("Current apparent expressions")
+    if snapshot.suppressed or snapshot.shares is None:
+        st.caption(f"Hidden: class numbers need at least {k} faces ({snapshot.faces_now} now).")
+    else:
+        st.bar_chart(pd.Series(snapshot.shares, name="share").reindex(list(EMOTIONS)), height=180)
+    bins = [b for b in snapshot.bins if not b.suppressed]
+    if bins:
+        df = bins_frame(bins).set_index("start_s")
+        st.markdown("Mood per time bin")
+        st.line_chart(df[["valence", "negative_share"]], height=150, x_label="seconds")
+    st.markdown("Flagged moments")
+    if snapshot.flagged:
+        st.dataframe(pd.DataFrame(snapshot.flagged), hide_index=True)
+    else:
+        st.caption("None so far.")
+    if show_tracks:
+        st.markdown("Tracks (pseudonymous ids, this session only)")
+        if not snapshot.tracks:
+            st.caption(f"Shown when at least {k} faces are visible.")
+        else:
+            cols = st.columns(7)
+            for i, (tid, expression) in enumerate(snapshot.tracks):
+                cols[i % 7].markdown(f"`#{tid}` {expression}")
+
+
+def live_panel_fragment(key: str, show_tracks: bool) -> None:
+    """The live panel, refreshed every second without rerunning the page (video keeps playing)."""
+
+    @st.fragment(run_every=1.0)
+    def panel() -> None:
+        current = holder(key).current()
+        analysing_indicator(holder(key).active)
+        live_panel(current.snapshot() if current is not None else None, show_tracks)
+
+    panel()

@@ -1,0 +1,61 @@
+"""Live — my camera: the browser's webcam through WebRTC, faces boxed and labelled, the live panel beside it."""
+
+from __future__ import annotations
+
+import av
+import streamlit as st
+from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+from classmood.app import ui
+from classmood.app.live import LiveSession
+
+KEY = "live_camera"
+RATE_HZ = 3.0
+
+st.title("Live — my camera")
+st.caption("Your webcam, analysed on this server. Boxes show pseudonymous track ids and apparent expressions.")
+if not ui.consent_gate("camera"):
+    st.info("Confirm consent above to turn on the camera.")
+    st.stop()
+
+box = ui.holder(KEY)
+
+
+def on_frame(frame: av.VideoFrame) -> av.VideoFrame:
+    """Runs on streamlit-webrtc's thread: hand the frame over, draw the latest analysed faces."""
+    session = box.active
+    image = frame.to_ndarray(format="bgr24")
+    if session is None or not session.submit(image):
+        return frame
+    out = av.VideoFrame.from_ndarray(ui.draw(image, session.latest_detections()), format="bgr24")
+    out.pts, out.time_base = frame.pts, frame.time_base
+    return out
+
+
+video, panel = st.columns([3, 2])
+with video:
+    ctx = webrtc_streamer(
+        key="camera",
+        mode=WebRtcMode.SENDRECV,
+        rtc_configuration={"iceServers": []},  # no STUN: the browser and this server reach each other directly
+        media_stream_constraints={"video": {"width": 640, "height": 480}, "audio": False},
+        video_frame_callback=on_frame,
+        async_processing=True,
+    )
+    playing = ctx.state.playing
+    if playing and box.active is None and not box.paused:
+        box.start(LiveSession("camera", "browser webcam", ui.pipeline_config(RATE_HZ), ui.store_or_warn()))
+    elif not playing:
+        box.paused = False
+        if box.active is not None:
+            box.stop()
+    if box.active is not None and st.button("Stop analysis", type="primary"):
+        box.paused = True  # the video keeps playing without analysis until STOP is pressed
+        box.stop()
+        st.rerun()
+    st.caption(
+        "Press START and allow the camera. From another computer the browser needs HTTPS for camera access, "
+        "and a TURN server when no direct connection is possible."
+    )
+with panel:
+    ui.live_panel_fragment(KEY, show_tracks=False)
