@@ -23,8 +23,9 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[train,app,dev]'
 	touch $@
 
+# The classroom web app on http://localhost:8501 (HOST=0.0.0.0 needs CLASSMOOD_PASSWORD_HASH; see README).
 run: $(VENV)/.runtime
-	$(BIN)/classmood predict --sample
+	$(BIN)/classmood app --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8501)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check classmood tests

@@ -1,0 +1,92 @@
+"""``classmood app``: start the Streamlit server for the web app with safe defaults.
+
+Localhost unless told otherwise; on any other address a password must be configured (see
+``auth``), and the server only ever sees its hash. The session database given with ``--db``
+reaches the app through ``DATABASE_URL`` (a URL) or ``CLASSMOOD_DB`` (a path).
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from classmood.app import auth
+from classmood.errors import ClassmoodError
+
+MAIN = Path(__file__).resolve().parent / "main.py"
+
+
+def build_command(host: str, port: int, max_upload: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(MAIN),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.maxUploadSize",
+        str(max_upload),
+        "--server.fileWatcherType",
+        "none",
+        "--server.runOnSave",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+    ]
+
+
+def server_env(env: Mapping[str, str], password_hash: str | None, db: str | None, max_upload: int) -> dict[str, str]:
+    """The server's environment: the password only as a hash, the database, the upload limit."""
+    out = dict(env)
+    out.pop(auth.PLAIN_ENV, None)
+    if password_hash:
+        out[auth.HASH_ENV] = password_hash
+    if db:
+        if "://" in db:
+            out["DATABASE_URL"] = db
+        else:
+            out.pop("DATABASE_URL", None)
+            out["CLASSMOOD_DB"] = str(Path(db).expanduser().absolute())
+    out["CLASSMOOD_MAX_UPLOAD_MB"] = str(max_upload)  # read by uploads.max_upload_mb()
+    return out
+
+
+def read_new_password() -> str:
+    """A password from the terminal (asked twice) or from the first line of stdin."""
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if first != getpass.getpass("Again: "):
+            raise ClassmoodError("the two passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def run_app(host: str, port: int, db: str | None = None, max_upload: int | None = None) -> int:
+    if not 0 < port < 65536:
+        raise ClassmoodError(f"--port {port}: not a TCP port")
+    password_hash = auth.check_bind(host, os.environ)
+    from classmood.app.uploads import max_upload_mb
+
+    limit = max_upload or max_upload_mb()
+    if db:
+        from classmood.store import open_store
+
+        open_store(db if "://" in db else f"sqlite:///{Path(db).expanduser().absolute()}").close()  # fail now
+    cmd = build_command(host, port, limit)
+    env = server_env(os.environ, password_hash, db, limit)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"classmood app on http://{shown}:{port} (Ctrl-C stops it)", flush=True)
+    if os.name == "posix":
+        os.execve(sys.executable, cmd, env)  # the server replaces this process: signals reach it directly
+    return subprocess.call(cmd, env=env)
