@@ -1,0 +1,214 @@
+"""The web app in a real browser: ``classmood app`` started as a user would, driven by headless Chromium.
+
+Chromium's fake camera plays a generated .y4m clip showing the bundled sample face; the test goes
+through the consent gate, starts the WebRTC stream (no STUN/TURN: browser and server talk over
+the local interface), waits for the live panel to report the face and a growing mood series,
+stops, checks the session the server saved, then uploads a small gallery video on the Analyse
+page and downloads faces.csv. Only the system Chromium is used (no browser download).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+import pytest
+
+from classmood.pipeline import FACE_COLUMNS
+from classmood.predict import sample_face_path
+from tests.test_pipeline import write_video
+from tests.test_vision import gallery
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs the system Chromium at {CHROMIUM}")
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install 'classmood[dev]')")
+pytest.importorskip("streamlit_webrtc", reason="needs the app extra (pip install 'classmood[app]')")
+
+
+def camera_frame() -> np.ndarray:
+    """A 640x480 webcam-like frame with the sample face large in the middle."""
+    frame = np.full((480, 640, 3), 60, np.uint8)
+    frame[120:360, 200:440] = cv2.resize(cv2.imread(str(sample_face_path())), (240, 240))
+    return frame
+
+
+def write_y4m(path: Path, frame: np.ndarray, frames: int = 30, fps: int = 10) -> Path:
+    """A YUV4MPEG2 clip (what Chromium's fake camera plays in a loop) of ``frame`` repeated."""
+    h, w = frame.shape[:2]
+    planes = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes()
+    with open(path, "wb") as fh:
+        fh.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            fh.write(b"FRAME\n" + planes)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    tmp = tmp_path_factory.mktemp("app")
+    db, port = tmp / "sessions.db", free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "CLASSMOOD_PASSWORD", "CLASSMOOD_PASSWORD_HASH")
+    }
+    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in teardown
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "classmood.cli", "app", "--port", str(port), "--db", str(db)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read() == b"ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the app did not start: {(tmp / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield url, db
+    finally:
+        with_group = os.getpgid(proc.pid) if proc.poll() is None else None
+        if with_group is not None:
+            os.killpg(with_group, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
+    y4m = write_y4m(tmp_path_factory.mktemp("camera") / "face.y4m", camera_frame())
+    args = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={y4m}",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        yield page
+        context.close()
+        browser.close()
+
+
+def _number(page: Page, label: str) -> int | None:
+    text = page.locator("[data-testid=stMain]").inner_text()
+    found = re.search(rf"{label}: (\d+)", text)
+    return int(found.group(1)) if found else None
+
+
+def _wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def test_live_camera_shows_faces_and_saves_the_session(server: tuple[str, Path], page: Page) -> None:
+    url, db = server
+    page.goto(url)
+    page.get_by_text("Confirm consent above").wait_for()
+    assert page.locator("iframe[title*='streamlit_webrtc']").count() == 0
+    page.get_by_text("Everyone whose face will be analysed").click()
+    webrtc = page.frame_locator("iframe[title*='streamlit_webrtc']")
+    webrtc.get_by_role("button", name="START").click()
+    page.get_by_text("Analysing", exact=True).wait_for()
+    _wait_for("a face in the live panel", lambda: (_number(page, "Faces now") or 0) >= 1)
+    first = _number(page, "Series points") or 0
+    _wait_for("the mood series to grow", lambda: (_number(page, "Series points") or 0) >= first + 2)
+    assert "prohibited in the EU" in page.locator("[data-testid=stSidebar]").inner_text()
+    webrtc.get_by_role("button", name="STOP").click()
+    page.get_by_text("Not analysing").wait_for()
+
+    from classmood.store import open_store
+
+    store = open_store(f"sqlite:///{db}")
+    sessions = store.list_sessions()
+    camera = sessions[sessions["kind"] == "camera"].iloc[-1]
+    assert camera["status"] == "stopped" and camera["faces"] >= 2 and camera["tracks"] >= 1
+    faces = store.faces(int(camera["id"]))
+    assert list(faces.columns) == FACE_COLUMNS and (faces["w"] > 100).all()  # the big sample face, not noise
+    store.close()
+
+
+def test_gallery_browser_screen_share_feeds_the_worker(server: tuple[str, Path], page: Page) -> None:
+    """The getDisplayMedia path (Chromium's fake screen: no faces, but frames must arrive and be analysed)."""
+    url, db = server
+    page.goto(f"{url}/gallery")
+    assert page.get_by_role("button", name="Share screen").is_disabled()  # consent first
+    page.get_by_text("Everyone whose face will be analysed").click()
+    page.get_by_role("button", name="Share screen").click()
+    page.get_by_text("Analysing", exact=True).wait_for()
+    _wait_for("screen frames to be analysed", lambda: (_number(page, "Series points") or 0) >= 3)
+    assert "Shown when at least 5 faces are visible." in page.locator("[data-testid=stMain]").inner_text()
+    page.get_by_role("button", name="Stop sharing").click()
+    page.get_by_text("Not analysing").wait_for()
+
+    from classmood.store import open_store
+
+    store = open_store(f"sqlite:///{db}")
+    sessions = store.list_sessions()
+    gallery_row = sessions[sessions["kind"] == "gallery"].iloc[-1]
+    assert gallery_row["source"] == "browser screen share" and gallery_row["status"] == "stopped"
+    store.close()
+
+
+def test_upload_a_recording_and_download_faces_csv(server: tuple[str, Path], page: Page, tmp_path: Path) -> None:
+    url, _ = server
+    frame, _ = gallery(rows=2, cols=3, face_px=80)
+    video = write_video(tmp_path / "class.mp4", [frame] * 20)  # 2 s at 10 fps, 6 faces
+    page.goto(f"{url}/analyse")
+    page.get_by_text("Upload limit:").wait_for()
+    page.locator("input[type=file]").set_input_files(str(video))
+    page.get_by_role("button", name="Analyse", exact=True).click()
+    button = page.get_by_role("button", name="faces.csv")
+    button.wait_for(timeout=90_000)
+    with page.expect_download() as info:
+        button.click()
+    rows = list(csv.reader(io.StringIO(Path(info.value.path()).read_text())))
+    assert rows[0] == FACE_COLUMNS
+    assert len(rows) - 1 == 6 * 4  # 6 faces in each of the 4 analysed frames (2 per second)
+    assert page.get_by_role("button", name="report.html").count() == 1
