@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from classmood.pipeline import FACE_COLUMNS
-from classmood.predict import sample_face_path
+from tests.test_app_logic import camera_frame
 from tests.test_pipeline import write_video
 from tests.test_vision import gallery
 
@@ -39,13 +39,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs the system Chromium at {CHROMIUM}")
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install 'classmood[dev]')")
 pytest.importorskip("streamlit_webrtc", reason="needs the app extra (pip install 'classmood[app]')")
-
-
-def camera_frame() -> np.ndarray:
-    """A 640x480 webcam-like frame with the sample face large in the middle."""
-    frame = np.full((480, 640, 3), 60, np.uint8)
-    frame[120:360, 200:440] = cv2.resize(cv2.imread(str(sample_face_path())), (240, 240))
-    return frame
 
 
 def write_y4m(path: Path, frame: np.ndarray, frames: int = 30, fps: int = 10) -> Path:

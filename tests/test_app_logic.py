@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from classmood.app.screenshare import decode_frame
 from classmood.app.uploads import analyze_upload, check_upload, looks_like_video, max_upload_mb, save_upload
 from classmood.cli import main
 from classmood.errors import ClassmoodError
+from classmood.imageio import read_image
 from classmood.labels import EMOTIONS
 from classmood.pipeline import FACE_COLUMNS, Analyzer, PipelineConfig
 from classmood.predict import sample_face_path
@@ -35,7 +37,7 @@ APP = Path(__file__).resolve().parents[1] / "classmood" / "app" / "main.py"
 def camera_frame() -> np.ndarray:
     """A 640x480 webcam-like frame with the sample face large in the middle."""
     frame = np.full((480, 640, 3), 60, np.uint8)
-    frame[120:360, 200:440] = cv2.resize(cv2.imread(str(sample_face_path())), (240, 240))
+    frame[120:360, 200:440] = cv2.resize(read_image(sample_face_path()), (240, 240))
     return frame
 
 
@@ -352,7 +354,8 @@ def test_truncated_upload_keeps_what_was_read(class_video: Path, tmp_path: Path)
 
 
 @pytest.fixture
-def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    pytest.importorskip("streamlit", reason="the pages need the app extra (pip install 'classmood[app]')")
     from streamlit import config
 
     for name in ("DATABASE_URL", auth.HASH_ENV, auth.PLAIN_ENV, "CLASSMOOD_MAX_UPLOAD_MB"):

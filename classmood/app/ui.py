@@ -16,6 +16,7 @@ from classmood.analytics.mood import MoodBin
 from classmood.app.live import LiveSession, LiveSnapshot
 from classmood.labels import EMOTIONS
 from classmood.pipeline import PipelineConfig
+from classmood.vision.annotate import draw_detections
 from classmood.vision.detections import Detections
 
 LEGAL_NOTICE = (
@@ -94,10 +95,6 @@ def consent_gate(key: str) -> bool:
 
 def draw(image: np.ndarray, dets: Detections) -> np.ndarray:
     """Boxes, ``#id`` and apparent expression on a copy of the frame."""
-    try:
-        from classmood.vision.annotate import draw_detections
-    except ImportError:  # pragma: no cover - the annotate module ships with the package
-        return image
     return draw_detections(image, dets)
 
 
