@@ -71,3 +71,28 @@ def test_refiner_leaves_frames_the_fast_pass_sees_whole() -> None:
     frame, _ = gallery(2, 3, face_px=60)  # smaller than 960 px: the fast pass already ran at full size
     dets = create_detector("libface").detect(frame)
     assert FaceRefiner().refine(frame, dets, expected=np.zeros((0, 4), np.float32)) is dets
+
+
+def test_unchanged_regions_keep_their_answer_and_changed_ones_are_searched_again() -> None:
+    frame, truth = _tiny_face_gallery()
+    refiner = FaceRefiner()
+    searched: list[tuple[int, int, int, int]] = []
+    real = refiner.detector.detect_region
+
+    def counting(image: np.ndarray, rect: tuple[int, int, int, int], zoom: float, threshold: float | None = None):
+        searched.append(rect)
+        return real(image, rect, zoom, threshold)
+
+    refiner.detector.detect_region = counting  # type: ignore[method-assign]
+    none = np.zeros((0, 4), np.float32)
+    first = refiner.refine(frame, Detections.empty(), truth)
+    assert _found(truth, first) == len(truth) and len(searched) > len(truth)
+    settled = refiner.refine(frame.copy(), Detections.empty(), first.xyxy)  # tracks now hold the found boxes
+    searched.clear()
+    again = refiner.refine(frame.copy(), Detections.empty(), settled.xyxy)
+    assert _found(truth, again) == len(truth)
+    assert searched == []  # a still frame is answered from memory
+    moved = np.roll(frame, 40, axis=1)  # every face shifts: its windows and the scan windows changed
+    shifted = refiner.refine(moved, Detections.empty(), none)
+    assert len(searched) == 1  # nothing expected; the scan looks again, one changed window a frame
+    assert _found(truth + np.float32([40, 0, 40, 0]), shifted) == len(truth)  # that window holds the whole grid
