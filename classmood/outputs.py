@@ -67,9 +67,10 @@ def analyze(
     started = time.perf_counter()
     bar = tqdm(total=src.frame_count, unit="frame", disable=not progress, desc="analysing")
     try:
-        for frame in src:
-            frames += 1
-            bar.update(1)
+        # Without a video to write, frames between analyses are skipped undecoded.
+        for frame in src.frames(None if video is not None else analyzer.due):
+            bar.update(src.frames_read - frames)
+            frames = src.frames_read
             if not analyzer.due(frame.time_s):
                 if video is not None:
                     video.write(frame.image, shown)
@@ -86,6 +87,8 @@ def analyze(
                 writer.writerows(rows)
                 faces_fh.flush()
     finally:
+        bar.update(src.frames_read - frames)  # frames skipped after the last analysed one
+        frames = src.frames_read
         bar.close()
         if video is not None:
             video.close()

@@ -129,9 +129,7 @@ def stream(source: str | Path | FrameSource, config: PipelineConfig | None = Non
     src = source if isinstance(source, FrameSource) else open_source(source)
     analyzer = Analyzer(config)
     last: Update | None = None
-    for frame in src:
-        if not analyzer.due(frame.time_s):
-            continue
+    for frame in src.frames(analyzer.due):
         if last is not None:
             yield last
         last = analyzer.process(frame)

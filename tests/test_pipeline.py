@@ -129,3 +129,14 @@ def test_python_api_stream_and_analyze(gallery_video: Path, tiny_run: Path) -> N
     df = result.to_pandas()
     assert list(df.columns) == FACE_COLUMNS and len(df) == 18
     assert df.groupby("track_id").size().tolist() == [3] * 6
+
+
+def test_frames_between_analyses_are_skipped_but_counted(tmp_path: Path) -> None:
+    from classmood.vision.sources import open_source
+
+    frames = [np.full((48, 64, 3), 10 * i, np.uint8) for i in range(20)]
+    src = open_source(write_video(tmp_path / "ramp.mp4", frames, fps=10.0))
+    wanted = list(src.frames(lambda t: t >= 1.45))
+    assert [f.index for f in wanted] == [15, 16, 17, 18, 19]
+    assert abs(float(wanted[0].image.mean()) - 150) < 8  # the right frame was decoded, not a neighbour
+    assert src.frames_read == 20

