@@ -13,12 +13,13 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tqdm import tqdm
 
 from classmood.errors import ClassmoodError
-from classmood.pipeline import FACE_COLUMNS, AnalysisResult, Analyzer, PipelineConfig, summarize
+from classmood.pipeline import FACE_COLUMNS, AnalysisResult, Analyzer, PipelineConfig, Update, summarize
 from classmood.vision.annotate import AnnotatedVideoWriter
 from classmood.vision.detections import Detections
 from classmood.vision.sources import open_source
@@ -41,10 +42,14 @@ def analyze(
     config: PipelineConfig | None = None,
     progress: bool = False,
     annotate: bool = False,
+    on_update: Callable[[Update, float | None], None] | None = None,
 ) -> AnalysisResult:
     """Analyse a whole input; with ``out``, write the three output files there as it goes.
 
     ``annotate`` (needs ``out``) also writes annotated.mp4 for video inputs and report.html.
+    ``on_update(update, done)`` is called after each analysed frame with the share of the input
+    read so far (None when the length is unknown); an exception it raises stops the analysis,
+    and the outputs keep everything analysed until then (the web app saves sessions this way).
     """
     config = config or PipelineConfig()
     if annotate and not out:
@@ -86,6 +91,8 @@ def analyze(
             if writer is not None and faces_fh is not None:
                 writer.writerows(rows)
                 faces_fh.flush()
+            if on_update is not None:
+                on_update(update, src.frames_read / src.frame_count if src.frame_count else None)
     finally:
         bar.update(src.frames_read - frames)  # frames skipped after the last analysed one
         frames = src.frames_read

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists() and os.environ.get("CLASSMOOD_REQUIRE_BROWSER"):  # CI installs it: never skip there
+    raise RuntimeError(f"CLASSMOOD_REQUIRE_BROWSER is set but {CHROMIUM} is missing (apt-get install chromium)")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs the system Chromium at {CHROMIUM}")
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install 'classmood[dev]')")
 pytest.importorskip("streamlit_webrtc", reason="needs the app extra (pip install 'classmood[app]')")

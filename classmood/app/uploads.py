@@ -2,9 +2,9 @@
 
 ``check_upload`` turns the usual mistakes (an empty file, a file over the size limit, something
 that is not a video) into one line for the page. ``analyze_upload`` runs the same analysis as
-``classmood analyze`` in a thread, reports progress from the frames already written to
-faces.csv, saves the faces to the session store as they are computed (the class-mood bins when
-they are closed) and returns the output files as bytes, so the temporary folder can be deleted
+``classmood analyze`` in the page's own thread (so leaving the page stops it: Streamlit raises in
+the progress callback), saves each analysed frame's faces and every closed class-mood bin to the
+session store as they are computed, and returns the output files as bytes, so the temporary folder can be deleted
 straight away. The uploaded file itself lives in a temporary file that the page deletes after
 the analysis.
 """
@@ -12,11 +12,9 @@ the analysis.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,7 +22,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from classmood.errors import ClassmoodError
-from classmood.pipeline import FACE_COLUMNS, AnalysisResult, PipelineConfig
+from classmood.pipeline import AnalysisResult, PipelineConfig, Update
+from classmood.report_html import write_report
 from classmood.vision.sources import VIDEO_SUFFIXES, open_source
 
 MAX_UPLOAD_ENV = "CLASSMOOD_MAX_UPLOAD_MB"
@@ -92,42 +91,6 @@ def save_upload(data: IO[bytes], name: str, directory: str | Path | None = None)
     return Path(path)
 
 
-class _FaceTail:
-    """Reads the rows appended to a growing faces.csv since the last call (complete lines only)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.offset, self.header_seen, self.last_frame = path, 0, False, -1
-
-    def read(self) -> list[dict[str, Any]]:
-        if not self.path.is_file():
-            return []
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            chunk = fh.read()
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            return []
-        self.offset += end + 1
-        rows = []
-        for line in chunk[: end + 1].decode("utf-8").splitlines():
-            if not line:
-                continue
-            if not self.header_seen:
-                self.header_seen = True
-                continue
-            rows.append(_face_row(line.split(",")))
-        if rows:
-            self.last_frame = int(rows[-1]["frame"])
-        return rows
-
-
-def _face_row(values: list[str]) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for col, v in zip(FACE_COLUMNS, values, strict=True):
-        row[col] = v if col == "emotion" else int(v) if col in ("frame", "track_id") else float(v)
-    return row
-
-
 @dataclass
 class UploadResult:
     result: AnalysisResult
@@ -153,9 +116,7 @@ def analyze_upload(
     from classmood.outputs import analyze
 
     config = config or PipelineConfig()
-    probe = open_source(path)  # fails now, with a one-line message, for non-videos and broken files
-    total = probe.frame_count
-    del probe
+    open_source(path).close()  # fails now, with a one-line message, for non-videos and broken files
     if on_progress:
         on_progress(0.0, "starting")
     session_id = store_error = None
@@ -174,58 +135,45 @@ def analyze_upload(
         except Exception as exc:
             store, store_error = None, f"saving the session stopped: {exc}"
 
-    kwargs: dict[str, Any] = {}
-    if "annotate" in inspect.signature(analyze).parameters:
-        kwargs["annotate"] = annotate
-    holder: dict[str, Any] = {}
+    saved_bins = 0
+    started = last_report = time.monotonic()
+
+    def on_update(update: Update, done: float | None) -> None:
+        nonlocal saved_bins, last_report
+        save(update.face_rows(), [b.as_row() for b in update.bins])
+        saved_bins += len(update.bins)
+        now = time.monotonic()
+        if on_progress and now - last_report >= poll_s:
+            last_report = now
+            on_progress(min(0.99, done or 0.0), f"{now - started:.0f} s")  # Streamlit raises here if the page is left
+
     with tempfile.TemporaryDirectory(prefix="classmood-out-") as tmp:
         out_dir = Path(tmp)
-        tail = _FaceTail(out_dir / "faces.csv")
-
-        def work() -> None:
-            try:
-                holder["result"] = analyze(path, out_dir, config, **kwargs)
-            except BaseException as exc:
-                holder["error"] = exc
-
-        thread = threading.Thread(target=work, name="classmood-upload", daemon=True)
-        started = time.monotonic()
-        thread.start()
         try:
-            while thread.is_alive():
-                thread.join(poll_s)
-                save(tail.read(), [])
-                if on_progress:
-                    done = (tail.last_frame + 1) / total if total else 0.0
-                    on_progress(min(0.99, max(0.0, done)), f"{time.monotonic() - started:.0f} s")
+            result = analyze(path, out_dir, config, annotate=annotate, on_update=on_update)
+        except ClassmoodError as error:
+            if store is not None:
+                with contextlib.suppress(Exception):  # the analysis error is the one to report
+                    store.finish_session(session_id, summary={"error": str(error)}, status="failed")
+            raise
+        except Exception as error:
+            if store is not None:
+                with contextlib.suppress(Exception):
+                    store.finish_session(session_id, summary={"error": str(error)}, status="failed")
+            raise ClassmoodError(f"{name}: analysis failed ({type(error).__name__}: {error})") from error
         except BaseException:  # the page was left or rerun: keep what was saved, mark it stopped
             if store is not None:
                 with contextlib.suppress(Exception):
                     store.finish_session(session_id, status="stopped")
             raise
-        save(tail.read(), [])
-        error = holder.get("error")
-        if error is not None:
-            if store is not None:
-                with contextlib.suppress(Exception):  # the analysis error is the one to report
-                    store.finish_session(session_id, summary={"error": str(error)}, status="failed")
-            if isinstance(error, ClassmoodError):
-                raise error
-            raise ClassmoodError(f"{name}: analysis failed ({type(error).__name__}: {error})") from error
-        result: AnalysisResult = holder["result"]
-        save([], result.mood_rows())
+        save([], result.mood_rows()[saved_bins:])  # the last bin, closed at the end of the input
         if store is not None:
             try:
                 store.finish_session(session_id, summary=result.summary, status="finished")
             except Exception as exc:
                 store_error = f"could not close the saved session: {exc}"
         if not (out_dir / "report.html").is_file():
-            try:
-                from classmood.report_html import write_report
-
-                write_report(result, out_dir / "report.html")
-            except ImportError:  # the HTML report module is optional
-                pass
+            write_report(result, out_dir / "report.html")
         files = {f: (out_dir / f).read_bytes() for f in OUTPUT_FILES if (out_dir / f).is_file()}
     if on_progress:
         on_progress(1.0, "done")

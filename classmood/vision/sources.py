@@ -50,6 +50,11 @@ class FrameSource:
     def __iter__(self) -> Iterator[Frame]:
         return self.frames()
 
+    def close(self) -> None:
+        """Release the video or webcam handle of a source that will not be read (iterating releases it too)."""
+        if self._capture is not None:
+            self._capture.release()
+
     def frames(self, want: Callable[[float], bool] | None = None) -> Iterator[Frame]:
         """The input's frames; with ``want``, only those whose time it accepts.
 
