@@ -169,6 +169,8 @@ class FaceRefiner:
         if len(hits) == 0:
             return hits
         off = np.abs((hits.xyxy[:, :2] + hits.xyxy[:, 2:]) / 2 - centre).max(axis=1)
+        size = (hits.xyxy[:, 2:] - hits.xyxy[:, :2]).max(axis=1) / side
+        off[(size < 0.5) | (size > 2.0)] = np.inf  # a face part (an eye, a mouth), or a blob, not this face
         best = int(np.argmin(off))
         if off[best] > side / 2:  # a neighbour at the window's edge, not the face expected here
             return Detections.empty()
