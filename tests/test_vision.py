@@ -99,3 +99,38 @@ def test_tracker_keeps_ids_for_still_faces_and_never_reuses_them() -> None:
     back = tracker.update(Detections(np.array([a, b]), np.ones(2)), 2.0)
     assert back.track_id.tolist() == [3, 2]
     assert len(tracker.update(Detections.empty(), 2.5)) == 0
+
+
+def _real_photo() -> np.ndarray:
+    """A real portrait photograph available offline: Grace Hopper (US Navy, public domain), shipped by matplotlib."""
+    import matplotlib.cbook
+
+    return cv2.imread(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+
+
+def test_detectors_agree_on_a_real_photo() -> None:
+    photo = _real_photo()
+    boxes = [create_detector(name).detect(photo) for name in ("libface", "mtcnn")]
+    assert [len(b) for b in boxes] == [1, 1]
+    assert _iou(boxes[0].xyxy[0], boxes[1].xyxy[0]) > 0.7
+
+
+def test_real_photo_in_a_1080p_gallery_is_found_in_every_tile() -> None:
+    from classmood.pipeline import Analyzer, PipelineConfig
+    from classmood.vision.sources import Frame
+
+    photo = _real_photo()
+    frame = np.full((1080, 1920, 3), 30, np.uint8)
+    tile_w, tile_h = 1920 // 7, 1080 // 7
+    for r in range(7):
+        for c in range(7):  # the portrait small in its tile, head and shoulders: the face ~27 px tall
+            tile = cv2.resize(photo, (80 * 512 // 600, 80), interpolation=cv2.INTER_AREA)
+            x, y = c * tile_w + (tile_w - tile.shape[1]) // 2, r * tile_h + 2
+            frame[y : y + tile.shape[0], x : x + tile.shape[1]] = tile
+    assert len(create_detector("libface").detect(frame)) < 49  # the fast pass alone misses some
+    analyzer = Analyzer(PipelineConfig())
+    update = analyzer.process(Frame(0, 0.0, frame))
+    assert len(update.detections) == 49
+    centres = (update.detections.xyxy[:, :2] + update.detections.xyxy[:, 2:]) / 2
+    tiles = {(int(cx // tile_w), int(cy // tile_h)) for cx, cy in centres}
+    assert len(tiles) == 49  # one face per tile
