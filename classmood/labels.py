@@ -1,4 +1,4 @@
-"""The seven FER2013 expression classes, in label order, and the words people use for them.
+"""The seven FER2013 expression classes, in label order, the words people use for them, and faces.csv columns.
 
 Label order is the FER2013 one (0=angry ... 6=neutral); every array of probabilities in classmood
 uses it, so a column index is a label.
@@ -42,3 +42,18 @@ def class_index(name: str) -> int | None:
     """Label index for a class word or synonym (case-insensitive), or None if it is not one of ours."""
     word = SYNONYMS.get(name.strip().lower())
     return None if word is None else EMOTIONS.index(word)
+
+
+# Columns of faces.csv (and of stored sessions' faces), in order: one row per analysed face.
+FACE_COLUMNS: list[str] = [
+    "frame",
+    "time_s",
+    "track_id",
+    "x",
+    "y",
+    "w",
+    "h",
+    "det_score",
+    "emotion",
+    *[f"p_{e}" for e in EMOTIONS],
+]

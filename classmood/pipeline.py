@@ -18,26 +18,13 @@ import numpy as np
 
 from classmood.analytics.mood import MoodAggregator, MoodBin
 from classmood.inference import ExpressionModel, load_model
-from classmood.labels import EMOTIONS
+from classmood.labels import EMOTIONS, FACE_COLUMNS
 from classmood.vision.crops import face_crops
 from classmood.vision.detections import Detections
 from classmood.vision.detectors import DEFAULT_DETECTOR, FaceDetector, create_detector
 from classmood.vision.refine import FaceRefiner
 from classmood.vision.sources import Frame, FrameSource, open_source
 from classmood.vision.tracker import IoUTracker
-
-FACE_COLUMNS = [
-    "frame",
-    "time_s",
-    "track_id",
-    "x",
-    "y",
-    "w",
-    "h",
-    "det_score",
-    "emotion",
-    *[f"p_{e}" for e in EMOTIONS],
-]
 
 
 @dataclass

@@ -145,6 +145,26 @@ def bins_frame(bins: list[MoodBin]) -> pd.DataFrame:
     return pd.DataFrame([b.as_row() for b in bins])
 
 
+def mood_charts(bins: pd.DataFrame) -> None:
+    """Faces per bin, then - only for bins with at least k faces - valence, expression shares and flags."""
+    if len(bins):
+        st.line_chart(bins.set_index("start_s")[["faces"]], height=160, x_label="seconds", y_label="mean faces")
+    shown = bins[~bins["suppressed"].astype(bool)] if len(bins) else bins
+    if not len(shown):
+        st.caption("Class numbers hidden: no time bin had enough faces (or there are no bins yet).")
+        return
+    st.line_chart(shown.set_index("start_s")[["valence", "negative_share"]], height=180, x_label="seconds")
+    shares = shown.set_index("start_s")[[f"share_{e}" for e in EMOTIONS]]
+    shares.columns = list(EMOTIONS)
+    st.area_chart(shares, height=200, x_label="seconds", y_label="share of faces")
+    flagged = shown[shown["flags"] != ""][["start_s", "end_s", "flags"]]
+    st.markdown("Flagged moments")
+    if len(flagged):
+        st.dataframe(flagged, hide_index=True)
+    else:
+        st.caption("None.")
+
+
 def live_panel(snapshot: LiveSnapshot | None, show_tracks: bool) -> None:
     """Faces now, current expression shares, the mood over the last minutes, flagged moments, tracks."""
     if snapshot is None:

@@ -44,25 +44,13 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from classmood.errors import ClassmoodError
-from classmood.labels import EMOTIONS
+from classmood.labels import EMOTIONS, FACE_COLUMNS
 
 if TYPE_CHECKING:
     from classmood.pipeline import Update
 
-# Same lists as classmood.pipeline.FACE_COLUMNS and MoodBin.as_row() (the tests check); spelled out
-# here so opening the store does not import the vision pipeline.
-FACE_COLUMNS: list[str] = [
-    "frame",
-    "time_s",
-    "track_id",
-    "x",
-    "y",
-    "w",
-    "h",
-    "det_score",
-    "emotion",
-    *[f"p_{e}" for e in EMOTIONS],
-]
+# The same columns as MoodBin.as_row() (the tests check); spelled out here so opening the store
+# does not import the vision pipeline.
 BIN_COLUMNS: list[str] = [
     "start_s",
     "end_s",

@@ -10,7 +10,6 @@ import streamlit as st
 from classmood.app import ui
 from classmood.app.uploads import MIME, UploadResult, analyze_upload, check_upload, max_upload_mb, save_upload
 from classmood.errors import ClassmoodError
-from classmood.labels import EMOTIONS
 
 RESULT = "upload_result"
 
@@ -69,23 +68,7 @@ if done is not None:
     for col, (name, data) in zip(cols, done.files.items(), strict=False):
         mime = MIME.get("." + name.rsplit(".", 1)[-1])
         col.download_button(name, data, file_name=name, mime=mime, on_click="ignore", key=f"dl_{name}")
-    bins = pd.DataFrame(done.result.mood_rows())
-    shown = bins[~bins["suppressed"]] if len(bins) else bins
     st.subheader("Class mood over time")
-    if len(bins):
-        st.line_chart(bins.set_index("start_s")[["faces"]], height=160, x_label="seconds", y_label="mean faces")
-    if len(shown):
-        st.line_chart(shown.set_index("start_s")[["valence", "negative_share"]], height=180, x_label="seconds")
-        shares = shown.set_index("start_s")[[f"share_{e}" for e in EMOTIONS]]
-        shares.columns = list(EMOTIONS)
-        st.area_chart(shares, height=200, x_label="seconds", y_label="share of faces")
-        flagged = shown[shown["flags"] != ""][["start_s", "end_s", "flags"]]
-        st.markdown("Flagged moments")
-        if len(flagged):
-            st.dataframe(flagged, hide_index=True)
-        else:
-            st.caption("None.")
-    else:
-        st.caption(f"Class numbers hidden: no time bin had at least {ui.min_faces()} faces.")
+    ui.mood_charts(pd.DataFrame(done.result.mood_rows()))
     with st.expander("summary.json"):
         st.code(json.dumps(s, indent=2), language="json")

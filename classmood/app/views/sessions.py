@@ -44,20 +44,7 @@ with opened:
     meta = store.session(sid)
     bins = store.bins(sid)
     st.markdown(f"Status **{meta['status']}** · started {meta['started_at']} · ended {meta['ended_at'] or '—'}")
-    if len(bins):
-        st.line_chart(bins.set_index("start_s")[["faces"]], height=150, x_label="seconds", y_label="mean faces")
-    shown = bins[~bins["suppressed"]]
-    if len(shown):
-        st.line_chart(shown.set_index("start_s")[["valence", "negative_share"]], height=180, x_label="seconds")
-        shares = shown.set_index("start_s")[[f"share_{e}" for e in EMOTIONS]]
-        shares.columns = list(EMOTIONS)
-        st.area_chart(shares, height=200, x_label="seconds", y_label="share of faces")
-        flagged = shown[shown["flags"] != ""][["start_s", "end_s", "flags"]]
-        if len(flagged):
-            st.markdown("Flagged moments")
-            st.dataframe(flagged, hide_index=True)
-    else:
-        st.caption("No class numbers: no bin of this session had enough faces (or it has no bins yet).")
+    ui.mood_charts(bins)
     with st.expander("Settings and summary"):
         st.json({"config": meta["config"], "summary": meta["summary"]})
 
