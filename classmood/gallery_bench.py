@@ -96,6 +96,8 @@ def score_run(path: Path, truth: GalleryTruth, config: PipelineConfig) -> dict[s
     last_time = 0.0
     started = time.perf_counter()
     for update in stream(path, config):
+        if update.final:
+            break
         analysed += 1
         last_time = update.frame.time_s
         seg = min(int(last_time // truth.hold_s), len(truth.labels) - 1)

@@ -1,6 +1,6 @@
 """Pixels to class mood: detect faces, follow them, read their apparent expressions, aggregate.
 
-``stream(source)`` yields one ``Update`` per analysed frame (the web app's entry point);
+``stream(source)`` yields one ``Update`` per analysed frame as soon as it is computed;
 ``analyze(path)`` runs a whole input and returns an ``AnalysisResult`` (faces, mood bins,
 summary). Frames are analysed at ``rate_hz`` (not every input frame), all faces of a frame are
 classified in one batch, and each track's probabilities are smoothed over time with an
@@ -46,6 +46,7 @@ class Update:
     frame: Frame
     detections: Detections
     bins: list[MoodBin]
+    final: bool = False  # the closing update of a finished input: no faces, only the last mood bin
 
     def face_rows(self) -> list[dict[str, Any]]:
         rows = []
@@ -112,17 +113,19 @@ class Analyzer:
 
 
 def stream(source: str | Path | FrameSource, config: PipelineConfig | None = None) -> Iterator[Update]:
-    """Analyse a source frame by frame; the last update carries the final mood bin."""
+    """Analyse a source frame by frame, yielding each update as soon as it is computed.
+
+    When the input ends, one more update with ``final=True`` and no faces carries the last,
+    partly filled mood bin (a live source only ends when the caller stops iterating).
+    """
     src = source if isinstance(source, FrameSource) else open_source(source)
     analyzer = Analyzer(config)
-    last: Update | None = None
+    last: Frame | None = None
     for frame in src.frames(analyzer.due):
-        if last is not None:
-            yield last
-        last = analyzer.process(frame)
+        last = frame
+        yield analyzer.process(frame)
     if last is not None:
-        last.bins.extend(analyzer.finish())
-        yield last
+        yield Update(last, Detections.empty(), analyzer.finish(), final=True)
 
 
 @dataclass

@@ -121,9 +121,11 @@ def test_python_api_stream_and_analyze(gallery_video: Path, tiny_run: Path) -> N
 
     config = PipelineConfig(model=str(tiny_run / "model.onnx"), rate_hz=1.0, bin_s=1.0, min_faces=1)
     updates = list(classmood.stream(gallery_video, config))
-    assert [u.frame.index for u in updates] == [0, 10, 20]
-    assert all(len(u.detections) == 6 for u in updates)
-    assert sum(len(u.bins) for u in updates) == 3  # every 1-s bin is reported once, the last at the end
+    *analysed, final = updates
+    assert [u.frame.index for u in analysed] == [0, 10, 20] and not any(u.final for u in analysed)
+    assert all(len(u.detections) == 6 for u in analysed)
+    assert [len(u.bins) for u in updates] == [0, 1, 1, 1]  # each 1-s bin as soon as it closes, the last at the end
+    assert final.final and len(final.detections) == 0 and final.bins[0].start_s == 2.0
     result = classmood.analyze(gallery_video, config=config)
     assert len(result.faces) == 18 and result.summary["tracks"] == 6
     df = result.to_pandas()
