@@ -11,13 +11,14 @@ second per frame on 2 cores, so the refiner spends that effort where it pays:
   in a window 1.6x the track's last box, enlarged so the face is about ``target_px`` (200) tall,
   with a lower threshold (0.2; the track is prior evidence that a face is there);
 * **scan**: the frame is covered by overlapping windows that are searched enlarged ``scan_zoom``
-  times, all of them on the first frame and then one changed window every ``scan_every`` (4)
+  (1.5) times, all of them on the first frame and then one changed window every ``scan_every`` (4)
   analysed frames in turn, so faces the fast pass never sees are discovered.
 
-Measured on that gallery (20 s, 2 analysed frames/s, 2 cores): without the refiner 65.5 % of
-faces found at 8.8 analysed frames/s; revisits alone 89 % at 7.9/s; revisits + scan every 4th
-frame 96.0 % at 5.7/s; scanning every frame 96.8 % at 4.0/s; 240 px instead of 200 px targets
-the same recall, slower.
+Measured on that gallery (20 s, 2 analysed frames/s, 2 cores; analysed frames/s vary by about
+15 % between runs on this machine): without the refiner 65.5 % of faces found at 8.8 frames/s;
+revisits alone 89 % at 7.9/s; revisits + a 2x scan every 4th frame 96 % at 5.2-5.7/s (every
+frame: 96.8 % at 4.0/s); the same with a 1.5x scan 95.6 % at 5.5-6.4/s (the default); 240 px
+revisit targets gain about a point of recall for 15-20 % of the speed.
 
 Both only run when the fast pass had to shrink the frame; on a webcam frame it sees everything.
 Both also remember what they saw: a region whose pixels have not changed since it was last
@@ -99,7 +100,7 @@ class FaceRefiner:
         target_px: float = 200.0,
         context: float = 1.6,
         revisit_threshold: float = 0.2,
-        scan_zoom: float = 2.0,
+        scan_zoom: float = 1.5,
         scan_every: int = 4,
         scan_threshold: float = 0.5,
     ) -> None:
@@ -170,7 +171,7 @@ class FaceRefiner:
             return hits
         off = np.abs((hits.xyxy[:, :2] + hits.xyxy[:, 2:]) / 2 - centre).max(axis=1)
         size = (hits.xyxy[:, 2:] - hits.xyxy[:, :2]).max(axis=1) / side
-        off[(size < 0.5) | (size > 2.0)] = np.inf  # a face part (an eye, a mouth), or a blob, not this face
+        off[(size < 0.35) | (size > 3.0)] = np.inf  # a face part (an eye, a mouth), or a blob, not this face
         best = int(np.argmin(off))
         if off[best] > side / 2:  # a neighbour at the window's edge, not the face expected here
             return Detections.empty()
