@@ -43,6 +43,8 @@ def test_add_new_keeps_base_and_only_unseen_extras() -> None:
     extra = Detections(np.array([[1, 1, 10, 10], [50, 50, 60, 60], [51, 51, 60, 60]]), np.array([0.8, 0.7, 0.6]))
     merged = add_new(base, extra)
     assert merged.xyxy.tolist() == [[0, 0, 10, 10], [50, 50, 60, 60]]
+    inside = Detections(np.array([[2, 2, 6, 7]]), np.array([0.9]))  # IoU 0.2, but wholly inside the base box
+    assert len(add_new(base, inside)) == 1
 
 
 def test_refiner_finds_faces_too_small_for_the_fast_pass() -> None:

@@ -101,6 +101,24 @@ def test_tracker_keeps_ids_for_still_faces_and_never_reuses_them() -> None:
     assert len(tracker.update(Detections.empty(), 2.5)) == 0
 
 
+def test_tracker_keeps_the_established_id_when_a_duplicate_track_appears() -> None:
+    from classmood.vision.tracker import IoUTracker
+
+    tracker = IoUTracker()
+    face = [100, 100, 160, 180]
+    for t in range(5):
+        assert tracker.update(Detections(np.array([face]), np.ones(1)), t * 0.5).track_id.tolist() == [1]
+    # a second detector frames the same face larger: a second, duplicate track is born
+    both = tracker.update(Detections(np.array([face, [80, 80, 185, 210]]), np.ones(2)), 2.5)
+    assert both.track_id.tolist() == [1, 2]
+    # next frame one box between the two: it fits track 2 a little better (IoU 0.63 vs 0.56), yet the
+    # established track 1 keeps the face
+    between = tracker.update(Detections(np.array([[90, 90, 172, 195]]), np.ones(1)), 3.0)
+    assert between.track_id.tolist() == [1]
+    assert tracker.active_ids == [1]  # the duplicate lying on the same face was absorbed
+    assert tracker.update(Detections(np.array([face]), np.ones(1)), 3.5).track_id.tolist() == [1]
+
+
 def _real_photo() -> np.ndarray:
     """A real portrait photograph available offline: Grace Hopper (US Navy, public domain), shipped by matplotlib."""
     import matplotlib.cbook

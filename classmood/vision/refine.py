@@ -33,7 +33,7 @@ import numpy as np
 
 from classmood.vision.detections import Detections
 from classmood.vision.detectors import LibFaceDetector
-from classmood.vision.tracker import iou_matrix
+from classmood.vision.tracker import iou_matrix, overlap_of_smaller
 
 Rect = tuple[int, int, int, int]
 THUMB_STEP = 8  # the change test looks at the frame shrunk this many times
@@ -64,14 +64,20 @@ def _concat(parts: list[Detections]) -> Detections:
     return Detections(np.concatenate([p.xyxy for p in parts]), np.concatenate([p.score for p in parts]))
 
 
-def add_new(base: Detections, extra: Detections, max_iou: float = 0.3) -> Detections:
-    """``base`` plus those ``extra`` boxes that overlap no base box (nor an earlier kept extra box)."""
+def add_new(base: Detections, extra: Detections, max_iou: float = 0.3, max_inside: float = 0.6) -> Detections:
+    """``base`` plus those ``extra`` boxes that overlap no base box (nor an earlier kept extra box).
+
+    Overlap is IoU or, for a small box inside a big one (two detectors framing one face
+    differently), the share of the smaller box covered.
+    """
     kept: list[int] = []
     order = np.argsort(-extra.score)
     boxes = base.xyxy
     for i in order:
         box = extra.xyxy[i : i + 1]
-        if len(boxes) == 0 or iou_matrix(box, boxes).max() < max_iou:
+        if len(boxes) == 0 or (
+            iou_matrix(box, boxes).max() < max_iou and overlap_of_smaller(box, boxes).max() < max_inside
+        ):
             kept.append(int(i))
             boxes = np.concatenate([boxes, box])
     return _concat([base, extra[np.array(kept, np.int64)]])
