@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,24 @@ from classmood.labels import EMOTIONS
 from classmood.store import BIN_COLUMNS, FACE_COLUMNS, SessionStore, default_url, open_store, record
 from classmood.store.sessions import bins_table, faces_table
 
+# Set (as .ci/run does, with a throwaway local server) to run every store test on PostgreSQL too.
+POSTGRES_URL = os.environ.get("CLASSMOOD_TEST_POSTGRES_URL")
 
-@pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'db' / 'sessions.db'}"
+
+@pytest.fixture(params=["sqlite", *(["postgresql"] if POSTGRES_URL else [])])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'db' / 'sessions.db'}"
+        return
+    assert POSTGRES_URL
+    yield POSTGRES_URL
+    from sqlalchemy import create_engine
+
+    from classmood.store.sessions import metadata
+
+    engine = create_engine(POSTGRES_URL)
+    metadata.drop_all(engine)  # every test starts from an empty database
+    engine.dispose()
 
 
 @pytest.fixture
@@ -284,8 +300,9 @@ def test_record_finished_and_stopped(store: SessionStore) -> None:
 
 
 def test_sqlite_wal_and_threads(store: SessionStore) -> None:
-    with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    if store.url.startswith("sqlite"):
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     sid = store.start_session("camera", "webcam:0")
     errors: list[BaseException] = []
 
