@@ -43,6 +43,7 @@ test: lint typecheck unit
 bench: $(VENV)/.dev
 	$(BIN)/classmood bench
 	$(BIN)/classmood bench --pipeline
+	$(BIN)/classmood bench --live
 
 report: $(VENV)/.dev
 	$(BIN)/classmood report --runs docs/runs --out docs/models.md --readme README.md

@@ -146,6 +146,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.live:
+        from classmood.live_bench import run_live_bench
+
+        print(json.dumps(run_live_bench(seconds=args.seconds), indent=2))
+        return 0
     if args.pipeline:
         from classmood.gallery_bench import run_gallery_bench
 
@@ -334,7 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: the video pipeline on a synthetic 7x7 1080p gallery vs a naive baseline (JSON)",
     )
     p.add_argument("--data", default="../shared/data/fer2013", help="FER2013 with PublicTest, for --pipeline")
-    p.add_argument("--seconds", type=float, default=20.0, help="gallery video length for --pipeline")
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="instead: the live app's worker fed a 49-face 1080p gallery at 10 fps; UI-side latencies (JSON)",
+    )
+    p.add_argument("--seconds", type=float, default=20.0, help="gallery length for --pipeline and --live")
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser("report", help="write docs/models.md and confusion-matrix images from training runs")
