@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from classmood.inference import SHIPPED_MODELS, ExpressionModel, resolve_model
+from classmood.inference import SHIPPED_MODELS, ExpressionModel, load_model
 
 
 def cpu_name() -> str:
@@ -46,9 +46,9 @@ def bench_models(models: list[str] | None = None, threads: int | None = None, ru
     threads = threads or min(2, os.cpu_count() or 1)
     result: dict[str, Any] = {"cpu": cpu_name(), "threads": threads, "runs": runs, "statistic": "median", "models": {}}
     for name in models or list(SHIPPED_MODELS):
-        model = ExpressionModel(resolve_model(name), threads=threads)
+        model = load_model(name, threads=threads)
         result["models"][name] = {
-            "file_mb": round(model.path.stat().st_size / 1e6, 2),
+            "file_mb": round(model.file_bytes / 1e6, 2),
             "tta": model.metadata.get("classmood.tta", "none"),
             "faces_per_s_batch1": round(faces_per_second(model, 1, runs), 1),
             "faces_per_s_batch64": round(faces_per_second(model, 64, runs), 1),

@@ -314,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="accuracy of a model on a labelled dataset")
     p.add_argument("--data", required=True, help="FER2013 CSV (.csv/.csv.gz), compact-array folder or image folders")
     p.add_argument("--split", help="one split (e.g. PrivateTest, PublicTest; image folders: folder name or 'all')")
-    p.add_argument("--model", help="shipped model name (accurate, fast) or .onnx path; default accurate")
+    p.add_argument("--model", help="shipped model name (accurate, fast, ensemble) or .onnx path; default accurate")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -358,7 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="image, folder of images, video file, webcam:N, or screen / screen:N / screen:X,Y,W,H")
     p.add_argument("--out", required=True, help="output folder for faces.csv, class_mood.csv, summary.json")
     p.add_argument("--detector", default="libface", help="libface (fast, default) or mtcnn (accurate)")
-    p.add_argument("--model", default="fast", help="expression model: fast (default), accurate, or .onnx path")
+    p.add_argument(
+        "--model", default="fast", help="expression model: fast (default), accurate, ensemble, or .onnx path"
+    )
     p.add_argument("--rate", type=float, default=2.0, help="analysed frames per second of input (0 = all)")
     p.add_argument("--bin", type=float, default=5.0, help="class-mood time bin in seconds")
     p.add_argument("--min-faces", type=int, default=5, help="suppress class aggregates below this many faces")

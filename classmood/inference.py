@@ -1,7 +1,8 @@
 """CPU inference for expression models through ONNX Runtime (no PyTorch at run time).
 
 ``ExpressionModel`` wraps one exported ``.onnx`` file; ``load_model`` also resolves the names of
-the models shipped inside the package (``accurate``, ``fast``).
+the models shipped inside the package (``accurate``, ``fast``) and ``ensemble``, the mean of the
+shipped models' probabilities (no extra weights).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from classmood.errors import ClassmoodError
 from classmood.labels import EMOTIONS
 
 SHIPPED_MODELS: dict[str, str] = {"accurate": "accurate.onnx", "fast": "fast.onnx"}
+ENSEMBLE = "ensemble"
+ENSEMBLE_MEMBERS = ("accurate", "fast")
+MODEL_NAMES = (*SHIPPED_MODELS, ENSEMBLE)
 DEFAULT_MODEL = "accurate"
 
 
@@ -33,9 +37,7 @@ def resolve_model(name_or_path: str | None) -> Path:
         return path
     path = Path(name_or_path)
     if not path.is_file():
-        raise ClassmoodError(
-            f"model {name_or_path!r} is neither a shipped model ({', '.join(SHIPPED_MODELS)}) nor a file"
-        )
+        raise ClassmoodError(f"model {name_or_path!r} is neither a shipped model ({', '.join(MODEL_NAMES)}) nor a file")
     return path
 
 
@@ -65,6 +67,10 @@ class ExpressionModel:
     def name(self) -> str:
         return self.metadata.get("name", self.path.stem)
 
+    @property
+    def file_bytes(self) -> int:
+        return self.path.stat().st_size
+
     def predict_proba(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """(N, 48, 48) or (N, 1, 48, 48) grey faces, pixel values 0..255 -> (N, 7) probabilities."""
         x = np.asarray(faces, dtype=np.float32)
@@ -80,5 +86,32 @@ class ExpressionModel:
         return np.concatenate(out).astype(np.float32)
 
 
+class EnsembleModel(ExpressionModel):
+    """The mean of several models' probabilities, for offline analysis where accuracy beats speed.
+
+    The shipped ``ensemble`` averages ``accurate`` and ``fast``: different architectures, but
+    ``fast`` was distilled from ``accurate``, so they agree often and the gain is small (see the
+    README's model table). Costs the sum of its members' time.
+    """
+
+    def __init__(self, members: list[ExpressionModel]) -> None:
+        if not members:
+            raise ClassmoodError("an ensemble needs at least one model")
+        self.members = members
+        self.path = members[0].path
+        tta = ",".join(m.metadata.get("classmood.tta", "none") for m in members)
+        self.metadata = {"name": ENSEMBLE, "classmood.tta": tta, "members": ",".join(m.name for m in members)}
+
+    @property
+    def file_bytes(self) -> int:
+        return sum(m.file_bytes for m in self.members)
+
+    def predict_proba(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        return np.mean([m.predict_proba(faces, batch_size) for m in self.members], axis=0).astype(np.float32)
+
+
 def load_model(name_or_path: str | None = None, threads: int | None = None) -> ExpressionModel:
+    """A shipped model by name (``accurate``, ``fast``, ``ensemble``) or an exported ``.onnx`` file."""
+    if name_or_path == ENSEMBLE:
+        return EnsembleModel([ExpressionModel(resolve_model(n), threads=threads) for n in ENSEMBLE_MEMBERS])
     return ExpressionModel(resolve_model(name_or_path), threads=threads)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from classmood.evaluate import evaluate
@@ -51,3 +52,14 @@ def test_shipped_accuracy_on_publictest_is_what_we_report(name: str) -> None:
     assert measured["n"] == 3589
     assert measured["accuracy"] >= reported["accuracy"] - 0.001, (measured["accuracy"], reported["accuracy"])
     assert measured["macro_f1"] >= reported["macro_f1"] - 0.002
+
+
+def test_ensemble_is_the_mean_of_the_shipped_models() -> None:
+    from classmood.inference import EnsembleModel, load_model
+
+    faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48)).astype(np.uint8)
+    ensemble = load_model("ensemble")
+    assert isinstance(ensemble, EnsembleModel) and ensemble.name == "ensemble"
+    expected = (load_model("accurate").predict_proba(faces) + load_model("fast").predict_proba(faces)) / 2
+    np.testing.assert_allclose(ensemble.predict_proba(faces), expected, atol=1e-6)
+    assert ensemble.file_bytes == load_model("accurate").file_bytes + load_model("fast").file_bytes

@@ -47,9 +47,10 @@ def sidebar() -> None:
         )
         st.selectbox(
             "Expression model",
-            ["fast", "accurate"],
+            ["fast", "accurate", "ensemble"],
             key="model",
-            help="fast: 0.3 M parameters, ~3000 faces/s; accurate: resnet18_lite with flip TTA, ~600 faces/s.",
+            help="fast: 0.3 M parameters, ~3000 faces/s; accurate: resnet18_lite with flip TTA, ~600 faces/s; "
+            "ensemble: the mean of both (slowest, for recordings).",
         )
 
 
