@@ -392,31 +392,27 @@ class SessionStore:
 
     def faces(self, session_id: int) -> pd.DataFrame:
         """Analysed faces, columns exactly FACE_COLUMNS, ordered by frame."""
-        c = faces_table.c
-        query = select(*[c[k] for k in FACE_COLUMNS]).where(c.session_id == session_id).order_by(c.frame, c.id)
-        with self._tx() as conn:
-            self._require(conn, session_id)
-            rows = [tuple(r) for r in conn.execute(query)]
-        df = pd.DataFrame(rows, columns=FACE_COLUMNS)
         types = {k: "int64" if k in _FACE_INT else "float64" for k in FACE_COLUMNS if k not in _FACE_STR}
-        return df.astype(types)
+        return self._read(faces_table, FACE_COLUMNS, "frame", session_id).astype(types)
 
     def bins(self, session_id: int) -> pd.DataFrame:
         """Class-mood bins, columns as ``MoodBin.as_row()``, ordered by start time."""
-        c = bins_table.c
-        query = select(*[c[k] for k in BIN_COLUMNS]).where(c.session_id == session_id).order_by(c.start_s, c.id)
-        with self._tx() as conn:
-            self._require(conn, session_id)
-            rows = [tuple(r) for r in conn.execute(query)]
-        df = pd.DataFrame(rows, columns=BIN_COLUMNS)
         types = {
             k: "int64" if k in _BIN_INT else "bool" if k == "suppressed" else "float64"
             for k in BIN_COLUMNS
             if k != "flags"
         }
-        df = df.astype(types)
+        df = self._read(bins_table, BIN_COLUMNS, "start_s", session_id).astype(types)
         df["flags"] = df["flags"].fillna("").astype(str)
         return df
+
+    def _read(self, table: Table, columns: list[str], order: str, session_id: int) -> pd.DataFrame:
+        c = table.c
+        query = select(*[c[k] for k in columns]).where(c.session_id == session_id).order_by(c[order], c.id)
+        with self._tx() as conn:
+            self._require(conn, session_id)
+            rows = [tuple(r) for r in conn.execute(query)]
+        return pd.DataFrame(rows, columns=columns)
 
     def export(self, session_id: int, out_dir: str | Path, fmt: str = "csv") -> list[Path]:
         """Write faces.<ext>, class_mood.<ext> and session.json to ``out_dir``; returns the paths."""
