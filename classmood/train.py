@@ -15,12 +15,12 @@ import math
 import os
 import random
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tomllib
 import torch
 import torch.nn.functional as F
 from torch import nn
