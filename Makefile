@@ -46,7 +46,7 @@ bench: $(VENV)/.dev
 	$(BIN)/classmood bench --live
 
 report: $(VENV)/.dev
-	$(BIN)/classmood report --runs docs/runs --out docs/models.md --readme README.md
+	$(BIN)/classmood report --runs docs/runs --out docs/models.md --readme README.md --experiments docs/experiments.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

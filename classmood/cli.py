@@ -183,6 +183,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
         raise ClassmoodError(f"{args.runs}: no such folder of training runs")
     build_report(args.runs, args.out, threads=args.threads, readme=args.readme)
     print(f"wrote {args.out}")
+    if args.experiments:
+        from classmood.experiments import write_experiment_log
+
+        print(f"wrote {write_experiment_log(args.runs, args.experiments)}")
     return 0
 
 
@@ -352,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="docs/models.md")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--readme", help="also refresh the shipped-model table in this README (between its markers)")
+    p.add_argument("--experiments", default="docs/experiments.md", help="the experiment log to write ('' to skip)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("analyze", help="faces, tracks and class mood of an image, folder, video, webcam or screen")
