@@ -210,14 +210,45 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from classmood.outputs import analyze
     from classmood.pipeline import PipelineConfig
 
     config = PipelineConfig(
         detector=args.detector, model=args.model, rate_hz=args.rate, bin_s=args.bin, min_faces=args.min_faces
     )
     store = _open_session_store() if args.save else None  # a bad database fails before the work
-    result = analyze(args.input, args.out, config, progress=sys.stderr.isatty(), annotate=args.annotate)
+    try:
+        return _analyze_and_save(args, config, store)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _analyze_and_save(args: argparse.Namespace, config: Any, store: Any) -> int:
+    from dataclasses import asdict
+
+    from classmood.outputs import analyze
+    from classmood.store import AnalysisRecorder
+
+    recorder = AnalysisRecorder(store, "cli", str(args.input), asdict(config)) if store is not None else None
+    if recorder is not None and recorder.error:
+        raise ClassmoodError(recorder.error)
+    try:
+        result = analyze(
+            args.input,
+            args.out,
+            config,
+            progress=sys.stderr.isatty(),
+            annotate=args.annotate,
+            on_update=recorder.on_update if recorder else None,
+        )
+    except Exception as exc:
+        if recorder:
+            recorder.failed(exc)
+        raise
+    except BaseException:  # Ctrl-C: what was analysed stays saved
+        if recorder:
+            recorder.stopped()
+        raise
     s = result.summary
     print(
         f"{s['frames_analysed']} of {s['frames']} frames analysed, {s['faces']} faces, {s['tracks']} tracks, "
@@ -225,8 +256,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     )
     if s["truncated"]:
         print(f"classmood: warning: {args.input} ended early (truncated?); what was read is saved", file=sys.stderr)
-    if store is not None:
-        print(f"saved as session {_save_analysis(store, args.input, config, result)} ({store!r})")
+    if recorder is not None:
+        recorder.finish(result)
+        if recorder.error:
+            print(f"classmood: warning: {recorder.error}", file=sys.stderr)
+        else:
+            print(f"saved as session {recorder.session_id} ({store!r})")
     return 0
 
 
@@ -236,22 +271,16 @@ def _open_session_store(url: str | None = None) -> Any:
     return open_store(url)
 
 
-def _save_analysis(store: Any, source: str, config: Any, result: Any) -> int:
-    """Record a finished ``classmood analyze`` run as a session of kind "cli"; returns its id."""
-    from dataclasses import asdict
-
-    session_id: int = store.start_session("cli", str(source), config=asdict(config))
-    try:
-        store.add_update(session_id, result.faces, result.mood_rows())
-    except BaseException:
-        store.finish_session(session_id, status="failed")
-        raise
-    store.finish_session(session_id, result.summary)
-    return session_id
-
-
 def _cmd_sessions(args: argparse.Namespace) -> int:
     store = _open_session_store(args.db)
+    try:
+        _sessions_action(store, args)
+    finally:
+        store.close()  # a PostgreSQL connection left open warns when collected
+    return 0
+
+
+def _sessions_action(store: Any, args: argparse.Namespace) -> None:
     if args.action == "list":
         table = store.list_sessions()
         print(table.to_string(index=False) if len(table) else f"no sessions in {store!r}")
@@ -276,7 +305,6 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
         table.columns = [f"session {args.a}", f"session {args.b}", f"{args.b} - {args.a}"]
         print(table.to_string(float_format=lambda v: f"{v:.4f}"))
         print("(apparent facial expressions, not inner emotional states; shares and valence from unsuppressed bins)")
-    return 0
 
 
 def _cmd_app(args: argparse.Namespace) -> int:

@@ -409,3 +409,33 @@ def test_cli_analyze_save(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsy
     written = pd.read_csv(tmp_path / "out" / "faces.csv")
     pd.testing.assert_frame_equal(store.faces(1), written, check_dtype=False)
     assert len(store.bins(1)) == len(pd.read_csv(tmp_path / "out" / "class_mood.csv"))
+
+
+def test_analysis_recorder_saves_as_it_goes_and_marks_the_end(store: SessionStore) -> None:
+    import numpy as np
+
+    from classmood.pipeline import AnalysisResult, Update
+    from classmood.store import AnalysisRecorder
+    from classmood.vision.detections import Detections
+    from classmood.vision.sources import Frame
+
+    def update(index: int, bins: list[MoodBin]) -> Update:
+        dets = Detections(np.array([[0, 0, 10, 10]]), np.ones(1), np.array([1]), np.full((1, 7), 1 / 7, np.float32))
+        return Update(Frame(index, index * 0.5, np.zeros((2, 2, 3), np.uint8)), dets, bins)
+
+    first, last = (MoodBin(t, t + 5, 2, 1.0, 1, True, None, None, None, None) for t in (0.0, 5.0))
+    done = AnalysisRecorder(store, "cli", "class.mp4", {"rate_hz": 2.0})
+    done.on_update(update(0, []))
+    assert len(store.faces(done.session_id)) == 1  # committed while the analysis still runs
+    done.on_update(update(1, [first]))
+    done.finish(AnalysisResult("class.mp4", [], [first, last], {"frames": 2}))
+    assert store.bins(done.session_id)["start_s"].tolist() == [0.0, 5.0]  # the last bin once, at the end
+    assert store.session(done.session_id)["status"] == "finished"
+    assert store.session(done.session_id)["summary"] == {"frames": 2}
+
+    broken = AnalysisRecorder(store, "cli", "cut.mp4", {})
+    broken.on_update(update(0, []))
+    broken.failed(RuntimeError("decoder gave up"))
+    meta = store.session(broken.session_id)
+    assert meta["status"] == "failed" and "decoder gave up" in meta["summary"]["error"]
+    assert len(store.faces(broken.session_id)) == 1  # what was analysed before the failure stays

@@ -11,7 +11,6 @@ the analysis.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
@@ -24,6 +23,7 @@ from typing import IO, Any
 from classmood.errors import ClassmoodError
 from classmood.pipeline import AnalysisResult, PipelineConfig, Update
 from classmood.report_html import write_report
+from classmood.store.recorder import AnalysisRecorder
 from classmood.vision.sources import VIDEO_SUFFIXES, open_source
 
 MAX_UPLOAD_ENV = "CLASSMOOD_MAX_UPLOAD_MB"
@@ -119,29 +119,13 @@ def analyze_upload(
     open_source(path).close()  # fails now, with a one-line message, for non-videos and broken files
     if on_progress:
         on_progress(0.0, "starting")
-    session_id = store_error = None
-    if store is not None:
-        try:
-            session_id = store.start_session(kind="upload", source=name, config=asdict(config))
-        except Exception as exc:
-            store, store_error = None, f"not saved as a session: {exc}"
-
-    def save(face_rows: list[dict[str, Any]], bin_rows: list[dict[str, object]]) -> None:
-        nonlocal store, store_error
-        if store is None or not (face_rows or bin_rows):
-            return
-        try:
-            store.add_update(session_id, face_rows=face_rows, bin_rows=bin_rows)
-        except Exception as exc:
-            store, store_error = None, f"saving the session stopped: {exc}"
-
-    saved_bins = 0
+    recorder = AnalysisRecorder(store, "upload", name, asdict(config)) if store is not None else None
     started = last_report = time.monotonic()
 
     def on_update(update: Update, done: float | None) -> None:
-        nonlocal saved_bins, last_report
-        save(update.face_rows(), [b.as_row() for b in update.bins])
-        saved_bins += len(update.bins)
+        nonlocal last_report
+        if recorder is not None:
+            recorder.on_update(update)
         now = time.monotonic()
         if on_progress and now - last_report >= poll_s:
             last_report = now
@@ -151,30 +135,21 @@ def analyze_upload(
         out_dir = Path(tmp)
         try:
             result = analyze(path, out_dir, config, annotate=annotate, on_update=on_update)
-        except ClassmoodError as error:
-            if store is not None:
-                with contextlib.suppress(Exception):  # the analysis error is the one to report
-                    store.finish_session(session_id, summary={"error": str(error)}, status="failed")
-            raise
         except Exception as error:
-            if store is not None:
-                with contextlib.suppress(Exception):
-                    store.finish_session(session_id, summary={"error": str(error)}, status="failed")
+            if recorder is not None:
+                recorder.failed(error)
+            if isinstance(error, ClassmoodError):
+                raise
             raise ClassmoodError(f"{name}: analysis failed ({type(error).__name__}: {error})") from error
         except BaseException:  # the page was left or rerun: keep what was saved, mark it stopped
-            if store is not None:
-                with contextlib.suppress(Exception):
-                    store.finish_session(session_id, status="stopped")
+            if recorder is not None:
+                recorder.stopped()
             raise
-        save([], result.mood_rows()[saved_bins:])  # the last bin, closed at the end of the input
-        if store is not None:
-            try:
-                store.finish_session(session_id, summary=result.summary, status="finished")
-            except Exception as exc:
-                store_error = f"could not close the saved session: {exc}"
+        if recorder is not None:
+            recorder.finish(result)
         if not (out_dir / "report.html").is_file():
             write_report(result, out_dir / "report.html")
         files = {f: (out_dir / f).read_bytes() for f in OUTPUT_FILES if (out_dir / f).is_file()}
     if on_progress:
         on_progress(1.0, "done")
-    return UploadResult(result, files, session_id, store_error)
+    return UploadResult(result, files, recorder.session_id if recorder else None, recorder.error if recorder else None)

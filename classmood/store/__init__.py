@@ -16,6 +16,7 @@ Where the database is: ``default_url()`` — ``DATABASE_URL`` if set (any SQLAlc
 
 from __future__ import annotations
 
+from classmood.store.recorder import AnalysisRecorder
 from classmood.store.sessions import (
     BIN_COLUMNS,
     FACE_COLUMNS,
@@ -32,6 +33,7 @@ __all__ = [
     "FACE_COLUMNS",
     "KINDS",
     "STATUSES",
+    "AnalysisRecorder",
     "SessionStore",
     "default_url",
     "open_store",
