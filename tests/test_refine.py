@@ -108,3 +108,24 @@ def test_unchanged_regions_keep_their_answer_and_changed_ones_are_searched_again
         0,
     ]  # every 3rd frame, then all seen
     assert _found(truth + np.float32([40, 0, 40, 0]), shifted) == len(truth)  # that window holds the whole grid
+
+
+def test_faces_that_barely_moved_are_answered_from_memory_and_moved_ones_searched_again() -> None:
+    frame, truth = _tiny_face_gallery()
+    refiner = FaceRefiner(scan_every=0)
+    searched: list[tuple[int, int, int, int]] = []
+    real = refiner.detector.detect_region
+
+    def counting(image: np.ndarray, rect: tuple[int, int, int, int], zoom: float, threshold: float | None = None):
+        searched.append(rect)
+        return real(image, rect, zoom, threshold)
+
+    refiner.detector.detect_region = counting  # type: ignore[method-assign]
+    boxes = truth
+    for _ in range(3):  # until the tracks hold the boxes the detector draws
+        boxes = refiner.refine(frame, Detections.empty(), boxes).xyxy
+    searched.clear()
+    nudged = refiner.refine(np.roll(frame, 2, axis=1), Detections.empty(), boxes)
+    assert searched == [] and len(nudged) == len(truth)  # a 2-px nudge (camera noise, rescaling) is no news
+    moved = refiner.refine(np.roll(frame, 8, axis=1), Detections.empty(), boxes)
+    assert len(searched) > 0 and _found(truth + np.float32([8, 0, 8, 0]), moved) == len(truth)

@@ -23,7 +23,11 @@ revisit targets gain about a point of recall for 15-20 % of the speed.
 Both only run when the fast pass had to shrink the frame; on a webcam frame it sees everything.
 Both also remember what they saw: a region whose pixels have not changed since it was last
 searched (compared on an 8x smaller grey copy of the frame) keeps its previous answer, so a still
-gallery costs little after the first frames and the effort goes to tiles that changed.
+gallery costs little after the first frames and the effort goes to tiles that changed. A face
+found by a revisit whose window changed only a little (noise, a head moving slightly) is kept for
+up to ``MAX_REUSE_MOVING`` frames before it is searched again: with sensor noise and a 2-px jitter
+on every frame of the benchmark gallery this took the analysed frames/s from a third to about
+the same as on the still video, and recall from 94.2 % to 94.7 %.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from classmood.vision.tracker import iou_matrix, overlap_of_smaller
 Rect = tuple[int, int, int, int]
 THUMB_STEP = 8  # the change test looks at the frame shrunk this many times
 CHANGED = 3.0  # mean absolute grey difference (0-255) on the shrunk copy that counts as a change
+SMALL_MOTION = 12.0  # below this, a face found last time is assumed still there ...
+MAX_REUSE_MOVING = 2  # ... for at most this many frames before it is searched again
 
 
 def _thumbnail(frame: np.ndarray) -> np.ndarray:
@@ -53,8 +59,15 @@ def _region(thumb: np.ndarray, rect: Rect) -> np.ndarray:
     return thumb[y1 : y2 + 1, x1 : x2 + 1].copy()
 
 
+def _change(before: np.ndarray | None, now: np.ndarray) -> float:
+    """Mean absolute grey difference of two shrunk regions (inf when there is nothing to compare)."""
+    if before is None or before.shape != now.shape:
+        return float("inf")
+    return float(np.abs(before - now).mean())
+
+
 def _unchanged(before: np.ndarray | None, now: np.ndarray) -> bool:
-    return before is not None and before.shape == now.shape and float(np.abs(before - now).mean()) < CHANGED
+    return _change(before, now) < CHANGED
 
 
 def _concat(parts: list[Detections]) -> Detections:
@@ -118,7 +131,8 @@ class FaceRefiner:
         self._window_seen: list[np.ndarray | None] = []  # each window's thumbnail when last scanned
         self._frame_size = (0, 0)
         self._next_window = 0
-        self._revisits: dict[Rect, tuple[np.ndarray, Detections]] = {}  # window -> (thumbnail, answer)
+        # window -> (its thumbnail when searched, the answer, frames the answer has been reused while moving)
+        self._revisits: dict[Rect, tuple[np.ndarray, Detections, int]] = {}
         self._thumb = np.zeros((0, 0), np.int16)
 
     def needed(self, frame: np.ndarray) -> bool:
@@ -148,17 +162,20 @@ class FaceRefiner:
             half = side * self.context / 2
             rect = (int(cx - half), int(cy - half), int(np.ceil(cx + half)), int(np.ceil(cy + half)))
             previous = self._previous_look(rect)
-            seen = _region(self._thumb, previous[0] if previous else rect)
-            if previous is not None and _unchanged(previous[1], seen):
-                rect, answer = previous[0], previous[2]
-            else:
-                answer = self._look_again(frame, rect, float(side), (float(cx), float(cy)))
-            cache[rect] = (seen, answer)
+            if previous is not None:
+                old_rect, searched, answer, reused = previous
+                change = _change(searched, _region(self._thumb, old_rect))
+                if change < CHANGED or (len(answer) and change < SMALL_MOTION and reused < MAX_REUSE_MOVING):
+                    cache[old_rect] = (searched, answer, reused + int(change >= CHANGED))
+                    found.append(answer)
+                    continue
+            answer = self._look_again(frame, rect, float(side), (float(cx), float(cy)))
+            cache[rect] = (_region(self._thumb, rect), answer, 0)
             found.append(answer)
         self._revisits = cache
         return _concat(found)
 
-    def _previous_look(self, rect: Rect) -> tuple[Rect, np.ndarray, Detections] | None:
+    def _previous_look(self, rect: Rect) -> tuple[Rect, np.ndarray, Detections, int] | None:
         """The last frame's look at (nearly) this window: boxes jitter by a few pixels between frames."""
         if not self._revisits:
             return None
@@ -167,8 +184,7 @@ class FaceRefiner:
         best = int(np.argmax(overlap))
         if overlap[best] < 0.7:
             return None
-        seen, answer = self._revisits[keys[best]]
-        return keys[best], seen, answer
+        return (keys[best], *self._revisits[keys[best]])
 
     def _look_again(self, frame: np.ndarray, rect: Rect, side: float, centre: tuple[float, float]) -> Detections:
         zoom = float(np.clip(self.target_px / side, 1.0, 4.0))
