@@ -22,6 +22,48 @@ NOTICE = (
 )
 
 
+def _train_in_parallel(recipes: list[str], args: argparse.Namespace) -> int:
+    """Run several recipes at once as child processes (one GPU is far from busy with one small run).
+
+    Each child's output goes to ``<out>/train.log``; flags given here (--data, --device, ...) apply
+    to every recipe. Returns non-zero when any run failed.
+    """
+    import subprocess
+
+    from classmood.train import TrainConfig
+
+    passthrough: list[str] = []
+    for flag in ("data", "device", "threads", "limit", "epochs"):
+        value = getattr(args, flag)
+        if value is not None:
+            passthrough += [f"--{flag}", str(value)]
+    if args.no_export:
+        passthrough.append("--no-export")
+    children = []
+    for recipe in recipes:
+        try:
+            out = Path(TrainConfig.from_toml(recipe).out)
+        except (ValueError, TypeError, OSError) as exc:
+            raise ClassmoodError(f"bad training settings in {recipe}: {exc}") from None
+        out.mkdir(parents=True, exist_ok=True)
+        log = open(out / "train.log", "w")  # noqa: SIM115 - closed below, after the child exits
+        cmd = [sys.executable, "-m", "classmood.cli", "train", "--recipe", recipe, *passthrough]
+        children.append((recipe, out, log, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)))
+        print(f"started {recipe} -> {out}/train.log", flush=True)
+    failed = 0
+    for recipe, out, log, child in children:
+        code = child.wait()
+        log.close()
+        run = out / "run.json"
+        if code == 0 and run.is_file():
+            summary = json.loads(run.read_text())
+            print(f"{recipe}: PublicTest {summary['val']['accuracy']:.4f} after {summary['epochs']} epochs", flush=True)
+        else:
+            failed += 1
+            print(f"{recipe}: failed (exit {code}); see {out}/train.log", flush=True)
+    return 1 if failed else 0
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     try:
         from classmood.train import TrainConfig, train
@@ -41,9 +83,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "teacher": args.teacher,
         "export_onnx": False if args.no_export else None,
     }
+    recipes = args.recipe or []
+    if len(recipes) > 1:
+        return _train_in_parallel(recipes, args)
     try:
-        if args.recipe:
-            cfg = TrainConfig.from_toml(args.recipe, **overrides)
+        if recipes:
+            cfg = TrainConfig.from_toml(recipes[0], **overrides)
         else:
             if not args.arch:
                 raise ClassmoodError("give --arch NAME or --recipe FILE (see 'classmood models')")
@@ -324,7 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model on FER2013 (needs PyTorch)")
-    p.add_argument("--recipe", help="TOML recipe file (see recipes/); flags below override it")
+    p.add_argument(
+        "--recipe",
+        action="append",
+        help="TOML recipe file (see recipes/); flags below override it. Repeat to train several at once",
+    )
     p.add_argument("--arch", help="architecture name (classmood models)")
     p.add_argument("--data", help="FER2013 CSV, compact-array folder or image folders")
     p.add_argument("--epochs", type=int)

@@ -16,6 +16,7 @@ import os
 import random
 import time
 import tomllib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,10 @@ class TrainConfig:
     kd_alpha: float = 0.7  # weight of the distillation term
     kd_temperature: float = 4.0
     export_onnx: bool = True
+    # Wall-clock budget for the whole run (0 = none). After epoch 3 the measured epoch time fixes how
+    # many epochs fit, and the one-cycle schedule is re-planned to end exactly there, so a run shared
+    # with others on one GPU still anneals fully instead of being cut off mid-schedule.
+    time_budget_minutes: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     @classmethod
@@ -156,6 +161,35 @@ def _save_checkpoint(path: Path, model: nn.Module, cfg: TrainConfig, epoch: int,
     )
 
 
+# The budget is first checked after epoch 3 (epoch 1 includes start-up: data to the GPU, cuDNN
+# autotuning) and again every few epochs, because runs sharing a GPU speed up or slow down as
+# others start and finish.
+_BUDGET_FIRST_CHECK = 3
+_BUDGET_CHECK_EVERY = 4
+
+
+def _one_cycle(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int, done_steps: int = 0) -> Any:
+    """The one-cycle schedule over ``total_steps``, advanced past ``done_steps`` already taken."""
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=cfg.warmup_frac, div_factor=25, final_div_factor=1e3
+    )
+    if done_steps:
+        with warnings.catch_warnings():  # stepping without optimizer steps is the point here
+            warnings.simplefilter("ignore")
+            for _ in range(done_steps):
+                sched.step()
+    return sched
+
+
+def _epochs_within_budget(budget_s: float, started: float, epoch_ends: list[float], window: int = 4) -> int:
+    """Total epochs that fit ``budget_s`` at the pace of the last ``window`` epochs (never the first)."""
+    done = len(epoch_ends)
+    recent = epoch_ends[-min(window + 1, done) :]
+    per_epoch = (recent[-1] - recent[0]) / max(1, len(recent) - 1)
+    remaining = budget_s - (epoch_ends[-1] - started)
+    return max(done + 1, done + int(0.97 * remaining / per_epoch))
+
+
 def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[str, Any]:
     """Train one model as configured and return the run summary (also written to ``out/run.json``)."""
     out = Path(cfg.out)
@@ -174,8 +208,9 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
     x_val = torch.from_numpy(val_set.images)
 
     model = create_model(cfg.arch, **cfg.arch_kwargs).to(device)
-    if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed 48x48 shapes: let cuDNN pick its fastest kernels
     teachers = [load_checkpoint(p, device) for p in cfg.teacher]
     params, macs = count_params(model), count_macs(model)
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
@@ -190,9 +225,7 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
         momentum=cfg.momentum,
         nesterov=True,
     )
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=cfg.warmup_frac, div_factor=25, final_div_factor=1e3
-    )
+    sched = _one_cycle(opt, cfg, total_steps)
     weights = class_weights(train_set.labels, cfg.class_weight_power).to(device)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
@@ -201,15 +234,20 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
     log = open(out / "metrics.jsonl", "w")  # noqa: SIM115 - open for the whole run
     best: dict[str, Any] = {"accuracy": -1.0}
     best_epoch = 0
+    epochs = cfg.epochs
     started = time.time()
-    for epoch in range(1, cfg.epochs + 1):
+    epoch = 0
+    epoch_ends: list[float] = []
+    while epoch < epochs:
+        epoch += 1
         model.train()
         t0 = time.time()
         order = torch.randperm(len(x_train), device=device, generator=gen)
         loss_sum, correct, seen = 0.0, 0, 0
+        lr_used = cfg.lr
         bar = tqdm(
             range(steps_per_epoch),
-            desc=f"{cfg.arch} epoch {epoch}/{cfg.epochs}",
+            desc=f"{cfg.arch} epoch {epoch}/{epochs}",
             leave=False,
             mininterval=5,
             disable=os.environ.get("CLASSMOOD_NO_PROGRESS") == "1",
@@ -218,8 +256,7 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
             idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             x = augment_batch(x_train[idx].float().unsqueeze(1), cfg.augment, gen)
             y = y_train[idx]
-            if device.type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(x).float()
                 loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=cfg.label_smoothing)
@@ -231,6 +268,7 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
                     loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * kd * cfg.kd_temperature**2
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            lr_used = opt.param_groups[0]["lr"]  # what this step used (the scheduler moves on below)
             opt.step()
             sched.step()
             loss_sum += float(loss.detach()) * len(y)
@@ -244,20 +282,29 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
             "train_accuracy": correct / seen,
             "val_accuracy": val["accuracy"],
             "val_macro_f1": val["macro_f1"],
-            "lr": sched.get_last_lr()[0],
+            "lr": lr_used,
             "epoch_seconds": time.time() - t0,
         }
         log.write(json.dumps(row) + "\n")
         log.flush()
         print(
-            f"{cfg.arch} epoch {epoch}/{cfg.epochs}: loss {row['train_loss']:.3f} train {row['train_accuracy']:.3f} "
+            f"{cfg.arch} epoch {epoch}/{epochs}: loss {row['train_loss']:.3f} train {row['train_accuracy']:.3f} "
             f"{cfg.val_split} {val['accuracy']:.4f} macro-F1 {val['macro_f1']:.3f} ({row['epoch_seconds']:.0f}s)",
             flush=True,
         )
         if val["accuracy"] > best["accuracy"]:
             best, best_epoch = val, epoch
             _save_checkpoint(out / "best.pt", model, cfg, epoch, val)
-    _save_checkpoint(out / "last.pt", model, cfg, cfg.epochs, val)
+        epoch_ends.append(time.time())
+        check = epoch >= _BUDGET_FIRST_CHECK and (epoch - _BUDGET_FIRST_CHECK) % _BUDGET_CHECK_EVERY == 0
+        if cfg.time_budget_minutes > 0 and check and epoch < epochs:
+            fitted = _epochs_within_budget(cfg.time_budget_minutes * 60, started, epoch_ends)
+            if fitted < epochs:
+                budget = cfg.time_budget_minutes
+                print(f"{cfg.out}: {epochs} epochs do not fit {budget} min; running {fitted}", flush=True)
+                epochs = fitted
+                sched = _one_cycle(opt, cfg, epochs * steps_per_epoch, done_steps=epoch * steps_per_epoch)
+    _save_checkpoint(out / "last.pt", model, cfg, epochs, val)
     log.close()
     train_seconds = time.time() - started
 
@@ -270,7 +317,8 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
         "params": params,
         "macs": macs,
         "best_epoch": best_epoch,
-        "epochs": cfg.epochs,
+        "epochs": epochs,
+        "epochs_planned": cfg.epochs,
         "val_split": cfg.val_split,
         "val_no_tta": {k: best[k] for k in ("accuracy", "macro_f1")},
         "val": final,

@@ -83,3 +83,65 @@ def test_recipe_files_parse_and_reject_unknown_settings(tmp_path: Path) -> None:
     bad.write_text('arch = "plain_cnn"\nlearning_rate = 3\n')
     with pytest.raises(ValueError, match="unknown training settings: learning_rate"):
         TrainConfig.from_toml(bad)
+
+
+def test_epochs_within_budget_uses_recent_pace_not_start_up() -> None:
+    from classmood.train import _epochs_within_budget
+
+    # started at 0; epoch 1 took 10 s (start-up), epochs 2-3 took 1 s each; 100 s budget
+    assert _epochs_within_budget(100.0, 0.0, [10.0, 11.0, 12.0]) == 3 + int(0.97 * 88 / 1.0)
+    # over budget already: one more epoch, then stop
+    assert _epochs_within_budget(5.0, 0.0, [10.0, 11.0, 12.0]) == 4
+
+
+def test_time_budget_shortens_the_run_and_still_anneals(tmp_path: Path) -> None:
+    """A budget that cannot hold 50 epochs ends the run early, at the end of a re-planned schedule."""
+    from tests.conftest import write_fer_csv
+
+    csv = write_fer_csv(tmp_path / "fer.csv", {"Training": 64, "PublicTest": 14})
+    cfg = TrainConfig(
+        arch="plain_cnn_small",
+        data=str(csv),
+        out=str(tmp_path / "o"),
+        epochs=50,
+        batch_size=32,
+        lr=0.05,
+        export_onnx=False,
+        threads=2,
+        time_budget_minutes=1e-6,
+    )
+    summary = train(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "o" / "metrics.jsonl").read_text().splitlines()]
+    assert summary["epochs"] == len(rows) == 4 and summary["epochs_planned"] == 50
+    # one-cycle ends at lr / 25 / 1000: the shortened schedule reached its end, not 4/50 of the way
+    assert rows[-1]["lr"] == pytest.approx(0.05 / 25 / 1e3, rel=0.05)
+
+
+def test_cli_trains_several_recipes_at_once_and_reports_failures(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import write_fer_csv
+
+    csv = write_fer_csv(tmp_path / "fer.csv", {"Training": 48, "PublicTest": 14})
+    recipes = []
+    for name, arch in (("a", "plain_cnn_small"), ("b", "dexpression"), ("bad", "no_such_net")):
+        recipe = tmp_path / f"{name}.toml"
+        recipe.write_text(
+            f'arch = "{arch}"\ndata = "{csv.as_posix()}"\nout = "{(tmp_path / name).as_posix()}"\n'
+            "epochs = 1\nbatch_size = 16\nthreads = 1\n"
+        )
+        recipes += ["--recipe", str(recipe)]
+    done = subprocess.run(
+        [sys.executable, "-m", "classmood.cli", "train", "--no-export", *recipes],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    for name in ("a", "b"):
+        assert json.loads((tmp_path / name / "run.json").read_text())["epochs"] == 1
+        assert f"{name}.toml: PublicTest" in done.stdout
+        assert not (tmp_path / name / "model.onnx").exists()  # --no-export reached the children
+    assert "bad.toml: failed" in done.stdout
+    assert "unknown architecture" in (tmp_path / "bad" / "train.log").read_text()

@@ -34,7 +34,7 @@ def count_macs(model: nn.Module, size: int = 48) -> int:
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        model(torch.zeros(1, 1, size, size))
+        model(torch.zeros(1, 1, size, size, device=next(model.parameters()).device))
     model.train(was_training)
     for h in hooks:
         h.remove()

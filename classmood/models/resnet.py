@@ -60,9 +60,9 @@ class ResNet(nn.Module):
 
 
 @register_model("resnet18")
-def resnet18(num_classes: int, width: int = 64, dropout: float = 0.2) -> nn.Module:
-    """ResNet-18 at full 48x48 resolution (~11 M params): train on a GPU."""
-    return ResNet(num_classes, width=width, stem_stride=1, dropout=dropout)
+def resnet18(num_classes: int, width: int = 64, dropout: float = 0.2, stem_stride: int = 1) -> nn.Module:
+    """ResNet-18 at full 48x48 resolution (~11 M params at width 64): train on a GPU."""
+    return ResNet(num_classes, width=width, stem_stride=stem_stride, dropout=dropout)
 
 
 @register_model("resnet18_lite")
