@@ -31,6 +31,8 @@ def _recipes(recipes_dir: Path) -> dict[str, Path]:
 
 def _other_settings(config: dict[str, Any]) -> str:
     parts = []
+    if config.get("time_budget_minutes"):
+        parts.append(f"time budget {config['time_budget_minutes']} min (planned {config.get('epochs')} epochs)")
     if config.get("teacher"):
         teachers = ", ".join(Path(t).parent.name for t in config["teacher"])
         parts.append(f"KD from {teachers} (alpha {config.get('kd_alpha')}, T {config.get('kd_temperature')})")
@@ -60,7 +62,10 @@ def experiment_log(runs_dir: str | Path, recipes_dir: str | Path = "recipes") ->
     for run in runs:
         config = run.get("config", {})
         recipe = recipes.get(run["name"])
-        cells = [str(config.get(k, run.get(k, ""))) for k in COLUMNS]
+        # epochs actually run: a time budget may have shortened the recipe's plan
+        cells = [
+            str(run.get(k, config.get(k, ""))) if k == "epochs" else str(config.get(k, run.get(k, ""))) for k in COLUMNS
+        ]
         lines.append(
             f"| {run['name']} | {f'`{recipe.as_posix()}`' if recipe else '-'} | " + " | ".join(cells) + " | "
             f"{_other_settings(config)} | {run['val']['accuracy']:.2%} | {run['val_no_tta']['accuracy']:.2%} "

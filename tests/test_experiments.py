@@ -36,3 +36,13 @@ def test_log_lists_every_run_with_its_recipe_and_results(tmp_path: Path) -> None
     assert "`" + (recipes / "gpu" / "resnet18.toml").as_posix() + "`" in resnet and "70.12%" in resnet
     assert "| 3 |" in resnet and "rot 10.0°" in resnet  # the seed and the augmentation are logged
     assert "| - |" in fast and "KD from gpu-resnet18 (alpha 0.7" in fast and "68.11%" in fast
+
+
+def test_log_shows_epochs_run_when_a_time_budget_cut_the_plan(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    _run(runs, "gpu-budgeted", 0.65, epochs=150, time_budget_minutes=4.3)
+    run_json = runs / "gpu-budgeted" / "run.json"
+    run_json.write_text(json.dumps({**json.loads(run_json.read_text()), "epochs": 32}))
+    (row,) = [line for line in experiment_log(runs, tmp_path / "none").splitlines() if line.startswith("| gpu-")]
+    assert "| 32 |" in row and "| 150 |" not in row
+    assert "time budget 4.3 min (planned 150 epochs)" in row
