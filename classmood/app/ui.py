@@ -49,9 +49,28 @@ def sidebar() -> None:
             "Expression model",
             ["fast", "accurate", "ensemble"],
             key="model",
-            help="fast: 0.3 M parameters, ~3000 faces/s; accurate: resnet18_lite with flip TTA, ~600 faces/s; "
-            "ensemble: the mean of both (slowest, for recordings).",
+            help=model_help(),
         )
+
+
+def model_help() -> str:
+    """The model picker's help, with each shipped model's size and PublicTest accuracy from the manifest."""
+    from classmood.inference import ENSEMBLE_MEMBERS
+    from classmood.weights_manifest import read_manifest
+
+    manifest = read_manifest()
+
+    def card(name: str) -> str:
+        entry = manifest.get(name, {})
+        acc = entry.get("val", {}).get("accuracy")
+        params = entry.get("params", 0) / 1e6
+        tta = " with flip TTA" if entry.get("tta") == "flip" else ""
+        return f"{params:.1f} M parameters{tta}, {acc:.1%} on FER2013 PublicTest" if acc else "no manifest entry"
+
+    return (
+        f"fast: {card('fast')}, several times faster than accurate; accurate: {card('accurate')}; "
+        f"ensemble: the mean of {', '.join(ENSEMBLE_MEMBERS)} (slowest, for recordings)."
+    )
 
 
 def min_faces() -> int:

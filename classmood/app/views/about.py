@@ -7,6 +7,7 @@ import streamlit as st
 
 from classmood import __version__
 from classmood.app import ui
+from classmood.inference import ENSEMBLE_MEMBERS
 from classmood.labels import EMOTIONS
 from classmood.weights_manifest import read_manifest
 
@@ -58,7 +59,10 @@ else:
         {name: entry.get("val", {}).get("per_class_recall", {}) for name, entry in sorted(manifest.items())}
     ).reindex(list(EMOTIONS))
     st.dataframe(recall.style.format("{:.2f}"))
-    st.caption("Full training report with confusion matrices: docs/models.md in the repository.")
+    st.caption(
+        f"The *ensemble* model averages {', '.join(ENSEMBLE_MEMBERS)}; accurate_alt ships only for it. "
+        "Full training report with confusion matrices: docs/models.md in the repository."
+    )
 
 st.header("Known limitations and biases")
 st.markdown(
