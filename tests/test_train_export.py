@@ -40,21 +40,20 @@ def test_onnx_agrees_with_pytorch(tiny_run: Path) -> None:
     assert onnx_model.metadata["classmood.tta"] == "flip"
 
 
-def test_training_learns_a_learnable_task(tmp_path: Path) -> None:
-    """Classes drawn as bars at label-dependent rows: a few epochs must beat chance (1/7) clearly."""
+def _small_run(tmp_path: Path, train_rows: int, val_rows: int, **settings: object) -> TrainConfig:
+    """A plain_cnn_small run on a generated FER CSV in ``tmp_path`` (no ONNX export)."""
     from tests.conftest import write_fer_csv
 
-    csv = write_fer_csv(tmp_path / "fer.csv", {"Training": 448, "PublicTest": 70})
-    cfg = TrainConfig(
-        arch="plain_cnn_small",
-        data=str(csv),
-        out=str(tmp_path / "o"),
-        epochs=4,
-        batch_size=32,
-        lr=0.05,
-        export_onnx=False,
-        threads=2,
+    csv = write_fer_csv(tmp_path / "fer.csv", {"Training": train_rows, "PublicTest": val_rows})
+    base: dict[str, object] = {"arch": "plain_cnn_small", "batch_size": 32, "lr": 0.05, "threads": 2}
+    return TrainConfig.from_dict(
+        {**base, "data": str(csv), "out": str(tmp_path / "o"), "export_onnx": False, **settings}
     )
+
+
+def test_training_learns_a_learnable_task(tmp_path: Path) -> None:
+    """Classes drawn as bars at label-dependent rows: a few epochs must beat chance (1/7) clearly."""
+    cfg = _small_run(tmp_path, 448, 70, epochs=4)
     cfg.augment = type(cfg.augment)(rotate_deg=0, scale=(1, 1), shift=0.0, flip=0.5, erase=0)
     summary = train(cfg)
     assert summary["val"]["accuracy"] > 0.6
@@ -96,21 +95,7 @@ def test_epochs_within_budget_uses_recent_pace_not_start_up() -> None:
 
 def test_time_budget_shortens_the_run_and_still_anneals(tmp_path: Path) -> None:
     """A budget that cannot hold 50 epochs ends the run early, at the end of a re-planned schedule."""
-    from tests.conftest import write_fer_csv
-
-    csv = write_fer_csv(tmp_path / "fer.csv", {"Training": 64, "PublicTest": 14})
-    cfg = TrainConfig(
-        arch="plain_cnn_small",
-        data=str(csv),
-        out=str(tmp_path / "o"),
-        epochs=50,
-        batch_size=32,
-        lr=0.05,
-        export_onnx=False,
-        threads=2,
-        time_budget_minutes=1e-6,
-    )
-    summary = train(cfg)
+    summary = train(_small_run(tmp_path, 64, 14, epochs=50, time_budget_minutes=1e-6))
     rows = [json.loads(line) for line in (tmp_path / "o" / "metrics.jsonl").read_text().splitlines()]
     assert summary["epochs"] == len(rows) == 4 and summary["epochs_planned"] == 50
     # one-cycle ends at lr / 25 / 1000: the shortened schedule reached its end, not 4/50 of the way
