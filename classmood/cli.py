@@ -403,7 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a best.pt/last.pt written by 'classmood train'")
     p.add_argument("--out", help="output .onnx (default: next to the checkpoint)")
     p.add_argument(
-        "--tta", choices=["flip", "none"], default="flip", help="test-time augmentation baked into the graph"
+        "--tta",
+        choices=["none", "flip", "flip_scale"],
+        default="flip",
+        help="test-time augmentation baked into the graph (flip_scale: 6 views, 3x flip's time)",
     )
     p.add_argument("--ship", help="install as a shipped model (accurate or fast) and record its PublicTest metrics")
     p.add_argument("--data", help="dataset for --ship's PublicTest measurement (default: the run's data)")

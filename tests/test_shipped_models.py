@@ -57,7 +57,7 @@ def test_shipped_accuracy_on_publictest_is_what_we_report(name: str) -> None:
 def test_ensemble_is_the_mean_of_its_shipped_members() -> None:
     from classmood.inference import ENSEMBLE_MEMBERS, EnsembleModel, load_model
 
-    assert {"accurate", "fast"} <= set(ENSEMBLE_MEMBERS) <= set(SHIPPED_MODELS)
+    assert "accurate" in ENSEMBLE_MEMBERS and len(ENSEMBLE_MEMBERS) > 1 and set(ENSEMBLE_MEMBERS) <= set(SHIPPED_MODELS)
     faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48)).astype(np.uint8)
     ensemble = load_model("ensemble")
     assert isinstance(ensemble, EnsembleModel) and ensemble.name == "ensemble"

@@ -130,3 +130,21 @@ def test_cli_trains_several_recipes_at_once_and_reports_failures(tmp_path: Path)
         assert not (tmp_path / name / "model.onnx").exists()  # --no-export reached the children
     assert "bad.toml: failed" in done.stdout
     assert "unknown architecture" in (tmp_path / "bad" / "train.log").read_text()
+
+
+def test_flip_scale_export_averages_six_views(tiny_run: Path, tmp_path: Path) -> None:
+    """The shipped accurate model's TTA: face, closer, farther, each mirrored, averaged inside the graph."""
+    from classmood.export import export_onnx, zoomed
+
+    model = load_checkpoint(tiny_run / "best.pt")
+    path = export_onnx(model, tmp_path / "fs.onnx", tta="flip_scale")
+    faces = np.random.default_rng(2).integers(0, 256, size=(5, 48, 48)).astype(np.float32)
+    with torch.no_grad():
+        x = torch.from_numpy(faces).unsqueeze(1)
+        views = [x, zoomed(x, 1), zoomed(x, -1)]
+        expected = torch.stack([model(v).softmax(1) for v in views + [v.flip(3) for v in views]]).mean(0).numpy()
+        assert zoomed(x, 1).shape == zoomed(x, -1).shape == x.shape
+        assert not torch.equal(zoomed(x, 1), x)  # the views really differ from the face
+    onnx_model = ExpressionModel(path)
+    np.testing.assert_allclose(onnx_model.predict_proba(faces), expected, atol=2e-3)
+    assert onnx_model.metadata["classmood.tta"] == "flip_scale"
