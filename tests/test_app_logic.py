@@ -510,3 +510,13 @@ def test_upload_left_mid_analysis_is_saved_as_stopped(class_video: Path, store: 
     session = store.list_sessions().iloc[0]
     assert session["status"] == "stopped"
     assert 0 < session["faces"] < 6 * 4  # the frames analysed before leaving are kept; the rest never ran
+
+
+def test_model_picker_help_describes_each_shipped_models_tta_and_accuracy() -> None:
+    from classmood.app.ui import model_help
+    from classmood.weights_manifest import read_manifest
+
+    accurate = read_manifest()["accurate"]
+    text = model_help()
+    assert f"{accurate['tta']} TTA, {accurate['val']['accuracy']:.1%}" in text
+    assert "fast: 0.3 M parameters, " in text  # fast has no TTA, and the help does not claim one

@@ -64,7 +64,7 @@ def model_help() -> str:
         entry = manifest.get(name, {})
         acc = entry.get("val", {}).get("accuracy")
         params = entry.get("params", 0) / 1e6
-        tta = " with flip TTA" if entry.get("tta") == "flip" else ""
+        tta = f" with {entry['tta']} TTA" if entry.get("tta", "none") != "none" else ""
         return f"{params:.1f} M parameters{tta}, {acc:.1%} on FER2013 PublicTest" if acc else "no manifest entry"
 
     return (
