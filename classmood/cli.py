@@ -408,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="flip",
         help="test-time augmentation baked into the graph (flip_scale: 6 views, 3x flip's time)",
     )
-    p.add_argument("--ship", help="install as a shipped model (accurate or fast) and record its PublicTest metrics")
+    p.add_argument(
+        "--ship", help="install as a shipped model (accurate, fast, accurate_alt) and record its PublicTest metrics"
+    )
     p.add_argument("--data", help="dataset for --ship's PublicTest measurement (default: the run's data)")
     p.set_defaults(func=_cmd_export)
 

@@ -63,9 +63,9 @@ class TrainConfig:
     kd_alpha: float = 0.7  # weight of the distillation term
     kd_temperature: float = 4.0
     export_onnx: bool = True
-    # Wall-clock budget for the whole run (0 = none). After epoch 3 the measured epoch time fixes how
-    # many epochs fit, and the one-cycle schedule is re-planned to end exactly there, so a run shared
-    # with others on one GPU still anneals fully instead of being cut off mid-schedule.
+    # Wall-clock budget for the whole run (0 = none). From epoch 3 on, every few epochs, the recent
+    # epoch time says how many epochs fit, and the one-cycle schedule is re-planned to end there, so a
+    # run shared with others on one GPU still anneals fully instead of being cut off mid-schedule.
     time_budget_minutes: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
