@@ -21,7 +21,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -142,6 +142,19 @@ def _wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0) -> No
         time.sleep(0.5)
 
 
+def _newest_session(db: Path, kind: str) -> tuple[Any, Any]:
+    """The newest session of ``kind`` the app saved (its row in the session list) and its face rows."""
+    from classmood.store import open_store
+
+    store = open_store(f"sqlite:///{db}")
+    try:
+        sessions = store.list_sessions()
+        row = sessions[sessions["kind"] == kind].iloc[-1]
+        return row, store.faces(int(row["id"]))
+    finally:
+        store.close()
+
+
 def test_live_camera_shows_faces_and_saves_the_session(server: tuple[str, Path], page: Page) -> None:
     url, db = server
     page.goto(url)
@@ -158,15 +171,9 @@ def test_live_camera_shows_faces_and_saves_the_session(server: tuple[str, Path],
     webrtc.get_by_role("button", name="STOP").click()
     page.get_by_text("Not analysing").wait_for()
 
-    from classmood.store import open_store
-
-    store = open_store(f"sqlite:///{db}")
-    sessions = store.list_sessions()
-    camera = sessions[sessions["kind"] == "camera"].iloc[-1]
+    camera, faces = _newest_session(db, "camera")
     assert camera["status"] == "stopped" and camera["faces"] >= 2 and camera["tracks"] >= 1
-    faces = store.faces(int(camera["id"]))
     assert list(faces.columns) == FACE_COLUMNS and (faces["w"] > 100).all()  # the big sample face, not noise
-    store.close()
 
 
 def test_gallery_browser_screen_share_feeds_the_worker(server: tuple[str, Path], page: Page) -> None:
@@ -182,13 +189,8 @@ def test_gallery_browser_screen_share_feeds_the_worker(server: tuple[str, Path],
     page.get_by_role("button", name="Stop sharing").click()
     page.get_by_text("Not analysing").wait_for()
 
-    from classmood.store import open_store
-
-    store = open_store(f"sqlite:///{db}")
-    sessions = store.list_sessions()
-    gallery_row = sessions[sessions["kind"] == "gallery"].iloc[-1]
+    gallery_row, _ = _newest_session(db, "gallery")
     assert gallery_row["source"] == "browser screen share" and gallery_row["status"] == "stopped"
-    store.close()
 
 
 def test_upload_a_recording_and_download_faces_csv(server: tuple[str, Path], page: Page, tmp_path: Path) -> None:

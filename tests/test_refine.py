@@ -75,9 +75,8 @@ def test_refiner_leaves_frames_the_fast_pass_sees_whole() -> None:
     assert FaceRefiner().refine(frame, dets, expected=np.zeros((0, 4), np.float32)) is dets
 
 
-def test_unchanged_regions_keep_their_answer_and_changed_ones_are_searched_again() -> None:
-    frame, truth = _tiny_face_gallery()
-    refiner = FaceRefiner(scan_every=1)
+def _record_searches(refiner: FaceRefiner) -> list[tuple[int, int, int, int]]:
+    """The list every region the refiner's detector searches from now on is appended to."""
     searched: list[tuple[int, int, int, int]] = []
     real = refiner.detector.detect_region
 
@@ -86,6 +85,13 @@ def test_unchanged_regions_keep_their_answer_and_changed_ones_are_searched_again
         return real(image, rect, zoom, threshold)
 
     refiner.detector.detect_region = counting  # type: ignore[method-assign]
+    return searched
+
+
+def test_unchanged_regions_keep_their_answer_and_changed_ones_are_searched_again() -> None:
+    frame, truth = _tiny_face_gallery()
+    refiner = FaceRefiner(scan_every=1)
+    searched = _record_searches(refiner)
     none = np.zeros((0, 4), np.float32)
     first = refiner.refine(frame, Detections.empty(), truth)
     assert _found(truth, first) == len(truth) and len(searched) > len(truth)
@@ -113,14 +119,7 @@ def test_unchanged_regions_keep_their_answer_and_changed_ones_are_searched_again
 def test_faces_that_barely_moved_are_answered_from_memory_and_moved_ones_searched_again() -> None:
     frame, truth = _tiny_face_gallery()
     refiner = FaceRefiner(scan_every=0)
-    searched: list[tuple[int, int, int, int]] = []
-    real = refiner.detector.detect_region
-
-    def counting(image: np.ndarray, rect: tuple[int, int, int, int], zoom: float, threshold: float | None = None):
-        searched.append(rect)
-        return real(image, rect, zoom, threshold)
-
-    refiner.detector.detect_region = counting  # type: ignore[method-assign]
+    searched = _record_searches(refiner)
     boxes = truth
     for _ in range(3):  # until the tracks hold the boxes the detector draws
         boxes = refiner.refine(frame, Detections.empty(), boxes).xyxy

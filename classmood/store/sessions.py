@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,6 +86,12 @@ sessions_table = Table(
     Column("summary", Text, nullable=True),
 )
 
+
+def _value_columns(names: Sequence[str], type_of: Callable[[str], Any], required: set[str]) -> list[Column[Any]]:
+    """One column per exported field (faces.csv, class_mood.csv), typed by ``type_of``."""
+    return [Column(c, type_of(c), nullable=c not in required) for c in names]
+
+
 _FACE_INT = {"frame", "track_id"}
 _FACE_STR = {"emotion"}
 faces_table = Table(
@@ -93,14 +99,11 @@ faces_table = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("session_id", Integer, ForeignKey("sessions.id"), nullable=False),
-    *[
-        Column(
-            c,
-            Integer if c in _FACE_INT else String(16) if c in _FACE_STR else Float,
-            nullable=c not in {"frame", "time_s", "track_id"},
-        )
-        for c in FACE_COLUMNS
-    ],
+    *_value_columns(
+        FACE_COLUMNS,
+        lambda c: Integer if c in _FACE_INT else String(16) if c in _FACE_STR else Float,
+        required={"frame", "time_s", "track_id"},
+    ),
     Index("ix_faces_session_frame", "session_id", "frame"),
 )
 
@@ -111,14 +114,11 @@ bins_table = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("session_id", Integer, ForeignKey("sessions.id"), nullable=False),
-    *[
-        Column(
-            c,
-            Integer if c in _BIN_INT else Boolean if c == "suppressed" else Text if c == "flags" else Float,
-            nullable=c not in _BIN_REQUIRED,
-        )
-        for c in BIN_COLUMNS
-    ],
+    *_value_columns(
+        BIN_COLUMNS,
+        lambda c: Integer if c in _BIN_INT else Boolean if c == "suppressed" else Text if c == "flags" else Float,
+        required=_BIN_REQUIRED,
+    ),
     Index("ix_bins_session_start", "session_id", "start_s"),
 )
 
