@@ -191,6 +191,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.robust:
+        from classmood.benchmarks.robust import format_table, run_robust_bench
+
+        robust = run_robust_bench(args.data, args.model or ["fast", "accurate"], limit=args.limit, seed=args.seed)
+        print(json.dumps(robust, indent=2) if args.json else format_table(robust))
+        return 0
     if args.live:
         from classmood.live_bench import run_live_bench
 
@@ -214,6 +220,60 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 f"  {name:10s} batch 1: {r['faces_per_s_batch1']:8.0f} faces/s   "
                 f"batch 64: {r['faces_per_s_batch64']:8.0f} faces/s   ({r['file_mb']} MB, TTA {r['tta']})"
             )
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fit a model's temperature on PublicTest, add the classroom prior and the uncertain rule,
+    print what they change (raw and deployed side by side) and, with --write, store them in the model."""
+    from classmood.data import load_split
+    from classmood.evaluate import deployed_metrics
+    from classmood.expression.calibrate import (
+        classroom_prior,
+        expected_calibration_error,
+        fit_temperature,
+        prior_weights,
+        training_prior,
+    )
+    from classmood.expression.readout import Readout
+    from classmood.inference import ENSEMBLE, load_model, resolve_model
+    from classmood.metrics import classification_metrics
+
+    if args.model == ENSEMBLE:
+        raise ClassmoodError("calibrate one file at a time; the ensemble uses its first member's readout")
+    model = load_model(args.model)
+    split = load_split(args.data, "PublicTest")
+    raw = model.predict_proba(split.images, raw=True)
+    temperature = fit_temperature(raw, split.labels) if args.temperature is None else args.temperature
+    prior = None
+    if args.neutral is not None:
+        prior = prior_weights(classroom_prior(args.neutral), training_prior(args.class_weight_power))
+    try:
+        readout = Readout(temperature, prior, args.min_confidence, args.min_face_px, args.min_detail)
+    except ValueError as exc:
+        raise ClassmoodError(f"invalid readout: {exc}") from None
+    calibrated = Readout(temperature).calibrate(raw)
+    metrics = classification_metrics(split.labels, raw)
+    deployed = deployed_metrics(split.labels, raw, split.images, readout)
+    print(f"{model.name} on PublicTest (n={len(split.labels)})")
+    ece_raw, ece = (expected_calibration_error(p, split.labels) for p in (raw, calibrated))
+    print(f"  temperature {temperature:g}: expected calibration error {ece_raw:.4f} -> {ece:.4f}")
+    print(f"  raw:      accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}")
+    print(
+        f"  deployed: accuracy {deployed['accuracy']:.4f}  macro-F1 {deployed['macro_f1']:.4f}  "
+        f"coverage {deployed['coverage']:.1%}  accuracy of read faces {deployed['accuracy_read']:.4f}"
+    )
+    for name in ("neutral", "happy", "sad", "angry", "fear"):
+        print(
+            f"    recall {name:8s} {metrics['per_class_recall'][name]:.2f} -> {deployed['per_class_recall'][name]:.2f}"
+        )
+    print(f"  readout: {readout.describe()}")
+    if args.write:
+        from classmood.training.ship_readout import write_readout
+
+        path = resolve_model(args.model)
+        write_readout(path, readout)
+        print(f"wrote the readout into {path}")
     return 0
 
 
@@ -431,7 +491,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: the live app's worker fed a 49-face 1080p gallery at 10 fps; UI-side latencies (JSON)",
     )
     p.add_argument("--seconds", type=float, default=20.0, help="gallery length for --pipeline and --live")
+    p.add_argument(
+        "--robust",
+        action="store_true",
+        help="instead: accuracy, calm faces read negative and smiles recognised under real-call degradations",
+    )
+    p.add_argument("--limit", type=int, default=0, help="--robust on a stratified subset of N PublicTest faces")
+    p.add_argument("--seed", type=int, default=0, help="--robust: seed of the degradations and the subset")
     p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser(
+        "calibrate", help="fit a model's temperature, add the classroom prior and the uncertain rule (needs onnx)"
+    )
+    p.add_argument("model", help="shipped model name (accurate, fast, accurate_alt) or .onnx path")
+    p.add_argument("--data", default="../shared/data/fer2013", help="FER2013 with PublicTest (the selection split)")
+    p.add_argument("--temperature", type=float, help="use this temperature instead of fitting one")
+    p.add_argument(
+        "--neutral", type=float, help="classroom prior: this share of faces at rest (e.g. 0.5); default: no prior"
+    )
+    p.add_argument("--class-weight-power", type=float, default=0.5, help="the training run's class_weight_power")
+    p.add_argument("--min-confidence", type=float, default=0.0, help="uncertain below this top probability")
+    p.add_argument("--min-face-px", type=float, default=0.0, help="uncertain below this face-box height in pixels")
+    p.add_argument("--min-detail", type=float, default=0.0, help="uncertain below this crop detail (readout.detail)")
+    p.add_argument("--write", action="store_true", help="store the readout in the model file's metadata")
+    p.set_defaults(func=_cmd_calibrate)
 
     p = sub.add_parser("report", help="write docs/models.md and confusion-matrix images from training runs")
     p.add_argument("--runs", default="docs/runs", help="folder of run folders holding run.json")
