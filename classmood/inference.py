@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from classmood.errors import ClassmoodError
+from classmood.expression.readout import Readout
 from classmood.labels import EMOTIONS
 
 SHIPPED_MODELS: dict[str, str] = {"accurate": "accurate.onnx", "fast": "fast.onnx", "accurate_alt": "accurate_alt.onnx"}
@@ -65,6 +66,10 @@ class ExpressionModel:
         labels = self.metadata.get("classmood.labels")
         if labels and tuple(labels.split(",")) != EMOTIONS:
             raise ClassmoodError(f"{path}: model labels {labels} do not match {','.join(EMOTIONS)}")
+        try:
+            self.readout = Readout.from_metadata(self.metadata)
+        except (ValueError, TypeError) as exc:
+            raise ClassmoodError(f"{path}: invalid readout metadata ({exc})") from None
 
     @property
     def name(self) -> str:
@@ -74,8 +79,11 @@ class ExpressionModel:
     def file_bytes(self) -> int:
         return self.path.stat().st_size
 
-    def predict_proba(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """(N, 48, 48) or (N, 1, 48, 48) grey faces, pixel values 0..255 -> (N, 7) probabilities."""
+    def predict_proba(self, faces: np.ndarray, batch_size: int = 256, raw: bool = False) -> np.ndarray:
+        """(N, 48, 48) or (N, 1, 48, 48) grey faces, pixel values 0..255 -> (N, 7) probabilities.
+
+        Calibrated by the model's readout (temperature, deployment prior) unless ``raw``.
+        """
         x = np.asarray(faces, dtype=np.float32)
         if x.ndim == 3:
             x = x[:, None]
@@ -86,7 +94,8 @@ class ExpressionModel:
         out = [
             self.session.run(None, {self.input_name: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)
         ]
-        return np.concatenate(out).astype(np.float32)
+        probs = np.concatenate(out).astype(np.float32)
+        return probs if raw else self.readout.calibrate(probs)
 
 
 class EnsembleModel(ExpressionModel):
@@ -103,13 +112,15 @@ class EnsembleModel(ExpressionModel):
         self.path = members[0].path
         tta = ",".join(m.metadata.get("classmood.tta", "none") for m in members)
         self.metadata = {"name": ENSEMBLE, "classmood.tta": tta, "members": ",".join(m.name for m in members)}
+        self.readout = members[0].readout  # members share one calibration; see ENSEMBLE_MEMBERS
 
     @property
     def file_bytes(self) -> int:
         return sum(m.file_bytes for m in self.members)
 
-    def predict_proba(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        return np.mean([m.predict_proba(faces, batch_size) for m in self.members], axis=0).astype(np.float32)
+    def predict_proba(self, faces: np.ndarray, batch_size: int = 256, raw: bool = False) -> np.ndarray:
+        probs = np.mean([m.predict_proba(faces, batch_size, raw=True) for m in self.members], axis=0)
+        return probs.astype(np.float32) if raw else self.readout.calibrate(probs)
 
 
 def load_model(name_or_path: str | None = None, threads: int | None = None) -> ExpressionModel:

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from classmood.analytics.mood import MoodAggregator, MoodBin
+from classmood.expression.readout import UNCERTAIN
 from classmood.inference import ExpressionModel, load_model
 from classmood.labels import EMOTIONS, FACE_COLUMNS
 from classmood.vision.crops import face_crops
-from classmood.vision.detections import Detections
+from classmood.vision.detections import UNCERTAIN_WORD, Detections
 from classmood.vision.detectors import DEFAULT_DETECTOR, FaceDetector, create_detector
 from classmood.vision.refine import FaceRefiner
 from classmood.vision.sources import Frame, FrameSource, open_source
@@ -36,6 +37,9 @@ class PipelineConfig:
     min_faces: int = 5
     smoothing: float = 0.5  # weight of the newest probabilities in each track's moving average
     refine: bool = True  # enlarged second looks for small faces in large frames (vision/refine.py)
+    # Faces the model's readout cannot read (too small, too blurred, too unconfident) are "uncertain":
+    # counted, shown apart, never folded into an expression. False reads every face.
+    uncertain: bool = True
     threads: int | None = None
 
 
@@ -50,8 +54,9 @@ class Update:
 
     def face_rows(self) -> list[dict[str, Any]]:
         rows = []
-        for box, score, tid, probs in zip(
-            self.detections.xyxy, self.detections.score, self.detections.track_id, self.detections.probs, strict=True
+        dets = self.detections
+        for box, score, tid, probs, word in zip(
+            dets.xyxy, dets.score, dets.track_id, dets.probs, dets.expressions(), strict=True
         ):
             x1, y1, x2, y2 = (float(v) for v in box)
             row: dict[str, Any] = {
@@ -63,7 +68,7 @@ class Update:
                 "w": round(x2 - x1, 1),
                 "h": round(y2 - y1, 1),
                 "det_score": round(float(score), 4),
-                "emotion": EMOTIONS[int(np.argmax(probs))],
+                "emotion": word,
             }
             row.update({f"p_{e}": round(float(p), 4) for e, p in zip(EMOTIONS, probs, strict=True)})
             rows.append(row)
@@ -100,12 +105,16 @@ class Analyzer:
             dets = self.refiner.refine(frame.image, dets, self.tracker.expected_boxes(frame.time_s))
         dets = self.tracker.update(dets, frame.time_s)
         if len(dets):
-            raw = self.model.predict_proba(face_crops(frame.image, dets.xyxy))
+            crops = face_crops(frame.image, dets.xyxy)
+            probs = self.model.predict_proba(crops)
             a = self.config.smoothing
             for i, tid in enumerate(dets.track_id):
                 prev = self._smoothed.get(int(tid))
-                self._smoothed[int(tid)] = raw[i] if prev is None else a * raw[i] + (1 - a) * prev
+                self._smoothed[int(tid)] = probs[i] if prev is None else a * probs[i] + (1 - a) * prev
                 dets.probs[i] = self._smoothed[int(tid)]
+            if self.config.uncertain:
+                heights = dets.xyxy[:, 3] - dets.xyxy[:, 1]
+                dets.uncertain = self.model.readout.decide(dets.probs, crops, heights, calibrated=True) == UNCERTAIN
         return Update(frame, dets, self.mood.add(frame.time_s, dets))
 
     def finish(self) -> list[MoodBin]:
@@ -148,8 +157,11 @@ class AnalysisResult:
 def summarize(
     src: FrameSource, config: PipelineConfig, frames: int, analysed: int, faces: list[dict[str, Any]], wall_s: float
 ) -> dict[str, Any]:
-    counts = np.bincount([EMOTIONS.index(f["emotion"]) for f in faces], minlength=len(EMOTIONS))
+    counts = np.bincount(
+        [EMOTIONS.index(f["emotion"]) for f in faces if f["emotion"] in EMOTIONS], minlength=len(EMOTIONS)
+    )
     total = max(1, int(counts.sum()))
+    uncertain = sum(f["emotion"] == UNCERTAIN_WORD for f in faces)
     return {
         "input": src.name,
         "frames": frames,
@@ -163,5 +175,6 @@ def summarize(
         "rate_hz": config.rate_hz,
         "truncated": src.truncated,
         "shares": {e: round(int(c) / total, 4) for e, c in zip(EMOTIONS, counts, strict=True)},
+        "uncertain_share": round(uncertain / len(faces), 4) if faces else 0.0,
         "note": "apparent facial expressions, not inner emotional states",
     }

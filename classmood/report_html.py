@@ -25,6 +25,9 @@ from classmood.errors import ClassmoodError
 from classmood.labels import EMOTIONS
 from classmood.pipeline import FACE_COLUMNS, AnalysisResult
 from classmood.vision.annotate import EXPRESSION_RGB
+from classmood.vision.detections import UNCERTAIN_WORD
+
+UNCERTAIN_RGB = (175, 175, 175)  # faces too small, blurred or unconfident to read: grey, apart from the 7
 
 MAX_TRACK_ROWS = 60  # rows in the per-track chart (most-seen tracks first)
 
@@ -56,7 +59,7 @@ img{max-width:100%;height:auto;border:1px solid #eee}.note{color:#555;font-size:
 
 
 def _rgb(emotion: str) -> tuple[float, float, float]:
-    r, g, b = EXPRESSION_RGB[emotion]
+    r, g, b = EXPRESSION_RGB.get(emotion, UNCERTAIN_RGB)
     return (r / 255, g / 255, b / 255)
 
 
@@ -138,10 +141,11 @@ def _mood_chart(bins: list[MoodBin]) -> str:
 
 def _shares_chart(counts: Counter[str]) -> str:
     total = max(1, sum(counts.values()))
-    shares = [counts.get(e, 0) / total for e in EMOTIONS]
+    words = [*EMOTIONS, UNCERTAIN_WORD] if counts.get(UNCERTAIN_WORD) else list(EMOTIONS)
+    shares = [counts.get(e, 0) / total for e in words]
     fig = _figure(7, 3)
     ax = fig.add_subplot()
-    bars = ax.bar(EMOTIONS, shares, color=[_rgb(e) for e in EMOTIONS])
+    bars = ax.bar(words, shares, color=[_rgb(e) for e in words])
     ax.bar_label(bars, labels=[f"{s:.0%}" for s in shares], fontsize=8)
     ax.set_ylim(0, max(shares) * 1.15 + 0.01)
     ax.set_ylabel("share of analysed faces")
@@ -177,7 +181,7 @@ def _tracks_chart(tracks: dict[int, list[tuple[float, str]]], order: list[int], 
     ax.set_ylabel("pseudonymous track")
     _time_axis(ax)
     ax.legend(
-        handles=[Patch(color=_rgb(e), label=e) for e in EMOTIONS],
+        handles=[Patch(color=_rgb(e), label=e) for e in (*EMOTIONS, UNCERTAIN_WORD)],
         loc="upper left",
         bbox_to_anchor=(1.01, 1),
         fontsize=8,
@@ -350,6 +354,8 @@ def _mood_bin(row: dict[str, str]) -> MoodBin:
         valence=_number(row.get("valence")),
         negative_share=_number(row.get("negative_share")),
         flags=[f for f in (row.get("flags") or "").split(";") if f],
+        uncertain_share=_number(row.get("uncertain_share")),
+        valence_change=_number(row.get("valence_change")),
     )
 
 

@@ -55,3 +55,31 @@ def test_frames_without_faces_count_as_zero_faces() -> None:
     agg.add(0.0, Detections.empty())
     (b,) = agg.flush()
     assert b.faces == 0 and b.suppressed and b.frames == 1
+
+
+def test_valence_change_is_relative_to_each_faces_own_start() -> None:
+    """Two resting faces that look different (one sad-ish, one happy-ish) and do not change: the change
+    view says 0 although their mean valence is not 0; when both brighten, it says how much."""
+    agg = MoodAggregator(bin_s=10, min_faces=2, baseline_s=20)
+    bins = []
+    for t in range(0, 40, 2):
+        bins += agg.add(float(t), frame(["sad", "happy"]))
+    for t in range(40, 60, 2):
+        bins += agg.add(float(t), frame(["happy", "happy"]))
+    bins += agg.flush()
+    assert [b.valence_change is None for b in bins[:2]] == [True, True]  # baselines still forming
+    assert bins[2].valence_change is not None and abs(bins[2].valence_change) < 1e-6
+    last = bins[-1]
+    assert last.valence_change is not None and last.valence_change > 0.8  # the sad-looking face now smiles
+    assert last.as_row()["valence_change"] == round(last.valence_change, 4)
+
+
+def test_uncertain_faces_are_counted_apart() -> None:
+    agg = MoodAggregator(bin_s=5, min_faces=3)
+    dets = frame(["sad", "happy", "happy", "neutral"])
+    dets.uncertain = np.array([True, False, False, False])
+    agg.add(0.0, dets)
+    (b,) = agg.flush()
+    assert b.uncertain_share == 0.25 and not b.suppressed
+    assert b.shares is not None and b.shares["sad"] == 0.0 and b.shares["happy"] == 2 / 3
+    assert b.negative_share == 0.0

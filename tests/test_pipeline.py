@@ -142,3 +142,28 @@ def test_frames_between_analyses_are_skipped_but_counted(tmp_path: Path) -> None
     assert [f.index for f in wanted] == [15, 16, 17, 18, 19]
     assert abs(float(wanted[0].image.mean()) - 150) < 8  # the right frame was decoded, not a neighbour
     assert src.frames_read == 20
+
+
+def test_unreadable_faces_are_uncertain_everywhere(gallery_video: Path, tiny_run: Path, tmp_path: Path) -> None:
+    """Faces the model's readout cannot read are counted as uncertain: in faces.csv, the bins and the
+    summary, never as an expression, and the class shares are over the faces that were read."""
+    pytest.importorskip("onnx")
+    import shutil
+
+    from classmood.expression.readout import Readout
+    from classmood.training.ship_readout import write_readout
+
+    model = tmp_path / "strict.onnx"
+    shutil.copy(tiny_run / "model.onnx", model)
+    write_readout(model, Readout(min_face_px=1000))  # every face in this video is too small to read
+    config = PipelineConfig(model=str(model), rate_hz=2.0, bin_s=1.0, min_faces=5)
+    result = analyze(gallery_video, tmp_path / "out", config)
+    assert result.faces and {f["emotion"] for f in result.faces} == {"uncertain"}
+    assert all(b.uncertain_share == 1.0 and b.shares is None and not b.suppressed for b in result.bins)
+    assert result.summary["uncertain_share"] == 1.0
+    with open(tmp_path / "out" / "class_mood.csv", newline="") as fh:
+        assert {r["uncertain_share"] for r in csv.DictReader(fh)} == {"1.0"}
+
+    everyone = analyze(gallery_video, None, PipelineConfig(model=str(model), bin_s=1.0, uncertain=False))
+    assert "uncertain" not in {f["emotion"] for f in everyone.faces}
+    assert all(b.uncertain_share == 0.0 and b.shares is not None for b in everyone.bins)

@@ -70,7 +70,11 @@ def mood(
     full = None if shares is None else {e: shares.get(e, 0.0) for e in EMOTIONS}
     negative = None if full is None else full["angry"] + full["disgust"] + full["fear"] + full["sad"]
     flags = ["faces_dropped"] if faces < 2 else []
-    return MoodBin(start, start + 5, frames, faces, 3, shares is None, full, full, valence, negative, flags).as_row()
+    uncertain = None if full is None else 0.1
+    change = None if valence is None else valence / 2
+    return MoodBin(
+        start, start + 5, frames, faces, 3, shares is None, full, full, valence, negative, flags, uncertain, change
+    ).as_row()
 
 
 def count(store: SessionStore, table: Any, session_id: int) -> int:
@@ -439,3 +443,34 @@ def test_analysis_recorder_saves_as_it_goes_and_marks_the_end(store: SessionStor
     meta = store.session(broken.session_id)
     assert meta["status"] == "failed" and "decoder gave up" in meta["summary"]["error"]
     assert len(store.faces(broken.session_id)) == 1  # what was analysed before the failure stays
+
+
+def test_a_database_from_before_new_columns_opens_and_gains_them(tmp_path: Path) -> None:
+    """A session database written by an earlier classmood (no uncertain_share/valence_change) still opens;
+    the new columns are added empty and its old rows read back unchanged."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    con = sqlite3.connect(path)
+    old_bins = ", ".join(f'"{c}" FLOAT' for c in BIN_COLUMNS if c not in ("uncertain_share", "valence_change"))
+    con.executescript(
+        "CREATE TABLE sessions (id INTEGER PRIMARY KEY, name TEXT, kind VARCHAR(16) NOT NULL, source TEXT NOT NULL,"
+        " status VARCHAR(16) NOT NULL, started_at VARCHAR(40) NOT NULL, ended_at VARCHAR(40), config TEXT,"
+        " summary TEXT);"
+        f"CREATE TABLE bins (id INTEGER PRIMARY KEY, session_id INTEGER NOT NULL, {old_bins});"
+        "INSERT INTO sessions VALUES (1, 'old', 'cli', 'a.mp4', 'finished', '2026-01-01T00:00:00+00:00', NULL,"
+        " '{}', '{}');"
+        "INSERT INTO bins (session_id, start_s, end_s, frames, faces, tracks, suppressed, valence)"
+        " VALUES (1, 0, 5, 10, 6, 6, 0, 0.25);"
+    )
+    con.close()
+    from classmood.store import open_store
+
+    store = open_store(f"sqlite:///{path}")
+    got = store.bins(1)
+    assert list(got.columns) == BIN_COLUMNS and got["valence"].tolist() == [0.25]
+    assert got["uncertain_share"].isna().all()
+    sid = store.start_session("cli", "b.mp4")
+    store.add_update(sid, [], [mood(0, 2, 6.0, {"happy": 1.0}, 0.5)])
+    assert store.bins(sid)["uncertain_share"].tolist() == [0.1]
+    store.close()

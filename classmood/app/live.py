@@ -74,11 +74,12 @@ class LiveSnapshot:
     faces_now: int
     min_faces: int
     suppressed: bool  # fewer than min_faces faces now: no class-level numbers
-    shares: dict[str, float] | None  # current top-expression shares
+    shares: dict[str, float] | None  # current top-expression shares (of the faces read)
     tracks: list[tuple[int, str]]  # (track id, current expression); empty when suppressed
     series: list[dict[str, Any]]  # per update: time_s, faces, valence (None when suppressed)
     bins: list[MoodBin]
     flagged: list[dict[str, Any]]
+    uncertain_now: int = 0  # faces now too small, blurred or unclear to read (counted, not read)
 
     @property
     def analysed_fps(self) -> float:
@@ -86,8 +87,8 @@ class LiveSnapshot:
 
 
 def current_shares(dets: Detections) -> dict[str, float] | None:
-    """Share of the classified faces in ``dets`` whose top apparent expression is each class."""
-    probs = dets.probs[~np.isnan(dets.probs).any(axis=1)] if len(dets) else dets.probs
+    """Share of the read faces in ``dets`` whose top apparent expression is each class (uncertain faces apart)."""
+    probs = dets.probs[dets.read] if len(dets) else dets.probs
     if len(probs) == 0:
         return None
     counts = np.bincount(probs.argmax(axis=1), minlength=len(EMOTIONS)) / len(probs)
@@ -95,7 +96,7 @@ def current_shares(dets: Detections) -> dict[str, float] | None:
 
 
 def current_valence(dets: Detections) -> float | None:
-    probs = dets.probs[~np.isnan(dets.probs).any(axis=1)] if len(dets) else dets.probs
+    probs = dets.probs[dets.read] if len(dets) else dets.probs
     return float((probs @ VALENCE_WEIGHTS).mean()) if len(probs) else None
 
 
@@ -117,6 +118,7 @@ class _State:
     faces_total: int = 0
     tracks_seen: set[int] = field(default_factory=set)
     counts: np.ndarray = field(default_factory=lambda: np.zeros(len(EMOTIONS), np.int64))
+    uncertain: int = 0
 
 
 class LiveSession:
@@ -250,9 +252,8 @@ class LiveSession:
             suppressed = n < k
             tracks: list[tuple[int, str]] = []
             if not suppressed:
-                for tid, probs in zip(dets.track_id, dets.probs, strict=True):
-                    expression = "…" if np.isnan(probs).any() else EMOTIONS[int(np.argmax(probs))]
-                    tracks.append((int(tid), expression))
+                for tid, word in zip(dets.track_id, dets.expressions(), strict=True):
+                    tracks.append((int(tid), word or "…"))
             end = self._ended_at if self._ended_at is not None else self._clock()
             return LiveSnapshot(
                 status=s.status,
@@ -269,6 +270,7 @@ class LiveSession:
                 suppressed=suppressed,
                 shares=None if suppressed else current_shares(dets),
                 tracks=sorted(tracks),
+                uncertain_now=int(dets.uncertain.sum()),
                 series=list(self._series),
                 bins=list(s.bins),
                 flagged=flagged_rows(s.bins),
@@ -329,7 +331,10 @@ class LiveSession:
             s.faces_total += n
             s.tracks_seen.update(int(t) for t in dets.track_id if t >= 0)
             for row in rows:
-                s.counts[EMOTIONS.index(row["emotion"])] += 1
+                if row["emotion"] in EMOTIONS:
+                    s.counts[EMOTIONS.index(row["emotion"])] += 1
+                else:
+                    s.uncertain += 1
             self._series.append(point)
             while self._series and point["time_s"] - self._series[0]["time_s"] > self.history_s:
                 self._series.popleft()
@@ -363,6 +368,7 @@ class LiveSession:
                 "model": self.config.model,
                 "rate_hz": self.config.rate_hz,
                 "shares": {e: round(int(c) / total, 4) for e, c in zip(EMOTIONS, s.counts, strict=True)},
+                "uncertain_share": round(s.uncertain / s.faces_total, 4) if s.faces_total else 0.0,
                 "error": s.error,
                 "note": NOTE,
             }

@@ -51,6 +51,16 @@ def sidebar() -> None:
             key="model",
             help=model_help(),
         )
+        st.checkbox(
+            "Mood as change from each face's own start",
+            key="change_view",
+            help=(
+                "Resting faces differ: a calm face can look a little sad or a little happy. With this on, "
+                "the mood-per-bin chart shows the valence change from each face's own first two minutes "
+                "(kept in memory for this session only), i.e. whether the class brightened or darkened."
+            ),
+        )
+        st.caption("Faces too small, blurred or unclear to read are counted as *uncertain*, never as an expression.")
 
 
 def model_help() -> str:
@@ -75,6 +85,16 @@ def model_help() -> str:
 
 def min_faces() -> int:
     return int(st.session_state.get("min_faces", DEFAULT_MIN_FACES))
+
+
+def change_view() -> bool:
+    return bool(st.session_state.get("change_view", False))
+
+
+def _mood_columns(df: pd.DataFrame) -> list[str]:
+    """The per-bin lines to draw: valence (or its change from each face's start), negative and uncertain shares."""
+    first = "valence_change" if change_view() and "valence_change" in df else "valence"
+    return [c for c in (first, "negative_share", "uncertain_share") if c in df]
 
 
 def pipeline_config(rate_hz: float) -> PipelineConfig:
@@ -173,7 +193,7 @@ def mood_charts(bins: pd.DataFrame) -> None:
     if not len(shown):
         st.caption("Class numbers hidden: no time bin had enough faces (or there are no bins yet).")
         return
-    st.line_chart(shown.set_index("start_s")[["valence", "negative_share"]], height=180, x_label="seconds")
+    st.line_chart(shown.set_index("start_s")[_mood_columns(shown)], height=180, x_label="seconds")
     shares = shown.set_index("start_s")[[f"share_{e}" for e in EMOTIONS]]
     shares.columns = list(EMOTIONS)
     st.area_chart(shares, height=200, x_label="seconds", y_label="share of faces")
@@ -213,11 +233,15 @@ def live_panel(snapshot: LiveSnapshot | None, show_tracks: bool) -> None:
         st.caption(f"Hidden: class numbers need at least {k} faces ({snapshot.faces_now} now).")
     else:
         st.bar_chart(pd.Series(snapshot.shares, name="share").reindex(list(EMOTIONS)), height=180)
+        if snapshot.uncertain_now:
+            st.caption(
+                f"{snapshot.uncertain_now} of {snapshot.faces_now} faces uncertain (not read, not counted above)."
+            )
     bins = [b for b in snapshot.bins if not b.suppressed]
     if bins:
         df = bins_frame(bins).set_index("start_s")
         st.markdown("Mood per time bin")
-        st.line_chart(df[["valence", "negative_share"]], height=150, x_label="seconds")
+        st.line_chart(df[_mood_columns(df)], height=150, x_label="seconds")
     st.markdown("Flagged moments")
     if snapshot.flagged:
         st.dataframe(pd.DataFrame(snapshot.flagged), hide_index=True)

@@ -62,6 +62,8 @@ BIN_COLUMNS: list[str] = [
     *[f"p_{e}" for e in EMOTIONS],
     "valence",
     "negative_share",
+    "uncertain_share",
+    "valence_change",
     "flags",
 ]
 KINDS = ("camera", "gallery", "upload", "cli")
@@ -221,12 +223,32 @@ def _create_engine(url: str) -> Engine:
     return engine
 
 
+def _add_missing_columns(engine: Engine) -> None:
+    """Columns added to the schema since a database was created (e.g. ``uncertain_share``), as NULLs.
+
+    Additive only: older rows keep their values and read back with the new columns empty.
+    """
+    from sqlalchemy import inspect, text
+
+    inspector = inspect(engine)
+    for table in (faces_table, bins_table, sessions_table):
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = [c for c in table.columns if c.name not in present]
+        if not missing:
+            continue
+        with engine.begin() as conn:
+            for column in missing:
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+
+
 def open_store(url: str | None = None) -> SessionStore:
     """Open (and create the tables of) the session database at ``url`` (default: ``default_url()``)."""
     url = url or default_url()
     try:
         engine = _create_engine(url)
         metadata.create_all(engine)
+        _add_missing_columns(engine)
     except ImportError as exc:
         raise ClassmoodError(f"session database {_shown(url)} needs a database driver: {exc}") from None
     except (SQLAlchemyError, OSError, ValueError) as exc:

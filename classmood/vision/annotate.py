@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from classmood.labels import EMOTIONS
-from classmood.vision.detections import Detections
+from classmood.vision.detections import UNCERTAIN_WORD, Detections
 
 # One colour per expression (RGB), shared with the HTML report's charts.
 EXPRESSION_RGB: dict[str, tuple[int, int, int]] = {
@@ -50,14 +50,15 @@ def draw_detections(image: np.ndarray, dets: Detections) -> np.ndarray:
     """A copy of the BGR ``image`` with each face's box, ``#id`` and apparent expression drawn on it.
 
     The box colour is the top expression's; faces not tracked or not classified yet get a light
-    grey box and only the parts that are known. Boxes partly outside the frame are clipped.
+    grey box and only the parts that are known, and faces too small or blurred to read are labelled
+    ``uncertain`` on the same grey. Boxes partly outside the frame are clipped.
     """
     out = image.copy()
     h, w = out.shape[:2]
     if len(dets) == 0 or h == 0 or w == 0:
         return out
     lim = 4 * max(h, w)  # keeps absurd coordinates from overflowing OpenCV's int maths
-    for box, tid, probs in zip(dets.xyxy, dets.track_id, dets.probs, strict=True):
+    for box, tid, probs, unsure in zip(dets.xyxy, dets.track_id, dets.probs, dets.uncertain, strict=True):
         if not np.isfinite(box).all():
             continue
         x1, y1, x2, y2 = (round(float(np.clip(v, -lim, lim))) for v in box)
@@ -66,9 +67,13 @@ def draw_detections(image: np.ndarray, dets: Detections) -> np.ndarray:
         side = min(x2 - x1, y2 - y1)
         thick = max(1, round(side / 40))
         parts = [f"#{int(tid)}"] if tid >= 0 else []
-        if np.isfinite(probs).all():
+        colour: tuple[int, ...]
+        if np.isfinite(probs).all() and unsure:
+            colour = tuple(reversed(UNCLASSIFIED_RGB))
+            parts.append(UNCERTAIN_WORD)
+        elif np.isfinite(probs).all():
             k = int(np.argmax(probs))
-            colour: tuple[int, ...] = _BGR[k]
+            colour = _BGR[k]
             parts.append(f"{EMOTIONS[k]} {float(probs[k]) * 100:.0f}%")
         else:
             colour = tuple(reversed(UNCLASSIFIED_RGB))
@@ -161,7 +166,7 @@ class AnnotatedVideoWriter:
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if w < iw else cv2.INTER_LINEAR)
             if dets is not None and len(dets):
                 factor = np.array([w / iw, h / ih, w / iw, h / ih], np.float32)
-                dets = Detections(dets.xyxy * factor, dets.score, dets.track_id, dets.probs)
+                dets = Detections(dets.xyxy * factor, dets.score, dets.track_id, dets.probs, dets.uncertain)
         if dets is not None:
             image = draw_detections(image, dets)
         if self._stream is not None:

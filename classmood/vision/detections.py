@@ -2,7 +2,9 @@
 
 Modelled on supervision's ``Detections``: parallel NumPy arrays, one row per face, boxes in
 input-frame pixels (x1, y1, x2, y2). Fields a stage has not filled yet hold neutral values
-(``track_id`` -1, ``probs`` NaN), so every stage can accept the output of any earlier one.
+(``track_id`` -1, ``probs`` NaN, ``uncertain`` False), so every stage can accept the output of any
+earlier one. ``uncertain`` marks classified faces the model's readout declined to read (too small,
+too blurred or too unconfident): they are counted, never given an expression.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from classmood.labels import NUM_CLASSES
+from classmood.labels import EMOTIONS, NUM_CLASSES
+
+UNCERTAIN_WORD = "uncertain"
 
 
 def _empty_ids(n: int) -> np.ndarray:
@@ -28,6 +32,7 @@ class Detections:
     score: np.ndarray  # (N,) float32, detector confidence 0..1
     track_id: np.ndarray = field(default_factory=lambda: _empty_ids(0))  # (N,) int64, -1 = not tracked
     probs: np.ndarray = field(default_factory=lambda: _empty_probs(0))  # (N, 7) float32, NaN = not classified
+    uncertain: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (N,) bool, True = not readable
 
     def __post_init__(self) -> None:
         n = len(self.xyxy)
@@ -37,6 +42,8 @@ class Detections:
             self.track_id = _empty_ids(n)
         if len(self.probs) != n:
             self.probs = _empty_probs(n)
+        if len(self.uncertain) != n:
+            self.uncertain = np.zeros(n, bool)
 
     @classmethod
     def empty(cls) -> Detections:
@@ -46,8 +53,30 @@ class Detections:
         return len(self.xyxy)
 
     def __getitem__(self, index: np.ndarray | slice) -> Detections:
-        return Detections(self.xyxy[index], self.score[index], self.track_id[index], self.probs[index])
+        return Detections(
+            self.xyxy[index], self.score[index], self.track_id[index], self.probs[index], self.uncertain[index]
+        )
 
     @property
     def wh(self) -> np.ndarray:
         return self.xyxy[:, 2:] - self.xyxy[:, :2]
+
+    @property
+    def classified(self) -> np.ndarray:
+        """(N,) bool: the classifier has run on the face."""
+        return ~np.isnan(self.probs).any(axis=1)
+
+    @property
+    def read(self) -> np.ndarray:
+        """(N,) bool: classified and readable, so the face has an apparent expression."""
+        return self.classified & ~self.uncertain
+
+    def expressions(self) -> list[str | None]:
+        """Per face: its top apparent expression, ``uncertain``, or None when not classified."""
+        out: list[str | None] = []
+        for probs, unsure in zip(self.probs, self.uncertain, strict=True):
+            if np.isnan(probs).any():
+                out.append(None)
+            else:
+                out.append(UNCERTAIN_WORD if unsure else EMOTIONS[int(np.argmax(probs))])
+        return out

@@ -1,0 +1,1 @@
+"""Expression inference on face crops (ONNX Runtime): how probabilities become a reading a teacher sees."""
