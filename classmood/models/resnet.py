@@ -38,9 +38,10 @@ class ResNet(nn.Module):
         depths: tuple[int, ...] = (2, 2, 2, 2),
         stem_stride: int = 1,
         dropout: float = 0.2,
+        match_contrast: bool = False,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [PixelNorm(), conv_bn_relu(1, width, stride=stem_stride)]
+        layers: list[nn.Module] = [PixelNorm(match_contrast), conv_bn_relu(1, width, stride=stem_stride)]
         cin = width
         for i, depth in enumerate(depths):
             cout = width * 2**i
@@ -60,12 +61,14 @@ class ResNet(nn.Module):
 
 
 @register_model("resnet18")
-def resnet18(num_classes: int, width: int = 64, dropout: float = 0.2, stem_stride: int = 1) -> nn.Module:
+def resnet18(
+    num_classes: int, width: int = 64, dropout: float = 0.2, stem_stride: int = 1, match_contrast: bool = False
+) -> nn.Module:
     """ResNet-18 at full 48x48 resolution (~11 M params at width 64): train on a GPU."""
-    return ResNet(num_classes, width=width, stem_stride=stem_stride, dropout=dropout)
+    return ResNet(num_classes, width=width, stem_stride=stem_stride, dropout=dropout, match_contrast=match_contrast)
 
 
 @register_model("resnet18_lite")
-def resnet18_lite(num_classes: int, width: int = 32, dropout: float = 0.2) -> nn.Module:
+def resnet18_lite(num_classes: int, width: int = 32, dropout: float = 0.2, match_contrast: bool = False) -> nn.Module:
     """ResNet-18 with a stride-2 stem and half width (~2.8 M params): CPU-trainable."""
-    return ResNet(num_classes, width=width, stem_stride=2, dropout=dropout)
+    return ResNet(num_classes, width=width, stem_stride=2, dropout=dropout, match_contrast=match_contrast)

@@ -1,0 +1,1 @@
+"""Training-side helpers (PyTorch): starting from shipped weights, fine-tuning for real video."""
