@@ -191,6 +191,23 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.clutter:
+        from classmood.benchmarks.clutter import TEST_SEEDS, run_clutter_bench
+
+        clutter = run_clutter_bench(TEST_SEEDS)
+        if not args.json:
+            for v in clutter["variants"].values():
+                v.pop("false_positive_boxes")
+        print(json.dumps(clutter, indent=2))
+        return 0
+    if args.soak:
+        from classmood.benchmarks.soak import run_soak
+
+        soak = run_soak(seconds=args.seconds if args.seconds != 20.0 else 3600.0)
+        if not args.json:
+            soak.pop("samples")
+        print(json.dumps(soak, indent=2))
+        return 0
     if args.robust:
         from classmood.benchmarks.robust import format_table, run_robust_bench
 
@@ -497,6 +514,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: accuracy, calm faces read negative and smiles recognised under real-call degradations",
     )
     p.add_argument("--limit", type=int, default=0, help="--robust on a stratified subset of N PublicTest faces")
+    p.add_argument(
+        "--clutter",
+        action="store_true",
+        help="instead: precision and recall of the face boxes on call screenshots full of clutter, gate off and on",
+    )
+    p.add_argument(
+        "--soak",
+        action="store_true",
+        help="instead: resident-memory slope over a simulated hour of a 640x368 gallery at 2 Hz (--seconds to change)",
+    )
     p.add_argument("--seed", type=int, default=0, help="--robust: seed of the degradations and the subset")
     p.set_defaults(func=_cmd_bench)
 

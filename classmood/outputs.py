@@ -19,10 +19,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from classmood.errors import ClassmoodError
-from classmood.pipeline import FACE_COLUMNS, AnalysisResult, Analyzer, PipelineConfig, Update, summarize
+from classmood.labels import FACE_COLUMNS
+from classmood.pipeline import AnalysisResult, Analyzer, PipelineConfig, Update, summarize
 from classmood.vision.annotate import AnnotatedVideoWriter
 from classmood.vision.detections import Detections
-from classmood.vision.sources import open_source
+from classmood.vision.sources import FrameSource, open_source
 
 
 def _write_mood(path: Path, rows: list[dict[str, object]]) -> None:
@@ -37,7 +38,7 @@ VIDEO_KINDS = ("video", "webcam", "screen")  # inputs that get an annotated.mp4 
 
 
 def analyze(
-    source: str | Path,
+    source: str | Path | FrameSource,
     out: str | Path | None = None,
     config: PipelineConfig | None = None,
     progress: bool = False,
@@ -54,7 +55,7 @@ def analyze(
     config = config or PipelineConfig()
     if annotate and not out:
         raise ClassmoodError("annotating needs an output folder")
-    src = open_source(source)
+    src = source if isinstance(source, FrameSource) else open_source(source)
     analyzer = Analyzer(config)
     result = AnalysisResult(src.name)
     out_dir = Path(out) if out else None

@@ -16,13 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from classmood.analytics.face_rows import FaceRows
 from classmood.analytics.mood import MoodAggregator, MoodBin
 from classmood.expression.readout import UNCERTAIN
 from classmood.inference import ExpressionModel, load_model
-from classmood.labels import EMOTIONS, FACE_COLUMNS
+from classmood.labels import EMOTIONS
 from classmood.vision.crops import face_crops
 from classmood.vision.detections import UNCERTAIN_WORD, Detections
 from classmood.vision.detectors import DEFAULT_DETECTOR, FaceDetector, create_detector
+from classmood.vision.gate import FaceGate
 from classmood.vision.refine import FaceRefiner
 from classmood.vision.sources import Frame, FrameSource, open_source
 from classmood.vision.tracker import IoUTracker
@@ -37,6 +39,7 @@ class PipelineConfig:
     min_faces: int = 5
     smoothing: float = 0.5  # weight of the newest probabilities in each track's moving average
     refine: bool = True  # enlarged second looks for small faces in large frames (vision/refine.py)
+    gate: bool = True  # only plausible, distinct faces go on (vision/gate.py)
     # Faces the model's readout cannot read (too small, too blurred, too unconfident) are "uncertain":
     # counted, shown apart, never folded into an expression. False reads every face.
     uncertain: bool = True
@@ -76,7 +79,8 @@ class Update:
 
 
 class Analyzer:
-    """Stateful per-session analysis: detector -> crops -> classifier -> tracker -> smoothing -> mood."""
+    """Stateful per-session analysis: detector -> refiner -> gate -> tracker -> crops -> classifier ->
+    smoothing -> mood."""
 
     def __init__(
         self,
@@ -89,6 +93,8 @@ class Analyzer:
         self.model = model or load_model(self.config.model, threads=self.config.threads)
         self.tracker = IoUTracker()
         self.refiner = FaceRefiner() if self.config.refine else None
+        self.gate = FaceGate() if self.config.gate else None
+        self._confirmed = np.zeros((0, 4), np.float32)  # last analysed frame's faces, already through the gate
         self.mood = MoodAggregator(self.config.bin_s, self.config.min_faces)
         self._smoothed: dict[int, np.ndarray] = {}
         self._next_time = 0.0
@@ -100,10 +106,7 @@ class Analyzer:
     def process(self, frame: Frame) -> Update:
         if self.config.rate_hz > 0:
             self._next_time = max(self._next_time + 1 / self.config.rate_hz, frame.time_s + 0.5 / self.config.rate_hz)
-        dets = self.detector.detect(frame.image)
-        if self.refiner is not None:
-            dets = self.refiner.refine(frame.image, dets, self.tracker.expected_boxes(frame.time_s))
-        dets = self.tracker.update(dets, frame.time_s)
+        dets = self.locate(frame.image, frame.time_s)
         if len(dets):
             crops = face_crops(frame.image, dets.xyxy)
             probs = self.model.predict_proba(crops)
@@ -116,6 +119,17 @@ class Analyzer:
                 heights = dets.xyxy[:, 3] - dets.xyxy[:, 1]
                 dets.uncertain = self.model.readout.decide(dets.probs, crops, heights, calibrated=True) == UNCERTAIN
         return Update(frame, dets, self.mood.add(frame.time_s, dets))
+
+    def locate(self, image: np.ndarray, time_s: float) -> Detections:
+        """The faces of one frame with their track ids: detect, look again for small ones, gate, track."""
+        dets = self.detector.detect(image)
+        if self.refiner is not None:
+            dets = self.refiner.refine(image, dets, self.tracker.expected_boxes(time_s))
+        if self.gate is not None:
+            dets = self.gate(image, dets, self._confirmed)
+        dets = self.tracker.update(dets, time_s)
+        self._confirmed = dets.xyxy.copy()
+        return dets
 
     def finish(self) -> list[MoodBin]:
         return self.mood.flush()
@@ -140,34 +154,35 @@ def stream(source: str | Path | FrameSource, config: PipelineConfig | None = Non
 @dataclass
 class AnalysisResult:
     source: str
-    faces: list[dict[str, Any]] = field(default_factory=list)
+    faces: FaceRows = field(default_factory=FaceRows)  # behaves like a list of faces.csv rows (dicts)
     bins: list[MoodBin] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.faces, FaceRows):
+            self.faces = FaceRows(self.faces)
+
     def to_pandas(self) -> Any:
         """Faces as a pandas DataFrame, one row per analysed face, columns as in faces.csv."""
-        import pandas as pd
-
-        return pd.DataFrame(self.faces, columns=FACE_COLUMNS)
+        return self.faces.to_pandas()
 
     def mood_rows(self) -> list[dict[str, object]]:
         return [b.as_row() for b in self.bins]
 
 
 def summarize(
-    src: FrameSource, config: PipelineConfig, frames: int, analysed: int, faces: list[dict[str, Any]], wall_s: float
+    src: FrameSource, config: PipelineConfig, frames: int, analysed: int, faces: FaceRows, wall_s: float
 ) -> dict[str, Any]:
-    counts = np.bincount(
-        [EMOTIONS.index(f["emotion"]) for f in faces if f["emotion"] in EMOTIONS], minlength=len(EMOTIONS)
-    )
+    words = faces.column("emotion")
+    counts = np.array([int((words == e).sum()) for e in EMOTIONS])
     total = max(1, int(counts.sum()))
-    uncertain = sum(f["emotion"] == UNCERTAIN_WORD for f in faces)
+    uncertain = int((words == UNCERTAIN_WORD).sum())
     return {
         "input": src.name,
         "frames": frames,
         "frames_analysed": analysed,
         "faces": len(faces),
-        "tracks": len({f["track_id"] for f in faces}),
+        "tracks": len(np.unique(faces.column("track_id"))),
         "wall_s": round(wall_s, 3),
         "analysed_fps": round(analysed / wall_s, 3) if wall_s > 0 else None,
         "detector": config.detector,

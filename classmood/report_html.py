@@ -20,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from classmood.analytics.face_rows import FaceRows
 from classmood.analytics.mood import MoodBin
 from classmood.errors import ClassmoodError
-from classmood.labels import EMOTIONS
-from classmood.pipeline import FACE_COLUMNS, AnalysisResult
+from classmood.labels import EMOTIONS, FACE_COLUMNS
+from classmood.pipeline import AnalysisResult
 from classmood.vision.annotate import EXPRESSION_RGB
 from classmood.vision.detections import UNCERTAIN_WORD
 
@@ -154,8 +155,8 @@ def _shares_chart(counts: Counter[str]) -> str:
     return _png_data_uri(fig)
 
 
-def _sample_step(faces: list[dict[str, Any]], rate_hz: float | None) -> float:
-    times = np.unique([float(f["time_s"]) for f in faces])
+def _sample_step(faces: FaceRows, rate_hz: float | None) -> float:
+    times = np.unique(faces.column("time_s"))
     if len(times) > 1:
         return float(np.median(np.diff(times)))
     return 1 / rate_hz if rate_hz else 1.0
@@ -374,7 +375,7 @@ def load_result(out_dir: str | Path) -> AnalysisResult:
     if mood_csv.is_file():
         with open(mood_csv, newline="", encoding="utf-8") as fh:
             bins = [_mood_bin(r) for r in csv.DictReader(fh)]
-    return AnalysisResult(str(summary.get("input", out_dir)), faces, bins, summary)
+    return AnalysisResult(str(summary.get("input", out_dir)), FaceRows(faces), bins, summary)
 
 
 def report_from_dir(out_dir: str | Path, path: str | Path | None = None) -> Path:

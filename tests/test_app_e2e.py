@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 import pytest
 
-from classmood.pipeline import FACE_COLUMNS
+from classmood.labels import FACE_COLUMNS
 from tests.test_app_logic import camera_frame
 from tests.test_pipeline import write_video
 from tests.test_vision import gallery

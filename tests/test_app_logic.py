@@ -22,8 +22,8 @@ from classmood.app.uploads import analyze_upload, check_upload, looks_like_video
 from classmood.cli import main
 from classmood.errors import ClassmoodError
 from classmood.imageio import read_image
-from classmood.labels import EMOTIONS
-from classmood.pipeline import FACE_COLUMNS, Analyzer, PipelineConfig
+from classmood.labels import EMOTIONS, FACE_COLUMNS
+from classmood.pipeline import Analyzer, PipelineConfig
 from classmood.predict import sample_face_path
 from classmood.store import open_store
 from classmood.vision.detectors import create_detector

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from classmood.errors import ClassmoodError
+from classmood.labels import FACE_COLUMNS
 from classmood.outputs import analyze
-from classmood.pipeline import FACE_COLUMNS, PipelineConfig
+from classmood.pipeline import PipelineConfig
 from tests.test_vision import gallery
 
 
@@ -167,3 +168,28 @@ def test_unreadable_faces_are_uncertain_everywhere(gallery_video: Path, tiny_run
     everyone = analyze(gallery_video, None, PipelineConfig(model=str(model), bin_s=1.0, uncertain=False))
     assert "uncertain" not in {f["emotion"] for f in everyone.faces}
     assert all(b.uncertain_share == 0.0 and b.shares is not None for b in everyone.bins)
+
+
+def test_face_rows_are_compact_and_read_back_as_the_rows_written() -> None:
+    from classmood.analytics.face_rows import FaceRows
+
+    rows = [
+        {
+            "frame": i,
+            "time_s": i / 2,
+            "track_id": i % 3,
+            "x": 1.5,
+            "y": 2.0,
+            "w": 30.0,
+            "h": 31.5,
+            "det_score": 0.91,
+            "emotion": "uncertain" if i == 4 else "happy",
+            **{f"p_{e}": 1 / 7 for e in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")},
+        }
+        for i in range(2000)
+    ]
+    table = FaceRows(rows[:5])
+    table.extend(rows[5:])
+    assert len(table) == 2000 and table == rows and table[4]["emotion"] == "uncertain" and table[-1] == rows[-1]
+    assert list(table.to_pandas().columns) == FACE_COLUMNS
+    assert table.nbytes < 200 * 2000 * 2  # ~136 bytes a row (plus growth room), not ~1.3 KB of dicts

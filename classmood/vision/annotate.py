@@ -166,7 +166,8 @@ class AnnotatedVideoWriter:
             image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if w < iw else cv2.INTER_LINEAR)
             if dets is not None and len(dets):
                 factor = np.array([w / iw, h / ih, w / iw, h / ih], np.float32)
-                dets = Detections(dets.xyxy * factor, dets.score, dets.track_id, dets.probs, dets.uncertain)
+                marks = dets.landmarks * factor[:2]
+                dets = Detections(dets.xyxy * factor, dets.score, dets.track_id, dets.probs, dets.uncertain, marks)
         if dets is not None:
             image = draw_detections(image, dets)
         if self._stream is not None:

@@ -33,6 +33,8 @@ class Detections:
     track_id: np.ndarray = field(default_factory=lambda: _empty_ids(0))  # (N,) int64, -1 = not tracked
     probs: np.ndarray = field(default_factory=lambda: _empty_probs(0))  # (N, 7) float32, NaN = not classified
     uncertain: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (N,) bool, True = not readable
+    # (N, 5, 2) float32 pixels: eyes (subject's right, left), nose tip, mouth corners; NaN = not given
+    landmarks: np.ndarray = field(default_factory=lambda: np.full((0, 5, 2), np.nan, np.float32))
 
     def __post_init__(self) -> None:
         n = len(self.xyxy)
@@ -44,6 +46,9 @@ class Detections:
             self.probs = _empty_probs(n)
         if len(self.uncertain) != n:
             self.uncertain = np.zeros(n, bool)
+        if len(self.landmarks) != n:
+            self.landmarks = np.full((n, 5, 2), np.nan, np.float32)
+        self.landmarks = np.asarray(self.landmarks, np.float32).reshape(n, 5, 2)
 
     @classmethod
     def empty(cls) -> Detections:
@@ -54,7 +59,12 @@ class Detections:
 
     def __getitem__(self, index: np.ndarray | slice) -> Detections:
         return Detections(
-            self.xyxy[index], self.score[index], self.track_id[index], self.probs[index], self.uncertain[index]
+            self.xyxy[index],
+            self.score[index],
+            self.track_id[index],
+            self.probs[index],
+            self.uncertain[index],
+            self.landmarks[index],
         )
 
     @property

