@@ -191,6 +191,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.events:
+        from classmood.benchmarks.events import run_events_bench
+
+        print(json.dumps(run_events_bench(args.data), indent=2))
+        return 0
     if args.clutter:
         from classmood.benchmarks.clutter import TEST_SEEDS, run_clutter_bench
 
@@ -514,6 +519,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: accuracy, calm faces read negative and smiles recognised under real-call degradations",
     )
     p.add_argument("--limit", type=int, default=0, help="--robust on a stratified subset of N PublicTest faces")
+    p.add_argument(
+        "--events",
+        action="store_true",
+        help="instead: ids per person through re-layouts, speaker view, screen share and a cut (needs PublicTest)",
+    )
     p.add_argument(
         "--clutter",
         action="store_true",

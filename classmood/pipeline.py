@@ -40,6 +40,9 @@ class PipelineConfig:
     smoothing: float = 0.5  # weight of the newest probabilities in each track's moving average
     refine: bool = True  # enlarged second looks for small faces in large frames (vision/refine.py)
     gate: bool = True  # only plausible, distinct faces go on (vision/gate.py)
+    # keep ids through re-layouts, zooms, screen shares and cuts with in-memory appearance cues
+    # (vision/appearance.py; never written, dropped with the session). False: box overlap only.
+    reassociate: bool = True
     # Faces the model's readout cannot read (too small, too blurred, too unconfident) are "uncertain":
     # counted, shown apart, never folded into an expression. False reads every face.
     uncertain: bool = True
@@ -91,7 +94,7 @@ class Analyzer:
         self.config = config or PipelineConfig()
         self.detector = detector or create_detector(self.config.detector)
         self.model = model or load_model(self.config.model, threads=self.config.threads)
-        self.tracker = IoUTracker()
+        self.tracker = IoUTracker(reassociate=self.config.reassociate)
         self.refiner = FaceRefiner() if self.config.refine else None
         self.gate = FaceGate() if self.config.gate else None
         self._confirmed = np.zeros((0, 4), np.float32)  # last analysed frame's faces, already through the gate
@@ -127,7 +130,7 @@ class Analyzer:
             dets = self.refiner.refine(image, dets, self.tracker.expected_boxes(time_s))
         if self.gate is not None:
             dets = self.gate(image, dets, self._confirmed)
-        dets = self.tracker.update(dets, time_s)
+        dets = self.tracker.update(dets, time_s, image)
         self._confirmed = dets.xyxy.copy()
         return dets
 

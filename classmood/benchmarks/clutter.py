@@ -204,11 +204,11 @@ def _side_panel(rng: np.random.Generator, image: np.ndarray) -> None:
     """The chat and participants panel: tiny avatars of real faces beside names and messages."""
     avatars = _clutter_images()["avatars"]
     x0 = GALLERY[2] + 10
+    size = int(rng.integers(14, 23))  # one avatar size per panel, as chat apps draw them
     image[:, GALLERY[2] :] = (40, 40, 40)
     cv2.putText(image, "Participants (24)", (x0, 70), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1, cv2.LINE_AA)
     y = 90
     while y < H - 30:
-        size = int(rng.integers(14, 21))
         face = cv2.resize(
             avatars[int(rng.integers(0, len(avatars)))], (size, int(size * 1.25)), interpolation=cv2.INTER_AREA
         )

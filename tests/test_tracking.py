@@ -1,0 +1,86 @@
+"""Ids that survive what real calls do: re-layouts, zooms and cuts (appearance cues in memory only)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from classmood.vision.detections import Detections
+from classmood.vision.tracker import IoUTracker
+
+skimage_data = pytest.importorskip("skimage.data", reason="the test faces are scikit-image's sample photos")
+
+
+def _people() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Three real head-and-shoulders crops (astronaut, cameraman, Grace Hopper) and their face boxes."""
+    import matplotlib.cbook
+
+    from classmood.imageio import read_image
+
+    hopper = read_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    photos = [
+        (cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR), (178, 63, 267, 175)),
+        (cv2.cvtColor(skimage_data.camera(), cv2.COLOR_GRAY2BGR), (195, 113, 255, 193)),
+        (hopper, (182, 121, 353, 332)),
+    ]
+    out = []
+    for img, (x1, y1, x2, y2) in photos:
+        w, h = x2 - x1, y2 - y1
+        cx1, cy1 = max(0, x1 - w // 2), max(0, y1 - h // 3)
+        crop = img[cy1 : y2 + h // 2, cx1 : x2 + w // 2]
+        out.append((crop, np.array([x1 - cx1, y1 - cy1, x2 - cx1, y2 - cy1], np.float32)))
+    return out
+
+
+def _frame(order: list[int], sizes: list[int], places: list[tuple[int, int]]) -> tuple[np.ndarray, Detections]:
+    frame = np.full((720, 1280, 3), 30, np.uint8)
+    boxes = []
+    for person, size, (x, y) in zip(order, sizes, places, strict=True):
+        crop, box = _people()[person]
+        s = size / crop.shape[0]
+        small = cv2.resize(crop, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        frame[y : y + small.shape[0], x : x + small.shape[1]] = small
+        boxes.append(box * s + np.array([x, y, x, y], np.float32))
+    return frame, Detections(np.array(boxes, np.float32), np.full(len(boxes), 0.9, np.float32))
+
+
+GALLERY = [(40, 60), (460, 60), (880, 60)]
+
+
+def test_ids_follow_faces_through_a_relayout_and_a_zoom() -> None:
+    tracker = IoUTracker(reassociate=True)
+    frame, dets = _frame([0, 1, 2], [260] * 3, GALLERY)
+    first = tracker.update(dets, 0.0, frame)
+    ids = {p: int(t) for p, t in zip([0, 1, 2], first.track_id, strict=True)}
+    frame, dets = _frame([0, 1, 2], [260] * 3, GALLERY)
+    tracker.update(dets, 0.5, frame)
+    # the tiles re-flow: everyone moves to another place
+    frame, dets = _frame([2, 0, 1], [260] * 3, GALLERY)
+    moved = tracker.update(dets, 1.0, frame)
+    assert [int(t) for t in moved.track_id] == [ids[2], ids[0], ids[1]]
+    # speaker view: one face large in the middle
+    frame, dets = _frame([1], [600], [(340, 60)])
+    zoomed = tracker.update(dets, 1.5, frame)
+    assert int(zoomed.track_id[0]) == ids[1]
+
+
+def test_no_id_crosses_a_cut_to_a_different_face() -> None:
+    tracker = IoUTracker(reassociate=True)
+    frame, dets = _frame([0, 1], [260, 260], GALLERY[:2])
+    before = tracker.update(dets, 0.0, frame)
+    tracker.update(dets, 0.5, frame)
+    # a cut: other people exactly where the first ones were
+    frame, dets = _frame([2, 2], [260, 260], GALLERY[:2])
+    after = tracker.update(dets, 1.0, frame)
+    assert not set(after.track_id.tolist()) & set(before.track_id.tolist())
+
+
+def test_without_appearance_overlap_hands_ids_to_whoever_sits_there() -> None:
+    """The old behaviour, kept behind reassociate=False, shows what the appearance cues prevent."""
+    tracker = IoUTracker(reassociate=False)
+    frame, dets = _frame([0, 1], [260, 260], GALLERY[:2])
+    before = tracker.update(dets, 0.0, frame)
+    frame, dets = _frame([2, 2], [260, 260], GALLERY[:2])
+    after = tracker.update(dets, 1.0, frame)
+    assert set(after.track_id.tolist()) == set(before.track_id.tolist())
