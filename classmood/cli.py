@@ -194,7 +194,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.events:
         from classmood.benchmarks.events import run_events_bench
 
-        print(json.dumps(run_events_bench(args.data), indent=2))
+        print(json.dumps(run_events_bench(args.data, seed=args.seed if args.seed else 1), indent=2))
         return 0
     if args.clutter:
         from classmood.benchmarks.clutter import TEST_SEEDS, run_clutter_bench
@@ -534,7 +534,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead: resident-memory slope over a simulated hour of a 640x368 gallery at 2 Hz (--seconds to change)",
     )
-    p.add_argument("--seed", type=int, default=0, help="--robust: seed of the degradations and the subset")
+    p.add_argument(
+        "--seed", type=int, default=0, help="--robust: seed of the degradations and subset; --events: recording (1)"
+    )
     p.set_defaults(func=_cmd_bench)
 
     p = sub.add_parser(

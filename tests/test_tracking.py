@@ -84,3 +84,21 @@ def test_without_appearance_overlap_hands_ids_to_whoever_sits_there() -> None:
     frame, dets = _frame([2, 2], [260, 260], GALLERY[:2])
     after = tracker.update(dets, 1.0, frame)
     assert set(after.track_id.tolist()) == set(before.track_id.tolist())
+
+
+def test_event_scoring_counts_ids_per_person_and_ids_carried_across_the_cut() -> None:
+    from classmood.benchmarks.events import score
+
+    box_a, box_b = np.array([0, 0, 50, 50], np.float32), np.array([100, 0, 150, 50], np.float32)
+    truth = [[(1, box_a), (2, box_b)], [(1, box_a), (2, box_b)], [(101, box_a)]]  # a cut before frame 2
+
+    def dets(*ids: int) -> Detections:
+        boxes = np.stack([box_a, box_b][: len(ids)])
+        return Detections(boxes, np.ones(len(ids)), np.array(ids))
+
+    clean = score([(0, dets(7, 8)), (1, dets(7, 8)), (2, dets(9))], truth, {(1, 2)})
+    assert clean["ids_per_person"] == 1.0 and clean["id_switches"] == 0 and clean["ids_carried_across_the_cut"] == 0
+    assert clean["recall"] == 1.0 and clean["recall_covered"] == 1.0
+    churn = score([(0, dets(7, 8)), (1, dets(7, 5)), (2, dets(7))], truth)
+    assert churn["id_switches"] == 1 and churn["ids_carried_across_the_cut"] == 1
+    assert churn["ids_given_to_several_people"] == 1 and churn["ids_per_person"] == 1.5
