@@ -101,4 +101,4 @@ def test_event_scoring_counts_ids_per_person_and_ids_carried_across_the_cut() ->
     assert clean["recall"] == 1.0 and clean["recall_covered"] == 1.0
     churn = score([(0, dets(7, 8)), (1, dets(7, 5)), (2, dets(7))], truth)
     assert churn["id_switches"] == 1 and churn["ids_carried_across_the_cut"] == 1
-    assert churn["ids_given_to_several_people"] == 1 and churn["ids_per_person"] == 1.5
+    assert churn["ids_given_to_several_people"] == 1 and churn["ids_per_person"] == 1.333  # (1 + 2 + 1) / 3
