@@ -212,6 +212,11 @@ def render_report(result: AnalysisResult) -> str:
         ("Frames analysed", f"{s.get('frames_analysed', '?')} (rate {s.get('rate_hz', '?')}/s of input)"),
         ("Faces (detections)", s.get("faces", len(faces))),
         ("Tracks (pseudonymous ids)", s.get("tracks", len({f["track_id"] for f in faces}))),
+        (
+            "Faces not read (uncertain)",
+            f"{s.get('uncertain_share', 0):.0%}: too small, blurred or unclear to read; counted, never given an "
+            "expression",
+        ),
         ("Detector", s.get("detector", "?")),
         ("Model", s.get("model", "?")),
         ("Analysed frames/s", "?" if fps is None else fps),
