@@ -39,11 +39,17 @@ unit: $(VENV)/.dev
 
 test: lint typecheck unit
 
-# Speed of the shipped models, then the video pipeline on a synthetic gallery (needs ../shared FER2013).
+# Speed of the shipped models, the video pipeline on a synthetic gallery, the live worker, reading faces
+# through real-call degradations, the face gate on cluttered call screenshots, ids through layout changes
+# and cuts, and memory over a simulated hour (--pipeline, --robust and --events need ../shared FER2013).
 bench: $(VENV)/.dev
 	$(BIN)/classmood bench
 	$(BIN)/classmood bench --pipeline
 	$(BIN)/classmood bench --live
+	$(BIN)/classmood bench --robust
+	$(BIN)/classmood bench --clutter
+	$(BIN)/classmood bench --events
+	$(BIN)/classmood bench --soak
 
 report: $(VENV)/.dev
 	$(BIN)/classmood report --runs docs/runs --out docs/models.md --readme README.md --experiments docs/experiments.md

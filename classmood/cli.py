@@ -208,7 +208,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.soak:
         from classmood.benchmarks.soak import run_soak
 
-        soak = run_soak(seconds=args.seconds if args.seconds != 20.0 else 3600.0)
+        soak = run_soak(seconds=args.seconds or 3600.0)
         if not args.json:
             soak.pop("samples")
         print(json.dumps(soak, indent=2))
@@ -222,12 +222,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.live:
         from classmood.live_bench import run_live_bench
 
-        print(json.dumps(run_live_bench(seconds=args.seconds), indent=2))
+        print(json.dumps(run_live_bench(seconds=args.seconds or 20.0), indent=2))
         return 0
     if args.pipeline:
         from classmood.gallery_bench import run_gallery_bench
 
-        gallery = run_gallery_bench(args.data, seconds=args.seconds)
+        gallery = run_gallery_bench(args.data, seconds=args.seconds or 20.0)
         print(json.dumps(gallery, indent=2))
         return 0
     from classmood.bench import bench_models
@@ -506,13 +506,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="instead: the video pipeline on a synthetic 7x7 1080p gallery vs a naive baseline (JSON)",
     )
-    p.add_argument("--data", default="../shared/data/fer2013", help="FER2013 with PublicTest, for --pipeline")
+    p.add_argument(
+        "--data", default="../shared/data/fer2013", help="FER2013 with PublicTest, for --pipeline, --robust, --events"
+    )
     p.add_argument(
         "--live",
         action="store_true",
         help="instead: the live app's worker fed a 49-face 1080p gallery at 10 fps; UI-side latencies (JSON)",
     )
-    p.add_argument("--seconds", type=float, default=20.0, help="gallery length for --pipeline and --live")
+    p.add_argument(
+        "--seconds", type=float, help="video length for --pipeline and --live (default 20) and --soak (default 3600)"
+    )
     p.add_argument(
         "--robust",
         action="store_true",
