@@ -110,6 +110,15 @@ def test_bench_json(tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert speeds["faces_per_s_batch1"] > 0 and speeds["faces_per_s_batch64"] > 0
 
 
+def test_bench_robust_prints_every_condition_for_every_model(
+    tiny_run: Path, fer_csv: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    onnx = str(tiny_run / "model.onnx")
+    assert main(["bench", "--robust", "--model", onnx, "--data", str(fer_csv)]) == 0
+    text = capsys.readouterr().out
+    assert "neutral->neg" in text and "call 24 px" in text and "gallery 4x4" in text and onnx in text
+
+
 def test_models_lists_parameters_and_macs(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch", reason="needs PyTorch")
     assert main(["models", "--json"]) == 0

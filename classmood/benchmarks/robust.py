@@ -45,6 +45,9 @@ def read_scores(labels: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     ``pred`` holds a label per face, ``UNCERTAIN`` (-1) where the model declined to read it; an
     uncertain face counts as not read correctly, neither as negative nor as happy.
     """
+    if len(labels) == 0:  # e.g. a gallery in which the detector found no face
+        return {"accuracy": 0.0, "accuracy_read": 0.0, "coverage": 0.0, "neutral_as_negative": 0.0,
+                "happy_recognised": 0.0, "happy_as_negative": 0.0, "n": 0}  # fmt: skip
     read = pred != UNCERTAIN
     neutral, happy = labels == NEUTRAL, labels == HAPPY
     negative = np.isin(pred, NEGATIVE_IDX)
