@@ -6,6 +6,10 @@ import os
 # errors themselves say what is wrong. Set before any OpenCV import; users can override.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+# ONNX Runtime's telemetry writes a device id and an event queue (interpreter path, OS, CPU model) to
+# ~/.cache/Microsoft/DeveloperTools/.onnxruntime/ as soon as it is imported; this variable, read at
+# import, stops that. Forced, not a default: nothing is written that the user did not ask for.
+os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 __version__ = "0.1.0"
 

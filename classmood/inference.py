@@ -51,6 +51,7 @@ class ExpressionModel:
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         import onnxruntime as ort
 
+        ort.disable_telemetry_events()  # also when the caller imported onnxruntime before classmood
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads

@@ -125,3 +125,32 @@ def test_models_lists_parameters_and_macs(capsys: pytest.CaptureFixture[str]) ->
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["resnet18"]["params"] > 10_000_000
     assert rows["dexpression"]["macs_per_face"] > 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["analyze", "{sample}", "--out", "{out}"],
+        ["predict", "{sample}", "--json"],
+        ["evaluate", "--data", "{csv}", "--model", "fast", "--json"],
+    ],
+    ids=["analyze", "predict", "evaluate"],
+)
+def test_nothing_is_written_outside_the_output_folder(args: list[str], tmp_path: Path, fer_csv: Path) -> None:
+    """Run as a new user would (a fresh HOME): no telemetry queue, cache or settings file appears."""
+    import os
+    import subprocess
+    import sys
+
+    from classmood.predict import sample_face_path
+
+    home, out = tmp_path / "home", tmp_path / "out"
+    home.mkdir()
+    filled = [a.format(sample=sample_face_path(), out=out, csv=fer_csv) for a in args]
+    env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")}
+    env.pop("ORT_DISABLE_TELEMETRY", None)  # classmood must switch it off itself
+    proc = subprocess.run(
+        [sys.executable, "-m", "classmood.cli", *filled], cwd=home, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [str(p.relative_to(home)) for p in home.rglob("*") if p.is_file()] == []
