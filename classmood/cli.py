@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from classmood.errors import ClassmoodError
+from classmood.errors import ClassmoodError, Stopped
 
 NOTICE = (
     "classmood reports APPARENT facial expressions, not inner emotional states. Emotion inference in "
@@ -337,20 +339,33 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    from classmood.outputs import prepare_out
     from classmood.pipeline import PipelineConfig
+    from classmood.vision.sources import open_source
 
+    # Everything that can be refused is refused before anything is opened, written or saved.
     config = PipelineConfig(
         detector=args.detector, model=args.model, rate_hz=args.rate, bin_s=args.bin, min_faces=args.min_faces
     )
-    store = _open_session_store() if args.save else None  # a bad database fails before the work
+    if args.db and not args.save:
+        raise ClassmoodError("--db names the session database for --save; add --save")
+    if args.per_track and not args.annotate:
+        raise ClassmoodError("--per-track adds to report.html, which --annotate writes; add --annotate")
+    source = open_source(args.input)  # a bad input fails here: no folder or session row is created for it
     try:
-        return _analyze_and_save(args, config, store)
+        prepare_out(args.out)
+        store = _open_session_store(args.db) if args.save else None
+    except BaseException:
+        source.close()
+        raise
+    try:
+        return _analyze_and_save(args, source, config, store)
     finally:
         if store is not None:
             store.close()
 
 
-def _analyze_and_save(args: argparse.Namespace, config: Any, store: Any) -> int:
+def _analyze_and_save(args: argparse.Namespace, source: Any, config: Any, store: Any) -> int:
     from dataclasses import asdict
 
     from classmood.outputs import analyze
@@ -358,21 +373,27 @@ def _analyze_and_save(args: argparse.Namespace, config: Any, store: Any) -> int:
 
     recorder = AnalysisRecorder(store, "cli", str(args.input), asdict(config)) if store is not None else None
     if recorder is not None and recorder.error:
+        source.close()
         raise ClassmoodError(recorder.error)
     try:
         result = analyze(
-            args.input,
+            source,
             args.out,
             config,
             progress=sys.stderr.isatty(),
             annotate=args.annotate,
+            per_track=args.per_track,
             on_update=recorder.on_update if recorder else None,
         )
+    except (KeyboardInterrupt, Stopped):  # Ctrl-C or SIGTERM: what was analysed stays saved, files included
+        if recorder:
+            recorder.stopped()
+        raise
     except Exception as exc:
         if recorder:
             recorder.failed(exc)
         raise
-    except BaseException:  # Ctrl-C: what was analysed stays saved
+    except BaseException:
         if recorder:
             recorder.stopped()
         raise
@@ -381,6 +402,8 @@ def _analyze_and_save(args: argparse.Namespace, config: Any, store: Any) -> int:
         f"{s['frames_analysed']} of {s['frames']} frames analysed, {s['faces']} faces, {s['tracks']} tracks, "
         f"{s['analysed_fps']} analysed frames/s -> {args.out}"
     )
+    if s.get("skipped_frames"):
+        print(f"classmood: warning: skipped {s['skipped_frames']} damaged or unreadable frames", file=sys.stderr)
     if s["truncated"]:
         print(f"classmood: warning: {args.input} ended early (truncated?); what was read is saved", file=sys.stderr)
     if recorder is not None:
@@ -408,27 +431,32 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def _sessions_action(store: Any, args: argparse.Namespace) -> None:
+    from classmood.analytics.privacy import check_min_faces
+
+    k = None if args.min_faces is None else check_min_faces(args.min_faces)
     if args.action == "list":
         table = store.list_sessions()
         print(table.to_string(index=False) if len(table) else f"no sessions in {store!r}")
     elif args.action == "show":
-        for key, value in store.session(args.id).items():
+        meta = store.session(args.id)
+        meta["summary"] = store.summary(args.id, k)  # class numbers under the k asked for
+        for key, value in meta.items():
             print(f"{key:11s} {json.dumps(value) if isinstance(value, dict) else value}")
         counts = store.list_sessions().set_index("id").loc[args.id]
         print(f"{counts['faces']} faces, {counts['tracks']} tracks, {counts['bins']} bins, {counts['duration_s']} s")
-        bins = store.bins(args.id)
+        bins = store.bins(args.id, k)
         if len(bins):
             cols = ["start_s", "end_s", "frames", "faces", "tracks", "suppressed", "valence", "negative_share", "flags"]
             print(bins[cols].to_string(index=False))
         print("(apparent facial expressions, not inner emotional states)")
     elif args.action == "export":
-        for path in store.export(args.id, args.out, args.format):
+        for path in store.export(args.id, args.out, args.format, min_faces=k):
             print(f"wrote {path}")
     elif args.action == "delete":
         store.delete(args.id)
         print(f"deleted session {args.id}")
     elif args.action == "compare":
-        table = store.compare(args.a, args.b)
+        table = store.compare(args.a, args.b, min_faces=k)
         table.columns = [f"session {args.a}", f"session {args.b}", f"{args.b} - {args.a}"]
         print(table.to_string(float_format=lambda v: f"{v:.4f}"))
         print("(apparent facial expressions, not inner emotional states; shares and valence from unsuppressed bins)")
@@ -576,12 +604,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rate", type=float, default=2.0, help="analysed frames per second of input (0 = all)")
     p.add_argument("--bin", type=float, default=5.0, help="class-mood time bin in seconds")
-    p.add_argument("--min-faces", type=int, default=5, help="suppress class aggregates below this many faces")
+    p.add_argument(
+        "--min-faces",
+        type=int,
+        default=5,
+        help="k: class-level numbers only from time bins with at least k faces (default 5; at least 1)",
+    )
     p.add_argument("--save", action="store_true", help="also save as a session (DATABASE_URL or CLASSMOOD_DB)")
+    p.add_argument("--db", help="with --save: SQLite file path or SQLAlchemy URL of the session database")
     p.add_argument(
         "--annotate",
         action="store_true",
         help="also write annotated.mp4 (video inputs: faces boxed and labelled) and report.html (charts)",
+    )
+    p.add_argument(
+        "--per-track",
+        action="store_true",
+        help="with --annotate: add per-person timelines and a per-track table to report.html (singles people out)",
     )
     p.set_defaults(func=_cmd_analyze)
 
@@ -595,7 +634,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sessions", help="analysis sessions saved in the database: list, show, export, delete, compare")
     actions = p.add_subparsers(dest="action", required=True)
     db = argparse.ArgumentParser(add_help=False)
-    db.add_argument("--db", help="database URL (default: DATABASE_URL, CLASSMOOD_DB or ~/.classmood/sessions.db)")
+    db.add_argument(
+        "--db",
+        help="SQLite file path or SQLAlchemy URL (default: DATABASE_URL, CLASSMOOD_DB or ~/.classmood/sessions.db)",
+    )
+    db.add_argument(
+        "--min-faces", type=int, help="k for class-level numbers (default: the k each session was analysed with)"
+    )
     actions.add_parser("list", parents=[db], help="all sessions, newest first")
     q = actions.add_parser("show", parents=[db], help="one session's settings, summary and class mood")
     q.add_argument("id", type=int)
@@ -633,6 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    previous = _stop_on_sigterm() if args.command == "analyze" else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
@@ -643,6 +689,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("classmood: interrupted", file=sys.stderr)
         return 130
+    except Stopped:
+        print("classmood: stopped (SIGTERM); what was analysed is saved", file=sys.stderr)
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM (``kill``, a container stop, a service manager) stops like Ctrl-C: outputs and session kept."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum: int, frame: Any) -> None:
+        from classmood.outputs import STOP_REQUESTED
+
+        STOP_REQUESTED.set()  # the analysis stops between two frames, with everything saved
+
+    return signal.signal(signal.SIGTERM, stop)
 
 
 if __name__ == "__main__":

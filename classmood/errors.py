@@ -11,3 +11,11 @@ class ClassmoodError(Exception):
 
 class DataError(ClassmoodError):
     """Malformed or unreadable dataset input (names the file and, where known, the row)."""
+
+
+class Stopped(BaseException):
+    """A stop asked for from outside (SIGTERM), handled like Ctrl-C: what was analysed is kept.
+
+    A ``BaseException`` like ``KeyboardInterrupt``, so that no ``except Exception`` on the way
+    swallows it.
+    """

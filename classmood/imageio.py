@@ -28,14 +28,43 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
     return image
 
 
+def image_size(path: str | Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header alone, without decoding; None when the format is not known.
+
+    Raises ``ClassmoodError`` for a header that claims a decompression bomb (Pillow refuses to go on).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return int(im.size[0]), int(im.size[1])
+    except Image.DecompressionBombError:
+        raise ClassmoodError(f"{path}: image too large (its header claims over {MAX_IMAGE_PIXELS:,} pixels)") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to 8-bit BGR, or raise a ClassmoodError that names the file."""
+    """Decode an image file to 8-bit BGR, or raise a ClassmoodError that names the file.
+
+    The size is read from the header first: a file that claims more than ``MAX_IMAGE_PIXELS`` is
+    refused before a byte of it is decoded (a decompression bomb would otherwise take gigabytes).
+    """
     path = Path(path)
     if not path.is_file():
         raise ClassmoodError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise ClassmoodError(f"{path}: empty file")
-    image = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        if path.stat().st_size == 0:
+            raise ClassmoodError(f"{path}: empty file")
+        size = image_size(path)
+        if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+            raise ClassmoodError(f"{path}: image too large ({size[0]}x{size[1]} pixels; at most {MAX_IMAGE_PIXELS:,})")
+        data = np.fromfile(path, np.uint8)
+    except PermissionError:
+        raise ClassmoodError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise ClassmoodError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ClassmoodError(f"{path}: not an image OpenCV can decode")
     if image.shape[0] * image.shape[1] > MAX_IMAGE_PIXELS:

@@ -12,18 +12,27 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
+import tempfile
+import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 from tqdm import tqdm
 
-from classmood.errors import ClassmoodError
+from classmood.errors import ClassmoodError, Stopped
 from classmood.labels import FACE_COLUMNS
 from classmood.pipeline import AnalysisResult, Analyzer, PipelineConfig, Update, summarize
 from classmood.vision.annotate import AnnotatedVideoWriter
 from classmood.vision.detections import Detections
-from classmood.vision.sources import FrameSource, open_source
+from classmood.vision.sources import Frame, FrameSource, open_source
+
+# Set (e.g. by the CLI's SIGTERM handler) to stop a running ``analyze`` between two frames, cleanly:
+# the frame being analysed is finished and saved everywhere, then the outputs are written as for Ctrl-C.
+STOP_REQUESTED = threading.Event()
 
 
 def _write_mood(path: Path, rows: list[dict[str, object]]) -> None:
@@ -35,6 +44,35 @@ def _write_mood(path: Path, rows: list[dict[str, object]]) -> None:
 
 
 VIDEO_KINDS = ("video", "webcam", "screen")  # inputs that get an annotated.mp4 with ``annotate``
+OUTPUT_FILES = ("faces.csv", "class_mood.csv", "summary.json", "annotated.mp4", "report.html")
+
+
+def prepare_out(out: str | Path) -> Path:
+    """The output folder, created if needed, or a one-line error (a file there, no permission, read-only)."""
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ClassmoodError(f"{out_dir}: exists and is not a folder; choose another --out")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out_dir, prefix=".classmood-probe-")  # noqa: SIM115
+        probe.close()
+    except OSError as exc:
+        raise ClassmoodError(f"{out_dir}: cannot write here ({exc.strerror or exc})") from None
+    return out_dir
+
+
+def _publish(work: Path, out_dir: Path) -> None:
+    """Move a finished run's files from its work folder into ``out_dir``, each with an atomic rename.
+
+    Files of a previous run that this run did not write (an old report.html after a run without
+    --annotate) are removed, so the folder always holds one run's outputs.
+    """
+    for name in OUTPUT_FILES:
+        if not (work / name).exists():
+            (out_dir / name).unlink(missing_ok=True)
+    for name in OUTPUT_FILES:
+        if (work / name).exists():
+            os.replace(work / name, out_dir / name)
 
 
 def analyze(
@@ -44,71 +82,116 @@ def analyze(
     progress: bool = False,
     annotate: bool = False,
     on_update: Callable[[Update, float | None], None] | None = None,
+    per_track: bool = False,
 ) -> AnalysisResult:
-    """Analyse a whole input; with ``out``, write the three output files there as it goes.
+    """Analyse a whole input; with ``out``, write the output files there.
 
-    ``annotate`` (needs ``out``) also writes annotated.mp4 for video inputs and report.html.
-    ``on_update(update, done)`` is called after each analysed frame with the share of the input
-    read so far (None when the length is unknown); an exception it raises stops the analysis,
-    and the outputs keep everything analysed until then (the web app saves sessions this way).
+    The files are written in a hidden work folder inside ``out`` and moved into place when the run
+    ends - completed, or stopped by the user (Ctrl-C, SIGTERM, ``on_update`` raising a stop) - so
+    an interrupted run keeps everything analysed until then, and a run that fails (bad input, a
+    full disk, a bug) leaves the previous outputs in ``out`` exactly as they were.
+
+    ``annotate`` (needs ``out``) also writes annotated.mp4 for video inputs and report.html;
+    ``per_track`` adds the per-person timelines and table to the report (off by default: they
+    single people out). ``on_update(update, done)`` is called after each analysed frame with the
+    share of the input read so far (None when the length is unknown); an exception it raises stops
+    the analysis, and the outputs keep everything analysed until then.
     """
     config = config or PipelineConfig()
     if annotate and not out:
         raise ClassmoodError("annotating needs an output folder")
     src = source if isinstance(source, FrameSource) else open_source(source)
+    try:
+        out_dir = prepare_out(out) if out else None
+    except ClassmoodError:
+        src.close()
+        raise
     analyzer = Analyzer(config)
-    result = AnalysisResult(src.name)
-    out_dir = Path(out) if out else None
+    result = AnalysisResult(src.name, min_faces=config.min_faces)
+    work = Path(tempfile.mkdtemp(prefix=".classmood-run-", dir=out_dir)) if out_dir else None
     faces_fh = writer = None
-    if out_dir:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        faces_fh = open(out_dir / "faces.csv", "w", newline="")  # noqa: SIM115 - closed in finally
+    if work:
+        faces_fh = open(work / "faces.csv", "w", newline="")  # noqa: SIM115 - closed in finally
         writer = csv.DictWriter(faces_fh, fieldnames=FACE_COLUMNS)
         writer.writeheader()
     video = None
-    if annotate and out_dir and src.kind in VIDEO_KINDS:
-        video = AnnotatedVideoWriter(out_dir / "annotated.mp4", src.fps)
+    if annotate and work and src.kind in VIDEO_KINDS:
+        video = AnnotatedVideoWriter(work / "annotated.mp4", src.fps)
     shown = Detections.empty()  # the latest analysed faces, drawn on the frames until the next analysis
     frames = analysed = 0
+    last: Frame | None = None
     started = time.perf_counter()
     bar = tqdm(total=src.frame_count, unit="frame", disable=not progress, desc="analysing")
+    keep = False  # move the outputs into place: the run completed or was stopped on purpose
     try:
         # Without a video to write, frames between analyses are skipped undecoded.
         for frame in src.frames(None if video is not None else analyzer.due):
+            if STOP_REQUESTED.is_set():
+                raise Stopped("stop requested")
             bar.update(src.frames_read - frames)
             frames = src.frames_read
             if not analyzer.due(frame.time_s):
                 if video is not None:
                     video.write(frame.image, shown)
                 continue
+            if src.independent:
+                analyzer.forget_faces()
             update = analyzer.process(frame)
+            last = frame
             shown = update.detections
             if video is not None:
                 video.write(frame.image, shown)
             analysed += 1
             rows = update.face_rows()
             result.faces.extend(rows)
-            result.bins.extend(update.bins)
+            result.raw_bins.extend(update.bins)
             if writer is not None and faces_fh is not None:
                 writer.writerows(rows)
                 faces_fh.flush()
             if on_update is not None:
                 on_update(update, src.frames_read / src.frame_count if src.frame_count else None)
+        keep = True
+    except BaseException as exc:
+        # Ctrl-C, SIGTERM (Stopped), the app's script being stopped: a stop asked for, outputs kept.
+        # An Exception is a failure: the previous outputs stay as they were.
+        keep = not isinstance(exc, Exception)
+        raise
     finally:
         bar.update(src.frames_read - frames)  # frames skipped after the last analysed one
         frames = src.frames_read
         bar.close()
-        if video is not None:
-            video.close()
-        result.bins.extend(analyzer.finish())
-        result.summary = summarize(src, config, frames, analysed, result.faces, time.perf_counter() - started)
-        if faces_fh is not None:
-            faces_fh.close()
-        if out_dir:
-            _write_mood(out_dir / "class_mood.csv", result.mood_rows())
-            (out_dir / "summary.json").write_text(json.dumps(result.summary, indent=2))
-            if annotate:
-                from classmood.report_html import write_report
+        try:
+            if video is not None:
+                video.close()
+            last_bins = analyzer.finish()
+            result.raw_bins.extend(last_bins)
+            if on_update is not None and last_bins and last is not None:
+                # the closing update carries the last, partly filled bin: a recorder saves it even when
+                # the run was stopped (Ctrl-C, SIGTERM, the page left), and a stop request raised again here
+                # is not a new failure
+                with suppress(Exception):
+                    on_update(Update(last, Detections.empty(), last_bins, final=True), 1.0)
+            result.summary = summarize(
+                src,
+                config,
+                frames,
+                analysed,
+                result.faces,
+                time.perf_counter() - started,
+                result.raw_bins,
+                skipped_frames=src.skipped,
+            )
+            if faces_fh is not None:
+                faces_fh.close()
+            if work is not None and out_dir is not None and keep:
+                _write_mood(work / "class_mood.csv", result.mood_rows())
+                (work / "summary.json").write_text(json.dumps(result.summary, indent=2))
+                if annotate:
+                    from classmood.report_html import write_report
 
-                write_report(result, out_dir / "report.html")
+                    write_report(result, work / "report.html", per_track=per_track)
+                _publish(work, out_dir)
+        finally:
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
     return result

@@ -9,6 +9,7 @@ exponential moving average. Nothing here writes images to disk.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +19,13 @@ import numpy as np
 
 from classmood.analytics.face_rows import FaceRows
 from classmood.analytics.mood import MoodAggregator, MoodBin
+from classmood.analytics.privacy import DEFAULT_MIN_FACES, apply_k, check_min_faces, class_summary
+from classmood.errors import ClassmoodError
 from classmood.expression.readout import UNCERTAIN
 from classmood.inference import ExpressionModel, load_model
 from classmood.labels import EMOTIONS
 from classmood.vision.crops import face_crops
-from classmood.vision.detections import UNCERTAIN_WORD, Detections
+from classmood.vision.detections import Detections
 from classmood.vision.detectors import DEFAULT_DETECTOR, FaceDetector, create_detector
 from classmood.vision.gate import FaceGate
 from classmood.vision.refine import FaceRefiner
@@ -36,7 +39,7 @@ class PipelineConfig:
     model: str = "fast"
     rate_hz: float = 2.0  # analysed frames per second of input (0 = every frame)
     bin_s: float = 5.0
-    min_faces: int = 5
+    min_faces: int = DEFAULT_MIN_FACES  # k: class-level numbers only from bins with at least k faces
     smoothing: float = 0.5  # weight of the newest probabilities in each track's moving average
     refine: bool = True  # enlarged second looks for small faces in large frames (vision/refine.py)
     gate: bool = True  # only plausible, distinct faces go on (vision/gate.py)
@@ -48,10 +51,23 @@ class PipelineConfig:
     uncertain: bool = True
     threads: int | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse settings that would run but mean nothing (a negative rate, an empty bin, k below 1)."""
+        if not isinstance(self.rate_hz, int | float) or not math.isfinite(self.rate_hz) or self.rate_hz < 0:
+            raise ClassmoodError(f"rate must be a finite number of analysed frames per second >= 0, not {self.rate_hz}")
+        if not isinstance(self.bin_s, int | float) or not math.isfinite(self.bin_s) or self.bin_s <= 0:
+            raise ClassmoodError(f"bin must be a finite number of seconds > 0, not {self.bin_s}")
+        if not (isinstance(self.smoothing, int | float) and 0 < self.smoothing <= 1):
+            raise ClassmoodError(f"smoothing must be in (0, 1], not {self.smoothing}")
+        self.min_faces = check_min_faces(self.min_faces)
+
 
 @dataclass
 class Update:
-    """One analysed frame: faces with track ids and smoothed probabilities, and any mood bins it closed."""
+    """One analysed frame: faces with track ids and smoothed probabilities, and any mood bins it closed.
+
+    The bins are raw (numbers even below k): pass them through ``privacy.apply_k`` before showing them.
+    """
 
     frame: Frame
     detections: Detections
@@ -98,7 +114,7 @@ class Analyzer:
         self.refiner = FaceRefiner() if self.config.refine else None
         self.gate = FaceGate() if self.config.gate else None
         self._confirmed = np.zeros((0, 4), np.float32)  # last analysed frame's faces, already through the gate
-        self.mood = MoodAggregator(self.config.bin_s, self.config.min_faces)
+        self.mood = MoodAggregator(self.config.bin_s)
         self._smoothed: dict[int, np.ndarray] = {}
         self._next_time = 0.0
 
@@ -134,6 +150,12 @@ class Analyzer:
         self._confirmed = dets.xyxy.copy()
         return dets
 
+    def forget_faces(self) -> None:
+        """The next frame is an unrelated photo: no track, smoothing or box carries over (ids stay unique)."""
+        self.tracker.forget()
+        self._smoothed.clear()
+        self._confirmed = np.zeros((0, 4), np.float32)
+
     def finish(self) -> list[MoodBin]:
         return self.mood.flush()
 
@@ -149,6 +171,8 @@ def stream(source: str | Path | FrameSource, config: PipelineConfig | None = Non
     last: Frame | None = None
     for frame in src.frames(analyzer.due):
         last = frame
+        if src.independent:
+            analyzer.forget_faces()
         yield analyzer.process(frame)
     if last is not None:
         yield Update(last, Detections.empty(), analyzer.finish(), final=True)
@@ -156,10 +180,19 @@ def stream(source: str | Path | FrameSource, config: PipelineConfig | None = Non
 
 @dataclass
 class AnalysisResult:
+    """What ``analyze`` found. ``bins`` are the class-mood bins under the k rule (``min_faces``); the raw
+    bins behind them stay here so that the same result can be shown again under another k."""
+
     source: str
     faces: FaceRows = field(default_factory=FaceRows)  # behaves like a list of faces.csv rows (dicts)
-    bins: list[MoodBin] = field(default_factory=list)
+    raw_bins: list[MoodBin] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    min_faces: int = DEFAULT_MIN_FACES
+
+    @property
+    def bins(self) -> list[MoodBin]:
+        """The bins as a teacher may see them: class numbers only where at least ``min_faces`` faces were present."""
+        return apply_k(self.raw_bins, self.min_faces)
 
     def __post_init__(self) -> None:
         if not isinstance(self.faces, FaceRows):
@@ -174,12 +207,16 @@ class AnalysisResult:
 
 
 def summarize(
-    src: FrameSource, config: PipelineConfig, frames: int, analysed: int, faces: FaceRows, wall_s: float
+    src: FrameSource,
+    config: PipelineConfig,
+    frames: int,
+    analysed: int,
+    faces: FaceRows,
+    wall_s: float,
+    raw_bins: list[MoodBin],
+    skipped_frames: int = 0,
 ) -> dict[str, Any]:
-    words = faces.column("emotion")
-    counts = np.array([int((words == e).sum()) for e in EMOTIONS])
-    total = max(1, int(counts.sum()))
-    uncertain = int((words == UNCERTAIN_WORD).sum())
+    """summary.json: counts and settings, and class-level numbers only from bins with at least k faces."""
     return {
         "input": src.name,
         "frames": frames,
@@ -192,7 +229,7 @@ def summarize(
         "model": config.model,
         "rate_hz": config.rate_hz,
         "truncated": src.truncated,
-        "shares": {e: round(int(c) / total, 4) for e, c in zip(EMOTIONS, counts, strict=True)},
-        "uncertain_share": round(uncertain / len(faces), 4) if faces else 0.0,
+        "skipped_frames": skipped_frames,  # damaged frames the decoder could not read
+        "class": class_summary(raw_bins, config.min_faces),
         "note": "apparent facial expressions, not inner emotional states",
     }

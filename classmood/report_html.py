@@ -9,11 +9,16 @@ analyze`` wrote (faces.csv, class_mood.csv, summary.json).
 
 from __future__ import annotations
 
+import atexit
 import base64
 import csv
 import html
 import io
 import json
+import os
+import shutil
+import sys
+import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -22,6 +27,7 @@ import numpy as np
 
 from classmood.analytics.face_rows import FaceRows
 from classmood.analytics.mood import MoodBin
+from classmood.analytics.privacy import DEFAULT_MIN_FACES, class_summary
 from classmood.errors import ClassmoodError
 from classmood.labels import EMOTIONS, FACE_COLUMNS
 from classmood.pipeline import AnalysisResult
@@ -71,7 +77,19 @@ def _clock(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+def _private_matplotlib_cache() -> None:
+    """Matplotlib keeps a font cache in ~/.cache/matplotlib and a config folder in ~/.config: point it at a
+    folder of this process's own, removed at exit, so that making a report writes nothing in the home folder.
+    A user's own MPLCONFIGDIR is respected."""
+    if "MPLCONFIGDIR" in os.environ or "matplotlib" in sys.modules:
+        return
+    folder = tempfile.mkdtemp(prefix="classmood-matplotlib-")
+    atexit.register(shutil.rmtree, folder, True)
+    os.environ["MPLCONFIGDIR"] = folder
+
+
 def _figure(width: float, height: float) -> Any:
+    _private_matplotlib_cache()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -140,17 +158,16 @@ def _mood_chart(bins: list[MoodBin]) -> str:
     return _png_data_uri(fig)
 
 
-def _shares_chart(counts: Counter[str]) -> str:
-    total = max(1, sum(counts.values()))
-    words = [*EMOTIONS, UNCERTAIN_WORD] if counts.get(UNCERTAIN_WORD) else list(EMOTIONS)
-    shares = [counts.get(e, 0) / total for e in words]
+def _shares_chart(shares_by_word: dict[str, float]) -> str:
+    words = list(shares_by_word)
+    shares = [shares_by_word[w] for w in words]
     fig = _figure(7, 3)
     ax = fig.add_subplot()
     bars = ax.bar(words, shares, color=[_rgb(e) for e in words])
     ax.bar_label(bars, labels=[f"{s:.0%}" for s in shares], fontsize=8)
     ax.set_ylim(0, max(shares) * 1.15 + 0.01)
-    ax.set_ylabel("share of analysed faces")
-    ax.set_title("Expression shares (top apparent expression, all analysed faces)")
+    ax.set_ylabel("share of faces read")
+    ax.set_title("Expression shares (top apparent expression, bins with at least k faces)")
     ax.spines[["top", "right"]].set_visible(False)
     return _png_data_uri(fig)
 
@@ -201,11 +218,19 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{v:.0%}"
 
 
-def render_report(result: AnalysisResult) -> str:
-    """The report page as an HTML string."""
+def _class_numbers(result: AnalysisResult) -> dict[str, Any]:
+    """The whole-input class numbers under the k rule (from summary.json when it has them)."""
+    given = result.summary.get("class")
+    return given if isinstance(given, dict) else class_summary(result.bins, result.min_faces)
+
+
+def render_report(result: AnalysisResult, per_track: bool = False) -> str:
+    """The report page as an HTML string; ``per_track`` adds the per-person timelines and table."""
     s, faces = result.summary, result.faces
     esc = html.escape
     fps = s.get("analysed_fps")
+    numbers = _class_numbers(result)
+    uncertain = numbers.get("uncertain_share")
     summary_rows: list[tuple[str, Any]] = [
         ("Input", s.get("input", result.source)),
         ("Frames", s.get("frames", "?")),
@@ -214,8 +239,14 @@ def render_report(result: AnalysisResult) -> str:
         ("Tracks (pseudonymous ids)", s.get("tracks", len({f["track_id"] for f in faces}))),
         (
             "Faces not read (uncertain)",
-            f"{s.get('uncertain_share', 0):.0%}: too small, blurred or unclear to read; counted, never given an "
-            "expression",
+            "hidden (fewer than k faces)"
+            if uncertain is None
+            else f"{uncertain:.0%}: too small, blurred or unclear to read; counted, never given an expression",
+        ),
+        (
+            "Privacy (k)",
+            f"class numbers only from time bins with at least {numbers.get('min_faces', result.min_faces)} faces: "
+            f"{numbers.get('bins_shown', 0)} bins shown, {numbers.get('bins_hidden', 0)} hidden",
         ),
         ("Detector", s.get("detector", "?")),
         ("Model", s.get("model", "?")),
@@ -242,7 +273,7 @@ def render_report(result: AnalysisResult) -> str:
             "or try <code>--detector mtcnn</code>.</p>"
         )
     else:
-        parts += _charts_and_tables(result)
+        parts += _charts_and_tables(result, numbers, per_track)
     parts.append(
         '<p class="note">Written by classmood. Numbers only: this page contains no face images; '
         "track ids are pseudonymous and valid within this analysis only.</p></body></html>"
@@ -250,11 +281,16 @@ def render_report(result: AnalysisResult) -> str:
     return "\n".join(parts)
 
 
-def _charts_and_tables(result: AnalysisResult) -> list[str]:
-    esc = html.escape
-    faces, bins = result.faces, result.bins
+def _charts_and_tables(result: AnalysisResult, numbers: dict[str, Any], per_track: bool) -> list[str]:
+    bins = result.bins
+    k = numbers.get("min_faces", result.min_faces)
     parts = ["<h2>Class mood over time</h2>"]
-    if bins:
+    if bins and not any(b.shares is not None for b in bins):
+        parts.append(
+            f'<p class="empty">No time bin had at least {k} faces, so no class mood is shown: with fewer faces '
+            "the numbers would describe one or two people, not a class.</p>"
+        )
+    elif bins:
         parts.append(f'<img alt="class mood over time" src="{_mood_chart(bins)}">')
         suppressed = sum(b.shares is None for b in bins)
         note = (
@@ -270,16 +306,36 @@ def _charts_and_tables(result: AnalysisResult) -> list[str]:
     else:
         parts.append('<p class="note">No time bins were closed.</p>')
 
-    counts = Counter(str(f["emotion"]) for f in faces)
-    parts += ["<h2>Expression shares</h2>", f'<img alt="expression shares" src="{_shares_chart(counts)}">']
+    parts.append("<h2>Expression shares</h2>")
+    if numbers.get("shares"):
+        shares = dict(numbers["shares"])
+        parts.append(f'<img alt="expression shares" src="{_shares_chart(shares)}">')
+    else:
+        parts.append(f'<p class="empty">Hidden: no time bin had at least {k} faces.</p>')
+    if per_track:
+        parts += _per_track(result)
+    else:
+        parts.append(
+            '<p class="note">Per-person timelines are not part of this report: they single people out. An analyst '
+            "who needs them asks explicitly (<code>classmood analyze --annotate --per-track</code>).</p>"
+        )
+    parts += _flagged(bins)
+    return parts
 
+
+def _per_track(result: AnalysisResult) -> list[str]:
+    """Per-person timelines and table: only when asked for, and labelled as such."""
+    esc = html.escape
+    faces = result.faces
     tracks: dict[int, list[tuple[float, str]]] = defaultdict(list)
     for f in faces:
         tracks[int(f["track_id"])].append((float(f["time_s"]), str(f["emotion"])))
     order = sorted(tracks, key=lambda t: (-len(tracks[t]), t))
     step = _sample_step(faces, result.summary.get("rate_hz"))
-    parts += [
-        "<h2>Per-track timelines</h2>",
+    parts = [
+        "<h2>Per-person view: per-track timelines</h2>",
+        '<p class="notice">Asked for with <code>--per-track</code>. This section follows individual (pseudonymous) '
+        "faces and can single people out; share it only with people entitled to see it.</p>",
         f'<img alt="per-track timelines" src="{_tracks_chart(tracks, order, step)}">',
     ]
     if len(order) > MAX_TRACK_ROWS:
@@ -301,8 +357,12 @@ def _charts_and_tables(result: AnalysisResult) -> list[str]:
         "<th>First seen</th><th>Last seen</th><th>Analysed frames</th><th>Most frequent apparent expression</th>"
         f"</tr>{''.join(rows)}</table></details>"
     )
+    return parts
 
-    parts.append("<h2>Flagged moments</h2>")
+
+def _flagged(bins: list[MoodBin]) -> list[str]:
+    esc = html.escape
+    parts = ["<h2>Flagged moments</h2>"]
     flagged = [b for b in bins if b.flags]
     if not flagged:
         parts.append('<p class="note">No flagged moments.</p>')
@@ -321,13 +381,13 @@ def _charts_and_tables(result: AnalysisResult) -> list[str]:
     return parts
 
 
-def write_report(result: AnalysisResult, path: str | Path) -> Path:
+def write_report(result: AnalysisResult, path: str | Path, per_track: bool = False) -> Path:
     """Write the report page for ``result`` to ``path`` (a folder gets ``report.html``); returns the file."""
     path = Path(path)
     if path.is_dir():
         path = path / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(result), encoding="utf-8")
+    path.write_text(render_report(result, per_track), encoding="utf-8")
     return path
 
 
@@ -341,28 +401,6 @@ def _face_row(row: dict[str, str]) -> dict[str, Any]:
         v = row.get(col, "")
         out[col] = v if col == "emotion" else _number(v, int if col in ("frame", "track_id") else float)
     return out
-
-
-def _mood_bin(row: dict[str, str]) -> MoodBin:
-    def dist(prefix: str) -> dict[str, float] | None:
-        vals = [row.get(f"{prefix}{e}", "") for e in EMOTIONS]
-        return None if any(v == "" for v in vals) else {e: float(v) for e, v in zip(EMOTIONS, vals, strict=True)}
-
-    return MoodBin(
-        start_s=float(row["start_s"]),
-        end_s=float(row["end_s"]),
-        frames=int(row["frames"]),
-        faces=float(row["faces"]),
-        tracks=int(row["tracks"]),
-        suppressed=row["suppressed"].strip().lower() == "true",
-        shares=dist("share_"),
-        mean_probs=dist("p_"),
-        valence=_number(row.get("valence")),
-        negative_share=_number(row.get("negative_share")),
-        flags=[f for f in (row.get("flags") or "").split(";") if f],
-        uncertain_share=_number(row.get("uncertain_share")),
-        valence_change=_number(row.get("valence_change")),
-    )
 
 
 def load_result(out_dir: str | Path) -> AnalysisResult:
@@ -379,11 +417,12 @@ def load_result(out_dir: str | Path) -> AnalysisResult:
     mood_csv = out_dir / "class_mood.csv"
     if mood_csv.is_file():
         with open(mood_csv, newline="", encoding="utf-8") as fh:
-            bins = [_mood_bin(r) for r in csv.DictReader(fh)]
-    return AnalysisResult(str(summary.get("input", out_dir)), FaceRows(faces), bins, summary)
+            bins = [MoodBin.from_row(r) for r in csv.DictReader(fh)]
+    k = (summary.get("class") or {}).get("min_faces", DEFAULT_MIN_FACES)
+    return AnalysisResult(str(summary.get("input", out_dir)), FaceRows(faces), bins, summary, min_faces=int(k))
 
 
-def report_from_dir(out_dir: str | Path, path: str | Path | None = None) -> Path:
+def report_from_dir(out_dir: str | Path, path: str | Path | None = None, per_track: bool = False) -> Path:
     """Rebuild ``report.html`` from faces.csv, class_mood.csv and summary.json in ``out_dir``."""
     out_dir = Path(out_dir)
-    return write_report(load_result(out_dir), path or out_dir / "report.html")
+    return write_report(load_result(out_dir), path or out_dir / "report.html", per_track)

@@ -91,8 +91,8 @@ def moving_class(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def annotated_dir(moving_class: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("annotated") / "out"
-    args = ["analyze", str(moving_class), "--out", str(out), "--annotate", "--bin", "1", "--min-faces", "1"]
-    assert main(args) == 0
+    args = ["analyze", str(moving_class), "--out", str(out), "--annotate", "--per-track", "--bin", "1"]
+    assert main([*args, "--min-faces", "1"]) == 0
     return out
 
 
@@ -126,6 +126,7 @@ def test_annotate_writes_a_self_contained_report(annotated_dir: Path) -> None:
         ids = {r["track_id"] for r in csv.DictReader(fh)}
     assert len(ids) == 6
     assert all(f"<td>#{i}</td>" in text for i in ids)
+    assert "Per-person view" in text and "single people out" in text  # asked for, and labelled
     assert {p.name for p in annotated_dir.iterdir()} == {
         "faces.csv",
         "class_mood.csv",
@@ -139,8 +140,10 @@ def test_report_from_dir_matches_the_result(annotated_dir: Path, tmp_path: Path)
     result = load_result(annotated_dir)
     assert result.summary["faces"] == len(result.faces) > 0
     assert isinstance(result.faces[0]["track_id"], int) and isinstance(result.bins[0], MoodBin)
-    path = report_from_dir(annotated_dir, tmp_path / "again.html")
+    path = report_from_dir(annotated_dir, tmp_path / "again.html", per_track=True)
     assert path.read_text().count("data:image/png;base64,") == 3
+    default = report_from_dir(annotated_dir, tmp_path / "default.html").read_text()  # per-person view: off
+    assert default.count("data:image/png;base64,") == 2 and "<td>#" not in default and "Per-person view" not in default
 
 
 def test_image_input_gets_a_report_but_no_images(tmp_path: Path) -> None:

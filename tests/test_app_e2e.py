@@ -13,11 +13,13 @@ import csv
 import io
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,6 +71,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         for k, v in os.environ.items()
         if k not in ("DATABASE_URL", "CLASSMOOD_PASSWORD", "CLASSMOOD_PASSWORD_HASH")
     }
+    home = tmp / "home"  # a fresh HOME: the app must write nothing there (the database is given with --db)
+    home.mkdir()
+    env["HOME"] = str(home)
+    xvfb = None
+    if shutil.which("Xvfb"):  # a screen for "Capture this server's screen"
+        display = f":{90 + port % 50}"
+        xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "640x480x24", "-nolisten", "tcp"])
+        env["DISPLAY"] = display
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in teardown
     proc = subprocess.Popen(
         [sys.executable, "-m", "classmood.cli", "app", "--port", str(port), "--db", str(db)],
@@ -101,6 +111,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
         log.close()
+        if xvfb is not None:
+            xvfb.terminate()
+            xvfb.wait(5)
 
 
 @pytest.fixture(scope="module")
@@ -117,15 +130,37 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
+        # the outside network does not exist for this browser: every name but localhost fails to resolve
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
     ]
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        context.on("request", lambda request: _note_outside(request.url))
         page = context.new_page()
         page.set_default_timeout(30_000)
         yield page
         context.close()
         browser.close()
+
+
+OUTSIDE: list[str] = []  # every request the app made to anything but this machine
+
+
+def _note_outside(url: str) -> None:
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme in ("data", "blob", "about", "chrome", "chrome-extension"):
+        return
+    if parsed.hostname not in ("127.0.0.1", "localhost"):
+        OUTSIDE.append(url)
+
+
+@pytest.fixture(autouse=True)
+def nothing_fetched_from_outside() -> Iterator[None]:
+    """Fail any test during which the app asked the browser for anything outside this machine."""
+    OUTSIDE.clear()
+    yield
+    assert OUTSIDE == [], f"the app fetched from outside: {OUTSIDE[:5]}"
 
 
 def _number(page: Page, label: str) -> int | None:
@@ -185,7 +220,8 @@ def test_gallery_browser_screen_share_feeds_the_worker(server: tuple[str, Path],
     page.get_by_role("button", name="Share screen").click()
     page.get_by_text("Analysing", exact=True).wait_for()
     _wait_for("screen frames to be analysed", lambda: (_number(page, "Series points") or 0) >= 3)
-    assert "Shown when at least 5 faces are visible." in page.locator("[data-testid=stMain]").inner_text()
+    shown = page.locator("[data-testid=stMain]").inner_text()
+    assert "class numbers need at least 5 faces" in shown and "Per-face view" not in shown  # off by default
     page.get_by_role("button", name="Stop sharing").click()
     page.get_by_text("Not analysing").wait_for()
 
@@ -209,3 +245,42 @@ def test_upload_a_recording_and_download_faces_csv(server: tuple[str, Path], pag
     assert rows[0] == FACE_COLUMNS
     assert len(rows) - 1 == 6 * 4  # 6 faces in each of the 4 analysed frames (2 per second)
     assert page.get_by_role("button", name="report.html").count() == 1
+
+
+@pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb for the server's screen")
+def test_server_capture_stops_when_its_tab_is_closed(server: tuple[str, Path], page: Page) -> None:
+    """A capture of the server's own screen must not outlive the browser tab that started it."""
+    url, db = server
+    tab = page.context.new_page()
+    tab.goto(f"{url}/gallery")
+    tab.get_by_text("Everyone whose face will be analysed").click()
+    tab.get_by_text("Capture this server's screen").click()
+    tab.get_by_role("button", name="Start capture").click()
+    tab.get_by_text("Analysing", exact=True).wait_for()
+    _wait_for("the capture to be saved as running", lambda: _screen_session(db)["status"] == "running")
+    closed = time.monotonic()
+    tab.close()
+    _wait_for("the capture to stop", lambda: _screen_session(db)["status"] == "stopped", timeout=30)
+    assert time.monotonic() - closed < 20  # within seconds, not when the process ends
+
+
+def _screen_session(db: Path) -> Any:
+    from classmood.store import open_store
+
+    store = open_store(str(db))
+    try:
+        sessions = store.list_sessions()
+        found = sessions[sessions["source"].str.startswith("screen")]
+        return found.iloc[0] if len(found) else {"status": None}
+    finally:
+        store.close()
+
+
+def test_the_app_wrote_nothing_outside_its_database(server: tuple[str, Path]) -> None:
+    """After every page above was used: the server's fresh HOME is still empty, and next to the session
+    database there is only the database itself (with SQLite's WAL files) and the server's log."""
+    _, db = server
+    home = db.parent / "home"
+    assert [str(p.relative_to(home)) for p in home.rglob("*")] == []
+    beside = {p.name for p in db.parent.iterdir()} - {"home", "server.log"}
+    assert beside <= {db.name, f"{db.name}-wal", f"{db.name}-shm"}, beside

@@ -129,16 +129,23 @@ def test_class_numbers_hidden_below_k_faces() -> None:
     live = LiveSession("camera", "k", PipelineConfig(rate_hz=0, min_faces=5)).start()
     live.submit(camera_frame())
     wait_until(lambda: live.snapshot().analysed == 1)
-    snap = live.stop()
+    snap = live.snapshot()
     assert snap.faces_now == 1 and snap.suppressed
-    assert snap.shares is None and snap.tracks == [] and snap.series[0]["valence"] is None
+    assert snap.shares is None and snap.series[0]["valence"] is None
+    assert live.snapshot(min_faces=1).shares is not None  # a lower k re-applies at once ...
+    assert live.snapshot(min_faces=1).series[0]["valence"] is not None
+    snap = live.stop()
+    assert snap.faces_now == 0  # stopped: nothing is "now"
     assert snap.bins[0].suppressed and snap.bins[0].shares is None
+    assert live.stop().bins[0].suppressed and not live.snapshot(min_faces=1).bins[0].suppressed  # ... after the end too
+    assert "shares" not in live.summary() and live.summary()["class"]["shares"] is None
 
     frame, _ = gallery(rows=2, cols=3, face_px=80)
     live = LiveSession("gallery", "k", PipelineConfig(rate_hz=0, min_faces=5)).start()
     live.submit(frame)
     wait_until(lambda: live.snapshot().analysed == 1)
-    snap = live.stop()
+    snap = live.snapshot()
+    live.stop()
     assert snap.faces_now == 6 and not snap.suppressed and snap.shares is not None
     assert [t for t, _ in snap.tracks] == [1, 2, 3, 4, 5, 6]
 
@@ -415,14 +422,23 @@ def test_sessions_page_lists_and_deletes(app_env: Path) -> None:
     update = analyzer.process(Frame(0, 0.0, camera_frame()))
     s.add_update(sid, update.face_rows(), [b.as_row() for b in analyzer.finish()])
     s.finish_session(sid, summary={"faces": 1}, status="finished")
+    s.rename(sid, "Monday")
     at = _app("views/sessions.py")
     listed = at.dataframe[0].value
     assert sorted(listed["id"]) == [sid, other] and "lesson-1.mp4" in set(listed["source"])
+    labels = at.selectbox(key="manage_id").options  # as shown
+    assert any("Monday" in x for x in labels) and not any(
+        "nan" in x for x in labels
+    )  # a session without a name shows its source
+    at.selectbox(key="manage_id").set_value(other).run()
+    assert at.text_input(key=f"rename_{other}").value == ""  # not the other session's "Monday"
     at.selectbox(key="manage_id").set_value(sid).run()
+    assert at.text_input(key=f"rename_{sid}").value == "Monday"
     assert at.button[-1].disabled  # delete needs the confirmation first
-    at.checkbox(key="delete_confirm").check().run()
+    at.checkbox(key=f"delete_confirm_{sid}").check().run()
     at.button[-1].click().run()
     assert not at.exception
+    assert not at.checkbox(key=f"delete_confirm_{other}").value  # the next session is not pre-confirmed
     assert s.list_sessions()["id"].tolist() == [other]
     assert at.dataframe[0].value["id"].tolist() == [other]
     with s.engine.connect() as conn:  # its faces and bins went with it

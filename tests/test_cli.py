@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -131,10 +132,11 @@ def test_models_lists_parameters_and_macs(capsys: pytest.CaptureFixture[str]) ->
     "args",
     [
         ["analyze", "{sample}", "--out", "{out}"],
+        ["analyze", "{sample}", "--out", "{out}", "--annotate", "--min-faces", "1", "--save", "--db", "{out}/s.db"],
         ["predict", "{sample}", "--json"],
         ["evaluate", "--data", "{csv}", "--model", "fast", "--json"],
     ],
-    ids=["analyze", "predict", "evaluate"],
+    ids=["analyze", "analyze with a report and a session", "predict", "evaluate"],
 )
 def test_nothing_is_written_outside_the_output_folder(args: list[str], tmp_path: Path, fer_csv: Path) -> None:
     """Run as a new user would (a fresh HOME): no telemetry queue, cache or settings file appears."""
@@ -153,4 +155,6 @@ def test_nothing_is_written_outside_the_output_folder(args: list[str], tmp_path:
         [sys.executable, "-m", "classmood.cli", *filled], cwd=home, env=env, capture_output=True, text=True, timeout=180
     )
     assert proc.returncode == 0, proc.stderr
-    assert [str(p.relative_to(home)) for p in home.rglob("*") if p.is_file()] == []
+    assert [str(p.relative_to(home)) for p in home.rglob("*")] == []  # no file, no folder
+    before = set(Path(tempfile.gettempdir()).iterdir())
+    assert not [p for p in before if p.name.startswith("classmood-matplotlib-")]  # removed at exit

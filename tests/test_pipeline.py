@@ -161,7 +161,7 @@ def test_unreadable_faces_are_uncertain_everywhere(gallery_video: Path, tiny_run
     result = analyze(gallery_video, tmp_path / "out", config)
     assert result.faces and {f["emotion"] for f in result.faces} == {"uncertain"}
     assert all(b.uncertain_share == 1.0 and b.shares is None and not b.suppressed for b in result.bins)
-    assert result.summary["uncertain_share"] == 1.0
+    assert result.summary["class"]["uncertain_share"] == 1.0
     with open(tmp_path / "out" / "class_mood.csv", newline="") as fh:
         assert {r["uncertain_share"] for r in csv.DictReader(fh)} == {"1.0"}
 

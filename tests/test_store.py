@@ -167,13 +167,14 @@ def test_faces_and_bins_round_trip(store: SessionStore) -> None:
     pd.testing.assert_frame_equal(got, want, check_dtype=False)
     assert got["frame"].dtype == "int64" and got["track_id"].dtype == "int64"
 
-    got_bins = store.bins(sid)
+    got_bins = store.bins(sid, min_faces=1)  # k = 1: every stored number comes back as it was written
     assert list(got_bins.columns) == BIN_COLUMNS
     want_bins = pd.DataFrame(sorted(bins, key=lambda r: float(r["start_s"])), columns=BIN_COLUMNS)
-    pd.testing.assert_frame_equal(got_bins, want_bins.astype({"share_happy": "float64"}), check_dtype=False)
-    assert got_bins["suppressed"].tolist() == [True, False]
-    assert got_bins["flags"].tolist() == ["faces_dropped", ""]
+    kept = [c for c in BIN_COLUMNS if c not in ("suppressed", "flags")]  # the k rule sets these when read
+    pd.testing.assert_frame_equal(got_bins[kept], want_bins[kept].astype({"share_happy": "float64"}), check_dtype=False)
     assert got_bins["share_sad"].isna().tolist() == [True, False]
+    under_k = store.bins(sid)  # the session's own k (default 5): the 1-face bin is hidden
+    assert under_k["suppressed"].tolist() == [True, False] and under_k["flags"].tolist() == ["", ""]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -191,7 +192,8 @@ def test_export(store: SessionStore, tmp_path: Path, fmt: str) -> None:
     pd.testing.assert_frame_equal(back, store.bins(sid), check_dtype=False)
     meta = json.loads(paths[2].read_text())
     assert meta["id"] == sid and meta["name"] == "Lecture 3"
-    assert meta["config"] == {"bin_s": 5.0} and meta["summary"] == {"faces": 2}
+    assert meta["config"] == {"bin_s": 5.0} and meta["summary"]["faces"] == 2
+    assert meta["summary"]["class"]["shares"]["happy"] == 0.5  # 6 faces >= k: the class numbers, under k
     assert "not inner emotional states" in meta["note"]
     with pytest.raises(ClassmoodError, match="unknown export format"):
         store.export(sid, tmp_path, "xlsx")
@@ -348,7 +350,6 @@ def test_default_url(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("not a url", "cannot open session database"),
         ("nosuchdialect://x/y", "cannot open session database"),
         ("sqlite:////proc/no/such/dir/s.db", "cannot open session database"),
     ],

@@ -1,10 +1,12 @@
 """Class mood over time: per time bin, how many faces, which apparent expressions, and what stands out.
 
 Streaming by design: ``MoodAggregator.add`` takes one analysed frame at a time and returns the
-bins it closes, so the same code serves recorded video and the live app. A bin's class-level
-numbers are suppressed (``None``) when fewer than ``min_faces`` faces were present, so the class
-view never singles out one or two students. Faces the model could not read (``uncertain``: too
-small, blurred or unconfident) count as present but not towards any expression: the shares, mean
+bins it closes, so the same code serves recorded video and the live app. The bins it returns are
+*raw*: they carry numbers even for one face. Nothing shows or writes them as they are: the k rule
+(``analytics/privacy.py``, ``apply_k``) blanks every bin with fewer than k faces and computes the
+flags over what stays, so the class view never singles out one or two students. Faces the model
+could not read (``uncertain``: too small, blurred or unconfident) count as present but not towards
+any expression: the shares, mean
 probabilities and valence are over read faces, and ``uncertain_share`` says how many were not read.
 
 Resting faces differ: one person's calm face reads a little sad, another's a little happy. So each
@@ -17,7 +19,10 @@ arrived?" rather than "how do these faces look?".
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +41,7 @@ class MoodBin:
     frames: int  # analysed frames in the bin
     faces: float  # mean faces per analysed frame
     tracks: int  # distinct pseudonymous ids seen
-    suppressed: bool  # fewer than min_faces faces: no class-level numbers
+    suppressed: bool  # fewer than k faces: no class-level numbers (set by privacy.apply_k; raw bins: False)
     shares: dict[str, float] | None  # share of classified faces whose top expression is each class
     mean_probs: dict[str, float] | None
     valence: float | None
@@ -66,25 +71,80 @@ class MoodBin:
         row["flags"] = ";".join(self.flags)
         return row
 
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> MoodBin:
+        """The inverse of ``as_row`` (empty, None or NaN cells are missing numbers)."""
+
+        def number(key: str) -> float | None:
+            v = row.get(key)
+            if v is None or v == "" or (isinstance(v, float) and math.isnan(v)):
+                return None
+            return float(v)
+
+        def dist(prefix: str) -> dict[str, float] | None:
+            vals = [number(f"{prefix}{e}") for e in EMOTIONS]
+            return (
+                None
+                if any(v is None for v in vals)
+                else {e: float(v or 0.0) for e, v in zip(EMOTIONS, vals, strict=True)}
+            )
+
+        flags = row.get("flags")
+        return cls(
+            start_s=float(row["start_s"]),
+            end_s=float(row["end_s"]),
+            frames=int(row["frames"]),
+            faces=float(row["faces"]),
+            tracks=int(row["tracks"]),
+            suppressed=str(row.get("suppressed", "")).strip().lower() == "true",
+            shares=dist("share_"),
+            mean_probs=dist("p_"),
+            valence=number("valence"),
+            negative_share=number("negative_share"),
+            flags=[f for f in (flags if isinstance(flags, str) else "").split(";") if f],
+            uncertain_share=number("uncertain_share"),
+            valence_change=number("valence_change"),
+        )
+
+
+NEGATIVE_JUMP = 0.2  # flag a bin whose negative share rose by at least this over the previous shown bin
+FACES_DROP = 0.3  # flag a bin whose mean face count fell by at least this fraction from the previous bin
+
+
+def flag_bins(bins: list[MoodBin]) -> list[MoodBin]:
+    """Set each bin's flags from the bins before it (in place; returns ``bins``).
+
+    ``negative_jump`` when the share of negative expressions rose by at least ``NEGATIVE_JUMP`` over
+    the previous bin that shows one; ``faces_dropped`` when the mean face count fell by at least
+    ``FACES_DROP`` (a fraction) from the previous bin. Run after the k rule, so a hidden bin never
+    carries a negative jump nor serves as its reference; face counts are not expressions and are
+    compared across every bin.
+    """
+    prev: MoodBin | None = None
+    prev_negative: float | None = None  # of the last bin that showed one
+    for b in bins:
+        flags = []
+        if (
+            b.negative_share is not None
+            and prev_negative is not None
+            and b.negative_share - prev_negative >= NEGATIVE_JUMP
+        ):
+            flags.append("negative_jump")
+        if prev is not None and prev.faces > 0 and (prev.faces - b.faces) / prev.faces >= FACES_DROP:
+            flags.append("faces_dropped")  # a count, not an expression: flagged under k too
+        b.flags = flags
+        prev = b
+        prev_negative = b.negative_share if b.negative_share is not None else prev_negative
+    return bins
+
 
 class MoodAggregator:
-    """Accumulates analysed frames into fixed time bins and flags notable changes.
+    """Accumulates analysed frames into fixed time bins of raw numbers (the k rule and the flags come after)."""
 
-    Flags: ``negative_jump`` when the share of negative expressions rises by at least
-    ``negative_jump`` over the previous reported bin; ``faces_dropped`` when the mean face count
-    falls by at least ``faces_drop`` (a fraction) from the previous bin.
-    """
-
-    def __init__(
-        self,
-        bin_s: float = 5.0,
-        min_faces: int = 5,
-        negative_jump: float = 0.2,
-        faces_drop: float = 0.3,
-        baseline_s: float = 120.0,
-    ) -> None:
-        self.bin_s, self.min_faces = bin_s, min_faces
-        self.negative_jump, self.faces_drop = negative_jump, faces_drop
+    def __init__(self, bin_s: float = 5.0, baseline_s: float = 120.0) -> None:
+        if not (bin_s > 0 and math.isfinite(bin_s)):
+            raise ValueError(f"bin length must be a positive number of seconds, not {bin_s}")
+        self.bin_s = bin_s
         self.baseline_s = baseline_s
         # per track: (first seen, sum of valences, count) while its baseline is being formed, then
         # (first seen, baseline valence, -1); in memory only, dropped with the aggregator
@@ -95,7 +155,6 @@ class MoodAggregator:
         self._probs: list[np.ndarray] = []
         self._classified = 0
         self._ids: set[int] = set()
-        self._previous: MoodBin | None = None
 
     def add(self, time_s: float, dets: Detections) -> list[MoodBin]:
         """Add one analysed frame; returns the bins that ended before it (usually none or one)."""
@@ -136,39 +195,30 @@ class MoodAggregator:
         start = self._bin_index * self.bin_s
         faces = float(np.mean(self._counts)) if self._counts else 0.0
         probs = np.concatenate(self._probs) if self._probs else np.zeros((0, len(EMOTIONS)), np.float32)
-        suppressed = faces < self.min_faces or self._classified == 0
         shares = mean_probs = valence = negative = uncertain = None
-        if not suppressed:
+        if self._classified:
             uncertain = 1.0 - len(probs) / self._classified
-        if not suppressed and len(probs):
+        if len(probs):
             top = np.bincount(probs.argmax(axis=1), minlength=len(EMOTIONS)) / len(probs)
             shares = {e: float(v) for e, v in zip(EMOTIONS, top, strict=True)}
             mean_probs = {e: float(v) for e, v in zip(EMOTIONS, probs.mean(axis=0), strict=True)}
             valence = float((probs @ VALENCE_WEIGHTS).mean())
             negative = float(sum(shares[e] for e in NEGATIVE))
-        flags = []
-        prev = self._previous
-        prev_negative = None if prev is None else prev.negative_share
-        if negative is not None and prev_negative is not None and negative - prev_negative >= self.negative_jump:
-            flags.append("negative_jump")
-        if prev is not None and prev.faces > 0 and (prev.faces - faces) / prev.faces >= self.faces_drop:
-            flags.append("faces_dropped")
         result = MoodBin(
             start,
             start + self.bin_s,
             len(self._counts),
             faces,
             len(self._ids),
-            suppressed,
+            False,
             shares,
             mean_probs,
             valence,
             negative,
-            flags,
+            [],
             uncertain,
-            float(np.mean(self._changes)) if self._changes and not suppressed else None,
+            float(np.mean(self._changes)) if self._changes else None,
         )
-        self._previous = result
         self._counts, self._probs, self._ids, self._classified = [], [], set(), 0
         self._changes = []
         return result

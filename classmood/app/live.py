@@ -9,8 +9,11 @@ analyser's rate allows, writes each update to the session store as it is compute
 small thread-safe summary for the pages to poll (``snapshot()``) and the latest detections for
 drawing boxes on outgoing video (``latest_detections()``).
 
-Frames exist only in memory. Class-level numbers (expression shares, valence, the track grid)
-are withheld while fewer than ``config.min_faces`` faces are present.
+Frames exist only in memory. Class-level numbers (expression shares, valence, bins, flags, the
+summary) go through the k rule of ``analytics/privacy.py`` each time a snapshot is taken, with the
+k the page asks for, so a changed k re-applies at once to what is on screen. The session stops
+itself when its browser session is gone (``alive``), so a closed tab never leaves a server-side
+capture running.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from classmood.analytics.mood import VALENCE_WEIGHTS, MoodBin
-from classmood.labels import EMOTIONS
+from classmood.analytics.privacy import apply_k, check_min_faces, class_summary, current_view
 from classmood.pipeline import Analyzer, PipelineConfig, Update
 from classmood.vision.detections import Detections
 from classmood.vision.sources import Frame
@@ -75,7 +79,7 @@ class LiveSnapshot:
     min_faces: int
     suppressed: bool  # fewer than min_faces faces now: no class-level numbers
     shares: dict[str, float] | None  # current top-expression shares (of the faces read)
-    tracks: list[tuple[int, str]]  # (track id, current expression); empty when suppressed
+    tracks: list[tuple[int, str]]  # (track id, current expression): a per-face view, shown only when asked for
     series: list[dict[str, Any]]  # per update: time_s, faces, valence (None when suppressed)
     bins: list[MoodBin]
     flagged: list[dict[str, Any]]
@@ -84,15 +88,6 @@ class LiveSnapshot:
     @property
     def analysed_fps(self) -> float:
         return self.analysed / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-
-def current_shares(dets: Detections) -> dict[str, float] | None:
-    """Share of the read faces in ``dets`` whose top apparent expression is each class (uncertain faces apart)."""
-    probs = dets.probs[dets.read] if len(dets) else dets.probs
-    if len(probs) == 0:
-        return None
-    counts = np.bincount(probs.argmax(axis=1), minlength=len(EMOTIONS)) / len(probs)
-    return {e: float(c) for e, c in zip(EMOTIONS, counts, strict=True)}
 
 
 def current_valence(dets: Detections) -> float | None:
@@ -117,8 +112,6 @@ class _State:
     bins: list[MoodBin] = field(default_factory=list)
     faces_total: int = 0
     tracks_seen: set[int] = field(default_factory=set)
-    counts: np.ndarray = field(default_factory=lambda: np.zeros(len(EMOTIONS), np.int64))
-    uncertain: int = 0
 
 
 class LiveSession:
@@ -127,7 +120,10 @@ class LiveSession:
     ``store`` (a ``classmood.store.SessionStore``) receives the session, every update's face rows
     and closed bins, and the final summary; ``None`` keeps everything in memory only.
     ``idle_timeout_s``: the session stops itself when no frame arrived for this long (a closed
-    browser tab, a page left while streaming).
+    browser tab, a page left while streaming). ``alive``: checked every second; when it returns
+    False (the browser session that started a server-side capture is gone) the session stops.
+    ``heartbeat_s``: how often a running session tells the store it is alive, so that one whose
+    process died is shown as interrupted.
     """
 
     def __init__(
@@ -141,6 +137,8 @@ class LiveSession:
         history_s: float = 600.0,
         detections_ttl_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
+        alive: Callable[[], bool] | None = None,
+        heartbeat_s: float = 30.0,
     ) -> None:
         self.kind, self.source = kind, source
         self.config = config or PipelineConfig()
@@ -148,6 +146,8 @@ class LiveSession:
         self._factory = analyzer_factory or Analyzer
         self.idle_timeout_s, self.history_s, self.detections_ttl_s = idle_timeout_s, history_s, detections_ttl_s
         self._clock = clock
+        self._alive = alive
+        self.heartbeat_s = heartbeat_s
         self._box = LatestFrame()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -243,17 +243,17 @@ class LiveSession:
                 return Detections.empty()
             return self._state.dets
 
-    def snapshot(self) -> LiveSnapshot:
+    def snapshot(self, min_faces: int | None = None) -> LiveSnapshot:
+        """What the panel shows, under the k rule with ``min_faces`` (default: the session's own k)."""
+        k = check_min_faces(self.config.min_faces if min_faces is None else min_faces)
         with self._lock:
             s = self._state
             dets = s.dets
             n = len(dets)
-            k = self.config.min_faces
-            suppressed = n < k
-            tracks: list[tuple[int, str]] = []
-            if not suppressed:
-                for tid, word in zip(dets.track_id, dets.expressions(), strict=True):
-                    tracks.append((int(tid), word or "…"))
+            shares, _ = current_view(dets, k)
+            tracks = [(int(t), w or "…") for t, w in zip(dets.track_id, dets.expressions(), strict=True)]
+            series = [p if p["faces"] >= k else {**p, "valence": None} for p in self._series]
+            bins = apply_k(s.bins, k)
             end = self._ended_at if self._ended_at is not None else self._clock()
             return LiveSnapshot(
                 status=s.status,
@@ -267,13 +267,13 @@ class LiveSession:
                 dropped=self._box.dropped,
                 faces_now=n,
                 min_faces=k,
-                suppressed=suppressed,
-                shares=None if suppressed else current_shares(dets),
+                suppressed=shares is None,
+                shares=shares,
                 tracks=sorted(tracks),
                 uncertain_now=int(dets.uncertain.sum()),
-                series=list(self._series),
-                bins=list(s.bins),
-                flagged=flagged_rows(s.bins),
+                series=series,
+                bins=bins,
+                flagged=flagged_rows(bins),
             )
 
     # --- the worker ------------------------------------------------------------------------
@@ -285,7 +285,17 @@ class LiveSession:
             analyzer = self._factory(self.config)
             with self._lock:
                 self._state.status = "running"
+            checked = beat = self._clock()
             while not self._stop.is_set():
+                now = self._clock()
+                if self._alive is not None and now - checked >= 1.0:
+                    checked = now
+                    if not self._alive():  # the browser tab that owns this session is gone
+                        break
+                if self.store is not None and self.session_id is not None and now - beat >= self.heartbeat_s:
+                    beat = now
+                    with suppress(Exception):
+                        self.store.heartbeat(self.session_id)
                 frame = self._box.take(timeout=0.2)
                 if frame is None:
                     if self.idle_timeout_s and self._clock() - self._last_frame_at > self.idle_timeout_s:
@@ -313,6 +323,7 @@ class LiveSession:
                 if self._state.error and status != "failed":
                     status = "failed"
                 self._state.status = status
+                self._state.dets = Detections.empty()  # stopped: no face is "now" any more
                 self._ended_at = self._clock()
             self._finish_store(status)
             self._stop.set()
@@ -321,7 +332,7 @@ class LiveSession:
         dets = update.detections
         rows = update.face_rows()
         n = len(dets)
-        valence = current_valence(dets) if n >= self.config.min_faces else None
+        valence = current_valence(dets)  # raw: snapshot() blanks it below k
         point = {"time_s": round(update.frame.time_s, 2), "faces": n, "valence": valence}
         with self._lock:
             s = self._state
@@ -330,11 +341,6 @@ class LiveSession:
             s.bins.extend(update.bins)
             s.faces_total += n
             s.tracks_seen.update(int(t) for t in dets.track_id if t >= 0)
-            for row in rows:
-                if row["emotion"] in EMOTIONS:
-                    s.counts[EMOTIONS.index(row["emotion"])] += 1
-                else:
-                    s.uncertain += 1
             self._series.append(point)
             while self._series and point["time_s"] - self._series[0]["time_s"] > self.history_s:
                 self._series.popleft()
@@ -351,9 +357,9 @@ class LiveSession:
             self.store = None
 
     def summary(self) -> dict[str, Any]:
+        """The stored session summary: counts and settings, class numbers only from bins with at least k faces."""
         with self._lock:
             s = self._state
-            total = max(1, int(s.counts.sum()))
             end = self._ended_at if self._ended_at is not None else self._clock()
             return {
                 "input": self.source,
@@ -367,8 +373,7 @@ class LiveSession:
                 "detector": self.config.detector,
                 "model": self.config.model,
                 "rate_hz": self.config.rate_hz,
-                "shares": {e: round(int(c) / total, 4) for e, c in zip(EMOTIONS, s.counts, strict=True)},
-                "uncertain_share": round(s.uncertain / s.faces_total, 4) if s.faces_total else 0.0,
+                "class": class_summary(s.bins, self.config.min_faces),
                 "error": s.error,
                 "note": NOTE,
             }

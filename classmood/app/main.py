@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -16,7 +17,23 @@ from classmood.errors import ClassmoodError
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
-st.set_page_config(page_title="classmood", page_icon=":material/mood:", layout="wide")
+
+@st.cache_resource(show_spinner=False)
+def _icon() -> Any:
+    """The tab icon, drawn here and served by this server: Streamlit's ``:material/...`` page icons are
+    fetched from fonts.gstatic.com, and nothing may be fetched from outside."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((4, 4, 60, 60), fill=(255, 189, 46, 255), outline=(90, 60, 0, 255), width=3)
+    draw.ellipse((20, 22, 27, 29), fill=(60, 40, 0, 255))
+    draw.ellipse((37, 22, 44, 29), fill=(60, 40, 0, 255))
+    draw.line((22, 44, 42, 44), fill=(60, 40, 0, 255), width=4)  # neutral: apparent, not inferred
+    return image
+
+
+st.set_page_config(page_title="classmood", page_icon=_icon(), layout="wide")
 
 
 @st.cache_resource(show_spinner=False)

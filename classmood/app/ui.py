@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from classmood.analytics.mood import MoodBin
+from classmood.analytics.privacy import DEFAULT_MIN_FACES, apply_k, check_min_faces, class_summary
 from classmood.app.live import LiveSession, LiveSnapshot
 from classmood.labels import EMOTIONS
 from classmood.pipeline import PipelineConfig
@@ -29,7 +30,10 @@ CONSENT_TEXT = (
     "Everyone whose face will be analysed knows about it and has agreed (informed consent). "
     "Frames stay in memory; no images of faces are stored."
 )
-DEFAULT_MIN_FACES = 5
+PER_FACE_WARNING = (
+    "Per-face view on: expressions of individual (pseudonymous) faces are shown. This singles people out; "
+    "use it only for your own camera or with everyone's explicit agreement."
+)
 
 
 def sidebar() -> None:
@@ -38,13 +42,23 @@ def sidebar() -> None:
         st.warning(LEGAL_NOTICE)
         st.number_input(
             "Hide class numbers below this many faces (k)",
-            min_value=2,
+            min_value=1,
             max_value=100,
             value=DEFAULT_MIN_FACES,
             step=1,
             key="min_faces",
-            help="Expression shares, valence and the track grid appear only while at least k faces are visible.",
+            help=(
+                "Expression shares, valence, flags and summaries come only from moments with at least k faces "
+                "visible. Changing k applies at once to what is on screen, live and saved sessions alike."
+            ),
         )
+        st.checkbox(
+            "Per-face view (singles people out)",
+            key="per_face",
+            help="Off by default. Shows each face's apparent expression: on the video, in a track grid.",
+        )
+        if per_face():
+            st.error(PER_FACE_WARNING)
         st.selectbox(
             "Expression model",
             ["fast", "accurate", "ensemble"],
@@ -84,7 +98,16 @@ def model_help() -> str:
 
 
 def min_faces() -> int:
-    return int(st.session_state.get("min_faces", DEFAULT_MIN_FACES))
+    """The k in the sidebar (at least 1)."""
+    try:
+        return check_min_faces(int(st.session_state.get("min_faces", DEFAULT_MIN_FACES)))
+    except Exception:
+        return DEFAULT_MIN_FACES
+
+
+def per_face() -> bool:
+    """Whether the user turned on the per-face view (off by default)."""
+    return bool(st.session_state.get("per_face", False))
 
 
 def change_view() -> bool:
@@ -95,6 +118,21 @@ def _mood_columns(df: pd.DataFrame) -> list[str]:
     """The per-bin lines to draw: valence (or its change from each face's start), negative and uncertain shares."""
     first = "valence_change" if change_view() and "valence_change" in df else "valence"
     return [c for c in (first, "negative_share", "uncertain_share") if c in df]
+
+
+def browser_alive() -> Any:
+    """A check, safe from any thread, that this page's browser session is still connected (None outside
+    a running app). A live session stops when it turns False: a closed tab stops a server-side capture."""
+    try:
+        from streamlit.runtime import Runtime
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+    except ImportError:
+        return None
+    ctx = get_script_run_ctx()
+    if ctx is None or not Runtime.exists():
+        return None
+    runtime, session_id = Runtime.instance(), ctx.session_id
+    return lambda: runtime.is_active_session(session_id)
 
 
 def pipeline_config(rate_hz: float) -> PipelineConfig:
@@ -133,8 +171,10 @@ def consent_gate(key: str) -> bool:
     return st.checkbox(CONSENT_TEXT, key=f"consent_{key}")
 
 
-def draw(image: np.ndarray, dets: Detections) -> np.ndarray:
-    """Boxes, ``#id`` and apparent expression on a copy of the frame."""
+def draw(image: np.ndarray, dets: Detections, expressions: bool) -> np.ndarray:
+    """Boxes and ``#id`` on a copy of the frame; each face's apparent expression only in the per-face view."""
+    if not expressions:
+        dets = Detections(dets.xyxy, dets.score, dets.track_id)  # boxes and ids, no expression
     return draw_detections(image, dets)
 
 
@@ -185,15 +225,27 @@ def bins_frame(bins: list[MoodBin]) -> pd.DataFrame:
     return pd.DataFrame([b.as_row() for b in bins])
 
 
+def bins_under_k(raw: list[MoodBin]) -> pd.DataFrame:
+    """Raw bins as rows under the sidebar's k (the one place pages get class numbers from raw bins)."""
+    return bins_frame(apply_k(raw, min_faces()))
+
+
+def class_numbers(raw: list[MoodBin]) -> dict[str, Any]:
+    return class_summary(raw, min_faces())
+
+
 def mood_charts(bins: pd.DataFrame) -> None:
     """Faces per bin, then - only for bins with at least k faces - valence, expression shares and flags."""
     if len(bins):
         st.line_chart(bins.set_index("start_s")[["faces"]], height=160, x_label="seconds", y_label="mean faces")
-    shown = bins[~bins["suppressed"].astype(bool)] if len(bins) else bins
+    shown = bins[~bins["suppressed"].astype(bool) & bins["valence"].notna()] if len(bins) else bins
     if not len(shown):
-        st.caption("Class numbers hidden: no time bin had enough faces (or there are no bins yet).")
+        st.info(
+            f"Class numbers hidden: no time bin had at least {min_faces()} faces (k, in the sidebar), or there "
+            "are no bins yet. With fewer faces the numbers would describe one or two people, not a class."
+        )
         return
-    st.line_chart(shown.set_index("start_s")[_mood_columns(shown)], height=180, x_label="seconds")
+    st.line_chart(shown.set_index("start_s")[_mood_columns(shown)], height=220, x_label="seconds")
     shares = shown.set_index("start_s")[[f"share_{e}" for e in EMOTIONS]]
     shares.columns = list(EMOTIONS)
     st.area_chart(shares, height=200, x_label="seconds", y_label="share of faces")
@@ -237,20 +289,20 @@ def live_panel(snapshot: LiveSnapshot | None, show_tracks: bool) -> None:
             st.caption(
                 f"{snapshot.uncertain_now} of {snapshot.faces_now} faces uncertain (not read, not counted above)."
             )
-    bins = [b for b in snapshot.bins if not b.suppressed]
+    bins = [b for b in snapshot.bins if not b.suppressed and b.valence is not None]
     if bins:
         df = bins_frame(bins).set_index("start_s")
         st.markdown("Mood per time bin")
-        st.line_chart(df[_mood_columns(df)], height=150, x_label="seconds")
+        st.line_chart(df[_mood_columns(df)], height=240, x_label="seconds")
     st.markdown("Flagged moments")
     if snapshot.flagged:
         st.dataframe(pd.DataFrame(snapshot.flagged), hide_index=True)
     else:
         st.caption("None so far.")
-    if show_tracks:
-        st.markdown("Tracks (pseudonymous ids, this session only)")
+    if show_tracks and per_face():
+        st.markdown("Per-face view: tracks (pseudonymous ids, this session only)")
         if not snapshot.tracks:
-            st.caption(f"Shown when at least {k} faces are visible.")
+            st.caption("No face now.")
         else:
             cols = st.columns(7)
             for i, (tid, expression) in enumerate(snapshot.tracks):
@@ -264,6 +316,6 @@ def live_panel_fragment(key: str, show_tracks: bool) -> None:
     def panel() -> None:
         current = holder(key).current()
         analysing_indicator(holder(key).active)
-        live_panel(current.snapshot() if current is not None else None, show_tracks)
+        live_panel(current.snapshot(min_faces()) if current is not None else None, show_tracks)
 
     panel()

@@ -116,7 +116,8 @@ def analyze_upload(
     from classmood.outputs import analyze
 
     config = config or PipelineConfig()
-    open_source(path).close()  # fails now, with a one-line message, for non-videos and broken files
+    source = open_source(path)  # fails now, with a one-line message, for non-videos and broken files
+    source.name = name  # the report and the summary name the uploaded file, not the server's temporary copy
     if on_progress:
         on_progress(0.0, "starting")
     recorder = AnalysisRecorder(store, "upload", name, asdict(config)) if store is not None else None
@@ -134,7 +135,7 @@ def analyze_upload(
     with tempfile.TemporaryDirectory(prefix="classmood-out-") as tmp:
         out_dir = Path(tmp)
         try:
-            result = analyze(path, out_dir, config, annotate=annotate, on_update=on_update)
+            result = analyze(source, out_dir, config, annotate=annotate, on_update=on_update)
         except Exception as error:
             if recorder is not None:
                 recorder.failed(error)

@@ -32,7 +32,8 @@ class AnalysisRecorder:
         self._save(update.face_rows(), [b.as_row() for b in update.bins])
 
     def finish(self, result: AnalysisResult) -> None:
-        self._save([], result.mood_rows()[self._bins_saved :])  # the last bin closes at the end of the input
+        # raw bins (the store applies k when it is read); the last one closes at the end of the input
+        self._save([], [b.as_row() for b in result.raw_bins[self._bins_saved :]])
         self._end(result.summary, "finished")
 
     def failed(self, error: BaseException) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -40,7 +42,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 from sqlalchemy.pool import StaticPool
 
 from classmood.errors import ClassmoodError
@@ -68,6 +77,8 @@ BIN_COLUMNS: list[str] = [
 ]
 KINDS = ("camera", "gallery", "upload", "cli")
 STATUSES = ("running", "finished", "failed", "stopped")
+INTERRUPTED = "interrupted"  # shown, never stored: "running" whose process is gone
+STALE_S = 900.0  # a running session on another machine with no sign of life for this long is interrupted
 SESSION_COLUMNS = ["id", "name", "kind", "source", "status", "started_at", "ended_at"]
 LIST_COLUMNS = [*SESSION_COLUMNS, "faces", "tracks", "bins", "duration_s"]
 NOTE = "apparent facial expressions, not inner emotional states; track ids are pseudonyms within this session"
@@ -86,6 +97,10 @@ sessions_table = Table(
     Column("ended_at", String(40), nullable=True),
     Column("config", Text, nullable=True),
     Column("summary", Text, nullable=True),
+    # who is writing a running session (host:pid) and when it last wrote: a session whose process
+    # died (kill -9, a crash, a power cut) is then shown as "interrupted" instead of "running" forever
+    Column("owner", String(300), nullable=True),
+    Column("heartbeat_at", String(40), nullable=True),
 )
 
 
@@ -177,6 +192,39 @@ def _shown(url: str | URL) -> str:
         return "<unparseable URL>"
 
 
+def as_url(given: str) -> str:
+    """A SQLAlchemy URL as given, or a plain path (``sessions.db``, ``~/s.db``) as a SQLite URL."""
+    text = given.strip()
+    if "://" in text:
+        return text
+    return f"sqlite:///{Path(text).expanduser().absolute()}"
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(owner: str | None, heartbeat_at: str | None, now: datetime) -> bool:
+    """Whether the process writing a "running" session still exists (same host: its pid; else a recent write)."""
+    if not owner:
+        return True  # written before owners were recorded: nothing to judge by
+    host, _, pid = owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    if not heartbeat_at:
+        return True
+    try:
+        return (now - datetime.fromisoformat(heartbeat_at)).total_seconds() < STALE_S
+    except ValueError:
+        return True
+
+
 def default_url() -> str:
     """``DATABASE_URL`` if set, else SQLite at ``CLASSMOOD_DB`` (a path), else ``~/.classmood/sessions.db``."""
     url = os.environ.get("DATABASE_URL", "").strip()
@@ -242,13 +290,29 @@ def _add_missing_columns(engine: Engine) -> None:
                 conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
+def _create_tables(engine: Engine) -> None:
+    """Create missing tables; two processes opening a new SQLite file at once both see no table and
+    race to create it ("table ... already exists"), so the loser looks again."""
+    for attempt in range(5):
+        try:
+            metadata.create_all(engine)
+            _add_missing_columns(engine)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as exc:
+            if ("already exists" not in str(exc) and "duplicate" not in str(exc).lower()) or attempt == 4:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 def open_store(url: str | None = None) -> SessionStore:
-    """Open (and create the tables of) the session database at ``url`` (default: ``default_url()``)."""
-    url = url or default_url()
+    """Open (and create the tables of) the session database at ``url`` (default: ``default_url()``).
+
+    ``url`` is a SQLAlchemy URL or a plain path to a SQLite file.
+    """
+    url = as_url(url) if url else default_url()
     try:
         engine = _create_engine(url)
-        metadata.create_all(engine)
-        _add_missing_columns(engine)
+        _create_tables(engine)
     except ImportError as exc:
         raise ClassmoodError(f"session database {_shown(url)} needs a database driver: {exc}") from None
     except (SQLAlchemyError, OSError, ValueError) as exc:
@@ -299,6 +363,8 @@ class SessionStore:
             "status": "running",
             "started_at": _now(),
             "config": _json(config or {}),
+            "owner": _owner(),
+            "heartbeat_at": _now(),
         }
         with self._tx() as conn:
             key = conn.execute(sessions_table.insert().values(**values)).inserted_primary_key
@@ -317,6 +383,16 @@ class SessionStore:
                 conn.execute(faces_table.insert(), faces)
             if bins:
                 conn.execute(bins_table.insert(), bins)
+            self._beat(conn, session_id)
+
+    def heartbeat(self, session_id: int) -> None:
+        """Say that the process writing this running session is alive (a live session with no face to save)."""
+        with self._tx() as conn:
+            self._beat(conn, session_id)
+
+    @staticmethod
+    def _beat(conn: Connection, session_id: int) -> None:
+        conn.execute(update(sessions_table).where(sessions_table.c.id == session_id).values(heartbeat_at=_now()))
 
     def add_bins(self, session_id: int, bin_rows: Sequence[Mapping[str, Any]]) -> None:
         self.add_update(session_id, [], bin_rows)
@@ -374,6 +450,8 @@ class SessionStore:
         query = (
             select(
                 *[s[c] for c in SESSION_COLUMNS],
+                s.owner,
+                s.heartbeat_at,
                 face_stats.c.faces,
                 face_stats.c.tracks,
                 bin_stats.c.bins,
@@ -388,7 +466,17 @@ class SessionStore:
             query = query.where(s.id == session_id)
         with self._tx() as conn:
             rows = [tuple(r) for r in conn.execute(query)]
-        df = pd.DataFrame(rows, columns=[*SESSION_COLUMNS, "faces", "tracks", "bins", "last_face", "last_bin"])
+        df = pd.DataFrame(
+            rows,
+            columns=[*SESSION_COLUMNS, "owner", "heartbeat_at", "faces", "tracks", "bins", "last_face", "last_bin"],
+        )
+        now = datetime.now(UTC)
+        gone = [
+            status == "running" and not _alive(owner, beat, now)
+            for status, owner, beat in zip(df["status"], df["owner"], df["heartbeat_at"], strict=True)
+        ]
+        df.loc[pd.Series(gone, index=df.index, dtype=bool), "status"] = INTERRUPTED
+        df["name"] = df["name"].astype(object).where(df["name"].notna(), None)
         for c in ("faces", "tracks", "bins"):
             df[c] = df[c].fillna(0).astype("int64")
         # Seconds of input covered: the latest face time or bin start actually observed.
@@ -410,15 +498,39 @@ class SessionStore:
         out = dict(row)
         for key in ("config", "summary"):
             out[key] = json.loads(out[key]) if out[key] else {}
+        if out["status"] == "running" and not _alive(out.get("owner"), out.get("heartbeat_at"), datetime.now(UTC)):
+            out["status"] = INTERRUPTED
+        out.pop("owner", None)  # host and process id: not shown or exported
         return out
+
+    def min_faces(self, session_id: int) -> int:
+        """The k the session was analysed with (its config), or the default."""
+        from classmood.analytics.privacy import DEFAULT_MIN_FACES, check_min_faces
+
+        value = self.session(session_id)["config"].get("min_faces", DEFAULT_MIN_FACES)
+        try:
+            return check_min_faces(value)
+        except ClassmoodError:
+            return DEFAULT_MIN_FACES
 
     def faces(self, session_id: int) -> pd.DataFrame:
         """Analysed faces, columns exactly FACE_COLUMNS, ordered by frame."""
         types = {k: "int64" if k in _FACE_INT else "float64" for k in FACE_COLUMNS if k not in _FACE_STR}
         return self._read(faces_table, FACE_COLUMNS, "frame", session_id).astype(types)
 
-    def bins(self, session_id: int) -> pd.DataFrame:
-        """Class-mood bins, columns as ``MoodBin.as_row()``, ordered by start time."""
+    def bins(self, session_id: int, min_faces: int | None = None) -> pd.DataFrame:
+        """Class-mood bins under the k rule, columns as ``MoodBin.as_row()``, ordered by start time.
+
+        The store keeps each bin's raw numbers (the faces table holds the same information per face);
+        class numbers of bins with fewer than ``min_faces`` faces (default: the session's own k)
+        are blanked here, by ``privacy.apply_k_rows``, on every read.
+        """
+        from classmood.analytics.privacy import apply_k_rows
+
+        k = self.min_faces(session_id) if min_faces is None else min_faces
+        return apply_k_rows(self._raw_bins(session_id), k)
+
+    def _raw_bins(self, session_id: int) -> pd.DataFrame:
         types = {
             k: "int64" if k in _BIN_INT else "bool" if k == "suppressed" else "float64"
             for k in BIN_COLUMNS
@@ -436,12 +548,17 @@ class SessionStore:
             rows = [tuple(r) for r in conn.execute(query)]
         return pd.DataFrame(rows, columns=columns)
 
-    def export(self, session_id: int, out_dir: str | Path, fmt: str = "csv") -> list[Path]:
-        """Write faces.<ext>, class_mood.<ext> and session.json to ``out_dir``; returns the paths."""
+    def export(
+        self, session_id: int, out_dir: str | Path, fmt: str = "csv", min_faces: int | None = None
+    ) -> list[Path]:
+        """Write faces.<ext> (per face: the analyst's explicit output), class_mood.<ext> (under the k
+        rule) and session.json to ``out_dir``; returns the paths."""
         if fmt not in ("csv", "parquet"):
             raise ClassmoodError(f"unknown export format {fmt!r}; csv or parquet")
         meta = self.session(session_id)
-        tables = {"faces": self.faces(session_id), "class_mood": self.bins(session_id)}
+        k = self.min_faces(session_id) if min_faces is None else min_faces
+        meta["summary"] = self.summary(session_id, k)
+        tables = {"faces": self.faces(session_id), "class_mood": self.bins(session_id, k)}
         out = Path(out_dir)
         paths = []
         try:
@@ -462,29 +579,42 @@ class SessionStore:
             raise ClassmoodError(f"cannot write {exc.filename or out}: {exc.strerror or exc}") from None
         return paths
 
-    def _overall(self, session_id: int) -> dict[str, float]:
-        """Session-level class numbers from the stored bins, so suppressed bins stay suppressed.
+    def summary(self, session_id: int, min_faces: int | None = None) -> dict[str, Any]:
+        """The stored summary's counts and settings with the class numbers recomputed under k (``min_faces``).
 
-        Shares and valence: the bins' values weighted by their face count (frames x mean faces),
-        over bins that were not suppressed, i.e. the per-face mean over the reported part of the
-        session. Faces: mean faces per analysed frame over all bins.
+        Class numbers written by older versions (per-face ``shares`` over every face) are dropped.
         """
-        df = self.bins(session_id)
+        stored = self.session(session_id)["summary"]
+        kept = {key: v for key, v in stored.items() if key not in ("shares", "uncertain_share", "class")}
+        return {**kept, "class": self.class_summary(session_id, min_faces)}
+
+    def class_summary(self, session_id: int, min_faces: int | None = None) -> dict[str, Any]:
+        """Whole-session class numbers (``privacy.class_summary``) from the bins with at least k faces."""
+        from classmood.analytics.mood import MoodBin
+        from classmood.analytics.privacy import class_summary
+
+        k = self.min_faces(session_id) if min_faces is None else min_faces
+        raw = [MoodBin.from_row(r) for r in self._raw_bins(session_id).to_dict("records")]
+        return class_summary(raw, k)
+
+    def _overall(self, session_id: int, min_faces: int | None) -> dict[str, float]:
+        """Session-level class numbers for ``compare``: the k rule's class summary, plus the mean face count."""
         nan = float("nan")
-        shown = df[~df["suppressed"]]
-        weight = shown["frames"] * shown["faces"]
-        total = float(weight.sum())
-        out = {}
-        for e in EMOTIONS:
-            out[f"share_{e}"] = float((shown[f"share_{e}"] * weight).sum()) / total if total > 0 else nan
-        out["valence"] = float((shown["valence"] * weight).sum()) / total if total > 0 else nan
+        summary = self.class_summary(session_id, min_faces)
+        shares = summary["shares"] or {}
+        out = {f"share_{e}": float(shares.get(e, nan)) for e in EMOTIONS}
+        out["valence"] = nan if summary["valence"] is None else float(summary["valence"])
+        df = self._raw_bins(session_id)
         frames = float(df["frames"].sum())
         out["faces"] = float((df["frames"] * df["faces"]).sum()) / frames if frames > 0 else nan
         return out
 
-    def compare(self, a: int, b: int) -> pd.DataFrame:
-        """Per metric (share_<emotion>, valence, faces): value in ``a``, in ``b`` and ``b - a``."""
-        first, second = self._overall(a), self._overall(b)
+    def compare(self, a: int, b: int, min_faces: int | None = None) -> pd.DataFrame:
+        """Per metric (share_<emotion>, valence, faces): value in ``a``, in ``b`` and ``b - a``.
+
+        Class numbers come only from bins with at least k faces (``min_faces``, default each session's own).
+        """
+        first, second = self._overall(a, min_faces), self._overall(b, min_faces)
         df = pd.DataFrame({"a": first, "b": second})
         df["difference"] = df["b"] - df["a"]
         df.index.name = "metric"

@@ -3,13 +3,17 @@
 Every source yields ``Frame``s (0-based index in the input, time in seconds, 8-bit BGR image).
 Problems a user can cause (missing, empty, undecodable or truncated input; absent webcam) raise
 a one-line ``ClassmoodError`` before the first frame, or end the stream early with
-``truncated`` set after frames were read, so whatever was analysed stays usable. Live sources
+``truncated`` set after frames were read, so whatever was analysed stays usable. Damaged frames
+in the middle of a video and unreadable images in a folder are skipped and counted
+(``skipped``), not fatal. A folder of unrelated photos is ``independent`` (no face is followed
+from one photo to the next); numbered frames of one sequence are not. Live sources
 (webcam, screen) never end by themselves; the caller stops iterating. Screen capture lives in
 ``classmood.vision.screen``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +23,7 @@ import numpy as np
 
 from classmood.data.folders import IMAGE_SUFFIXES
 from classmood.errors import ClassmoodError
-from classmood.imageio import read_image, to_bgr8
+from classmood.imageio import image_size, read_image, to_bgr8
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".webm", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".y4m"}
 
@@ -40,6 +44,8 @@ class FrameSource:
     frame_count: int | None
     kind: str
     truncated: bool = field(default=False, init=False)
+    skipped: int = field(default=0, init=False)  # damaged video frames or unreadable images passed over
+    independent: bool = False  # unrelated photos: every image is a scene of its own
     _capture: cv2.VideoCapture | None = field(default=None, repr=False)
     _images: list[Path] = field(default_factory=list, repr=False)
     _first: np.ndarray | None = field(default=None, repr=False)  # already decoded while probing the file
@@ -72,24 +78,43 @@ class FrameSource:
             for i, path in enumerate(self._images):
                 self.frames_read = i + 1
                 if want is None or want(i / self.fps):
-                    yield Frame(i, i / self.fps, read_image(path))
+                    try:
+                        image = read_image(path)
+                    except ClassmoodError:
+                        if len(self._images) == 1:
+                            raise
+                        self.skipped += 1  # one unreadable image does not abort the folder
+                        continue
+                    yield Frame(i, i / self.fps, image)
             return
-        cap, index = self._capture, 0
+        cap, index, failures = self._capture, 0, 0
         try:
             while True:
                 time_s = index / self.fps
                 if self._first is not None:
                     image, self._first = self._first, None
-                elif want is None or want(time_s):
-                    ok, image = cap.read()
-                    if not ok or image is None:
-                        break
                 else:
-                    if not cap.grab():
-                        break
-                    index += 1
-                    self.frames_read = index
-                    continue
+                    wanted = want is None or want(time_s)
+                    ok, image = cap.read() if wanted else (cap.grab(), np.zeros(0, np.uint8))
+                    if not ok or (wanted and image is None):
+                        # A damaged frame mid-video: the decoder recovers at the next key frame, so
+                        # carry on until the container's frame count (or a long run of failures).
+                        failures += 1
+                        if self.frame_count and index >= self.frame_count - 1:
+                            break
+                        if failures > MAX_BAD_FRAMES:  # the file ends here: those were not damaged frames
+                            self.skipped -= failures - 1
+                            index -= failures - 1
+                            break
+                        self.skipped += 1
+                        index += 1
+                        self.frames_read = index
+                        continue
+                    failures = 0
+                    if not wanted:
+                        index += 1
+                        self.frames_read = index
+                        continue
                 index += 1
                 self.frames_read = index
                 if want is None or want(time_s):
@@ -100,6 +125,31 @@ class FrameSource:
             self.truncated = True
 
 
+MAX_BAD_FRAMES = 250  # consecutive undecodable frames before a video counts as ended (10 s at 25 fps)
+
+
+def _is_sequence(images: list[Path]) -> bool:
+    """Numbered frames of one recording (``frame_0001.png``, ``frame_0002.png``, ...) rather than separate photos.
+
+    One name stem with consecutive numbers and one image size; anything else (holiday photos,
+    a folder of portraits) is analysed photo by photo.
+    """
+    if len(images) < 2:
+        return False
+    parts = [re.fullmatch(r"(.*?)(\d+)", p.stem) for p in images]
+    if any(m is None for m in parts):
+        return False
+    stems = {(m.group(1), p.suffix.lower()) for m, p in zip(parts, images, strict=True) if m is not None}
+    numbers = sorted(int(m.group(2)) for m in parts if m is not None)
+    if len(stems) != 1 or numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+        return False
+    try:
+        sizes = {image_size(p) for p in images[:: max(1, len(images) // 20)]}
+    except ClassmoodError:
+        return False
+    return len(sizes) == 1 and None not in sizes
+
+
 def open_source(spec: str | Path) -> FrameSource:
     """``webcam:N``, ``screen``/``screen:N``/``screen:X,Y,W,H``, an image file, a folder of images, or a video file."""
     text = str(spec)
@@ -107,8 +157,11 @@ def open_source(spec: str | Path) -> FrameSource:
         from classmood.vision.screen import open_screen
 
         return open_screen(text)
-    if text.startswith("webcam"):
-        device = int(text.split(":", 1)[1]) if ":" in text else 0
+    if text == "webcam" or text.startswith("webcam:"):
+        number = text.split(":", 1)[1] if ":" in text else "0"
+        if not number.isdigit():
+            raise ClassmoodError(f"{text}: a webcam is webcam or webcam:N with N a device number (0, 1, ...)")
+        device = int(number)
         cap = cv2.VideoCapture(device)
         if not cap.isOpened():
             raise ClassmoodError(f"webcam {device} is not available")
@@ -121,7 +174,7 @@ def open_source(spec: str | Path) -> FrameSource:
         images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
             raise ClassmoodError(f"{path}: no images in this folder")
-        return FrameSource(str(path), 1.0, len(images), "images", _images=images)
+        return FrameSource(str(path), 1.0, len(images), "images", _images=images, independent=not _is_sequence(images))
     if path.stat().st_size == 0:
         raise ClassmoodError(f"{path}: empty file")
     if path.suffix.lower() in IMAGE_SUFFIXES:

@@ -110,6 +110,11 @@ class IoUTracker:
         self._signature: np.ndarray | None = None
         self.cuts = 0  # frames treated as a cut or re-layout so far
 
+    def forget(self) -> None:
+        """Start afresh for an unrelated image (a folder of separate photos): new ids, nothing remembered."""
+        self._tracks = []
+        self._signature = None
+
     @property
     def active_ids(self) -> list[int]:
         return [t.track_id for t in self._tracks]

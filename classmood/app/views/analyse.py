@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import streamlit as st
 
 from classmood.app import ui
@@ -69,6 +68,8 @@ if done is not None:
         mime = MIME.get("." + name.rsplit(".", 1)[-1])
         col.download_button(name, data, file_name=name, mime=mime, on_click="ignore", key=f"dl_{name}")
     st.subheader("Class mood over time")
-    ui.mood_charts(pd.DataFrame(done.result.mood_rows()))
-    with st.expander("summary.json"):
-        st.code(json.dumps(s, indent=2), language="json")
+    ui.mood_charts(ui.bins_under_k(done.result.raw_bins))
+    with st.expander("Summary"):
+        shown = {**s, "class": ui.class_numbers(done.result.raw_bins)}  # under the sidebar's k now
+        st.code(json.dumps(shown, indent=2), language="json")
+        st.caption("The downloaded files were written with the k set when the analysis ran.")

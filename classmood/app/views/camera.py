@@ -13,12 +13,16 @@ KEY = "live_camera"
 RATE_HZ = 3.0
 
 st.title("Live — my camera")
-st.caption("Your webcam, analysed on this server. Boxes show pseudonymous track ids and apparent expressions.")
+st.caption(
+    "Your webcam, analysed on this server. Boxes show pseudonymous track ids; each face's apparent expression "
+    "only with the per-face view (sidebar)."
+)
 if not ui.consent_gate("camera"):
     st.info("Confirm consent above to turn on the camera.")
     st.stop()
 
 box = ui.holder(KEY)
+expressions = ui.per_face()  # read here: the frame callback runs on another thread, without the page's state
 
 
 def on_frame(frame: av.VideoFrame) -> av.VideoFrame:
@@ -27,7 +31,7 @@ def on_frame(frame: av.VideoFrame) -> av.VideoFrame:
     image = frame.to_ndarray(format="bgr24")
     if session is None or not session.submit(image):
         return frame
-    out = av.VideoFrame.from_ndarray(ui.draw(image, session.latest_detections()), format="bgr24")
+    out = av.VideoFrame.from_ndarray(ui.draw(image, session.latest_detections(), expressions), format="bgr24")
     out.pts, out.time_base = frame.pts, frame.time_base
     return out
 
@@ -44,7 +48,11 @@ with video:
     )
     playing = ctx.state.playing
     if playing and box.active is None and not box.paused:
-        box.start(LiveSession("camera", "browser webcam", ui.pipeline_config(RATE_HZ), ui.store_or_warn()))
+        box.start(
+            LiveSession(
+                "camera", "browser webcam", ui.pipeline_config(RATE_HZ), ui.store_or_warn(), alive=ui.browser_alive()
+            )
+        )
     elif not playing:
         box.paused = False
         if box.active is not None:
@@ -58,4 +66,4 @@ with video:
         "and a TURN server when no direct connection is possible."
     )
 with panel:
-    ui.live_panel_fragment(KEY, show_tracks=False)
+    ui.live_panel_fragment(KEY, show_tracks=True)

@@ -17,7 +17,8 @@ RATE_HZ = 1.0  # a 49-face gallery on 2 cores: one analysed frame a second leave
 st.title("Live — class gallery")
 st.caption(
     "Share the window of your video call in gallery view. The class view shows aggregates only, and only "
-    "while at least k faces are visible; tracks are numbered, never named, and no pictures are kept."
+    "while at least k faces are visible; the per-face grid only with the per-face view on (sidebar). Tracks "
+    "are numbered, never named, and no pictures are kept."
 )
 consent = ui.consent_gate("gallery")
 box = ui.holder(KEY)
@@ -42,7 +43,11 @@ with video:
                 if box.active is not None and box.active.source == BROWSER:
                     box.stop()
             elif box.active is None and not box.paused:
-                box.start(LiveSession("gallery", BROWSER, ui.pipeline_config(RATE_HZ), ui.store_or_warn()))
+                box.start(
+                    LiveSession(
+                        "gallery", BROWSER, ui.pipeline_config(RATE_HZ), ui.store_or_warn(), alive=ui.browser_alive()
+                    )
+                )
             image = decode_frame(result.get("frame"))
             if image is not None and box.active is not None:
                 box.active.submit(image)
@@ -59,7 +64,10 @@ with video:
             except ClassmoodError as exc:
                 st.error(str(exc))
             else:
-                session = LiveSession("gallery", source.name, ui.pipeline_config(RATE_HZ), ui.store_or_warn())
+                # a server-side capture: it stops when this browser session goes away (a closed tab)
+                session = LiveSession(
+                    "gallery", source.name, ui.pipeline_config(RATE_HZ), ui.store_or_warn(), alive=ui.browser_alive()
+                )
                 box.start(session).feed(source)
                 st.rerun()
         if not consent:

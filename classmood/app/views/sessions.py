@@ -32,7 +32,7 @@ st.caption("Track ids are pseudonyms valid inside one session only. Only numbers
 
 def label(sid: int) -> str:
     row = table.set_index("id").loc[sid]
-    name = row["name"] or row["source"]
+    name = row["name"] if isinstance(row["name"], str) and row["name"] else row["source"]
     return f"#{sid} · {row['kind']} · {name} · {str(row['started_at'])[:19]}"
 
 
@@ -42,11 +42,13 @@ opened, compared, exported, managed = st.tabs(["Open", "Compare", "Export", "Ren
 with opened:
     sid = st.selectbox("Session", ids, format_func=label, key="open_id")
     meta = store.session(sid)
-    bins = store.bins(sid)
+    k = ui.min_faces()
+    bins = store.bins(sid, k)
     st.markdown(f"Status **{meta['status']}** · started {meta['started_at']} · ended {meta['ended_at'] or '—'}")
     ui.mood_charts(bins)
     with st.expander("Settings and summary"):
-        st.json({"config": meta["config"], "summary": meta["summary"]})
+        st.caption(f"Class numbers from time bins with at least k = {k} faces (sidebar).")
+        st.json({"config": meta["config"], "summary": store.summary(sid, k)})
 
 with compared:
     if len(ids) < 2:
@@ -55,7 +57,7 @@ with compared:
         left, right = st.columns(2)
         a = left.selectbox("First", ids, index=1, format_func=label, key="cmp_a")
         b = right.selectbox("Second", ids, index=0, format_func=label, key="cmp_b")
-        diff = store.compare(a, b)
+        diff = store.compare(a, b, min_faces=ui.min_faces())
         diff.columns = [f"#{a}", f"#{b}", f"#{b} − #{a}"]
         st.dataframe(diff.style.format("{:.3f}", na_rep="—"))
         shares = diff.loc[[f"share_{e}" for e in EMOTIONS], [f"#{a}", f"#{b}"]]
@@ -69,11 +71,12 @@ with exported:
     if st.button("Prepare files"):
         with tempfile.TemporaryDirectory(prefix="classmood-export-") as tmp:
             try:
-                files = {p.name: p.read_bytes() for p in store.export(sid_x, tmp, fmt)}
+                files = {p.name: p.read_bytes() for p in store.export(sid_x, tmp, fmt, min_faces=ui.min_faces())}
                 st.session_state["export"] = (sid_x, fmt, files)
             except ClassmoodError as exc:
                 st.error(str(exc))
     ready = st.session_state.get("export")
+    st.caption("faces.csv holds one row per face (the analyst's per-face data); class_mood and the summary follow k.")
     if ready and ready[:2] == (sid_x, fmt):
         for name, data in ready[2].items():
             st.download_button(
@@ -87,15 +90,16 @@ with exported:
 
 with managed:
     sid_m = st.selectbox("Session", ids, format_func=label, key="manage_id")
-    new_name = st.text_input("Name", value=table.set_index("id").loc[sid_m, "name"] or "", key="rename_text")
+    current = table.set_index("id").loc[sid_m, "name"]
+    # keyed by session: the field shows this session's name, never the text typed for another one
+    new_name = st.text_input("Name", value=current if isinstance(current, str) else "", key=f"rename_{sid_m}")
     if st.button("Rename"):
         store.rename(sid_m, new_name)
         st.rerun()
-    sure = st.checkbox(f"Yes, delete session #{sid_m} and all its rows", key="delete_confirm")
+    sure = st.checkbox(f"Yes, delete session #{sid_m} and all its rows", key=f"delete_confirm_{sid_m}")
     if st.button("Delete session", disabled=not sure, type="primary"):
         store.delete(sid_m)
         st.session_state["deleted"] = sid_m
-        st.session_state.pop("delete_confirm", None)
         st.rerun()
 if "deleted" in st.session_state:
     st.toast(f"Deleted session #{st.session_state.pop('deleted')}")

@@ -1,0 +1,123 @@
+"""The k rule, in one place: class-level numbers come only from time bins with at least k faces.
+
+Everything a teacher or a file sees as a class-level number - expression shares, mean
+probabilities, valence, the negative and uncertain shares, the change from each face's start,
+flagged moments, summaries, charts, exports and session comparisons - is computed here from the
+*raw* bins of ``MoodAggregator`` (which know nothing about k) after ``apply_k`` has blanked every
+bin whose mean face count is below k. Counts of faces are not expressions and stay visible.
+
+Keeping the raw bins and applying k when something is shown is what lets a changed k re-apply to
+what is already on screen (a running or a finished session), in both directions: the raw numbers
+add nothing to what the session store already holds per face (its faces table), and they are
+never written to a file or shown without passing through this module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from classmood.analytics.mood import NEGATIVE, VALENCE_WEIGHTS, MoodBin, flag_bins
+from classmood.errors import ClassmoodError
+from classmood.labels import EMOTIONS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from classmood.vision.detections import Detections
+
+DEFAULT_MIN_FACES = 5
+HIDDEN_NOTE = "class-level numbers need at least k faces present; bins with fewer are hidden"
+
+
+def check_min_faces(k: Any) -> int:
+    """k as an int, or a one-line error: at least 1 (1 turns the protection off, 0 would be meaningless)."""
+    if isinstance(k, bool) or not isinstance(k, int | float | np.integer | np.floating):
+        raise ClassmoodError(f"k (min faces) must be a whole number of at least 1, not {k!r}")
+    if not math.isfinite(float(k)) or float(k) != int(k) or int(k) < 1:
+        raise ClassmoodError(f"k (min faces) must be a whole number of at least 1, not {k}")
+    return int(k)
+
+
+def enough_faces(faces: float, k: int) -> bool:
+    """The rule itself: a bin (mean faces per analysed frame) or a frame (faces now) may show class numbers."""
+    return faces >= k
+
+
+def _hidden(b: MoodBin) -> MoodBin:
+    return replace(
+        b,
+        suppressed=True,
+        shares=None,
+        mean_probs=None,
+        valence=None,
+        negative_share=None,
+        uncertain_share=None,
+        valence_change=None,
+        flags=[],
+    )
+
+
+def apply_k(bins: Sequence[MoodBin], k: int) -> list[MoodBin]:
+    """Copies of ``bins`` with every bin below k faces blanked, and flags computed over what stays shown."""
+    k = check_min_faces(k)
+    shown = [replace(b, suppressed=False, flags=[]) if enough_faces(b.faces, k) else _hidden(b) for b in bins]
+    return flag_bins(shown)
+
+
+def apply_k_rows(rows: pd.DataFrame, k: int) -> pd.DataFrame:
+    """``apply_k`` for bins as rows (``MoodBin.as_row`` columns: class_mood.csv, the session store)."""
+    import pandas as pd
+
+    bins = apply_k([MoodBin.from_row(r) for r in rows.to_dict("records")], k)
+    out = pd.DataFrame([b.as_row() for b in bins], columns=list(rows.columns))
+    return out.astype(rows.dtypes.to_dict()) if len(out) else rows.iloc[0:0].copy()
+
+
+def class_summary(bins: Sequence[MoodBin], k: int) -> dict[str, Any]:
+    """Whole-input class numbers from the bins with at least k faces, weighted by the faces read in each.
+
+    Returns ``min_faces``, ``bins_shown`` and ``bins_hidden`` always; ``shares`` (top-expression
+    share per class), ``negative_share``, ``valence`` and ``uncertain_share`` are None when no bin
+    qualifies, so a one-person video has no class-level numbers anywhere.
+    """
+    k = check_min_faces(k)
+    shown = [b for b in apply_k(bins, k) if not b.suppressed]
+    out: dict[str, Any] = {"min_faces": k, "bins_shown": len(shown), "bins_hidden": len(bins) - len(shown)}
+    seen = np.array([b.frames * b.faces for b in shown], np.float64)
+    read = np.array([s * (1.0 - (b.uncertain_share or 0.0)) for s, b in zip(seen, shown, strict=True)])
+    with_shares = [i for i, b in enumerate(shown) if b.shares is not None]
+    weights = read[with_shares]
+    uncertain = 1.0 - float(read.sum() / seen.sum()) if seen.sum() > 0 else None
+    if not with_shares or weights.sum() <= 0:  # nothing shown, or every face shown was uncertain
+        out.update(shares=None, negative_share=None, valence=None, uncertain_share=uncertain, note=HIDDEN_NOTE)
+        return out
+    w = weights / weights.sum()
+    shares = {
+        e: float(sum(wi * (shown[i].shares or {})[e] for wi, i in zip(w, with_shares, strict=True))) for e in EMOTIONS
+    }
+    valence = float(sum(wi * (shown[i].valence or 0.0) for wi, i in zip(w, with_shares, strict=True)))
+    out.update(
+        shares=shares,
+        negative_share=sum(shares[e] for e in NEGATIVE),
+        valence=valence,
+        uncertain_share=uncertain,
+        note=HIDDEN_NOTE,
+    )
+    return out
+
+
+def current_view(dets: Detections, k: int) -> tuple[dict[str, float] | None, float | None]:
+    """The live "now" numbers - top-expression shares and valence over the faces read - or (None, None) below k."""
+    if not enough_faces(len(dets), k):
+        return None, None
+    probs = dets.probs[dets.read] if len(dets) else dets.probs
+    if len(probs) == 0:
+        return None, None
+    counts = np.bincount(probs.argmax(axis=1), minlength=len(EMOTIONS)) / len(probs)
+    shares = {e: float(c) for e, c in zip(EMOTIONS, counts, strict=True)}
+    return shares, float((probs @ VALENCE_WEIGHTS).mean())
