@@ -203,6 +203,8 @@ def test_live_camera_shows_faces_and_saves_the_session(server: tuple[str, Path],
     first = _number(page, "Series points") or 0
     _wait_for("the mood series to grow", lambda: (_number(page, "Series points") or 0) >= first + 2)
     assert "prohibited in the EU" in page.locator("[data-testid=stSidebar]").inner_text()
+    size = re.search(r"frames (\d+)x(\d+)", page.locator("[data-testid=stMain]").inner_text())
+    assert size is not None and size.groups() == ("640", "480"), size  # the camera's own resolution arrives
     webrtc.get_by_role("button", name="STOP").click()
     page.get_by_text("Not analysing").wait_for()
 

@@ -84,6 +84,7 @@ class LiveSnapshot:
     bins: list[MoodBin]
     flagged: list[dict[str, Any]]
     uncertain_now: int = 0  # faces now too small, blurred or unclear to read (counted, not read)
+    frame_size: tuple[int, int] | None = None  # (width, height) of the newest frame received
 
     @property
     def analysed_fps(self) -> float:
@@ -158,6 +159,7 @@ class LiveSession:
         self._t0 = 0.0
         self._last_frame_at = 0.0
         self._ended_at: float | None = None
+        self._frame_size: tuple[int, int] | None = None
         self.session_id: Any = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -205,6 +207,7 @@ class LiveSession:
             return False
         now = self._clock()
         self._last_frame_at = now
+        self._frame_size = (int(image.shape[1]), int(image.shape[0]))
         self._box.put(Frame(self._box.put_count, now - self._t0, image))
         return True
 
@@ -271,6 +274,7 @@ class LiveSession:
                 shares=shares,
                 tracks=sorted(tracks),
                 uncertain_now=int(dets.uncertain.sum()),
+                frame_size=self._frame_size,
                 series=series,
                 bins=bins,
                 flagged=flagged_rows(bins),

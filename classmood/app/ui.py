@@ -272,6 +272,7 @@ def live_panel(snapshot: LiveSnapshot | None, show_tracks: bool) -> None:
         f"Series points: {len(snapshot.series)} · analysed {snapshot.analysed} of {snapshot.received} frames "
         f"({snapshot.dropped} dropped while busy) · {snapshot.analysed_fps:.1f} analysed frames/s · "
         f"status {snapshot.status}"
+        + (f" · frames {snapshot.frame_size[0]}x{snapshot.frame_size[1]}" if snapshot.frame_size else "")
     )
     series = _series_frame(snapshot)
     if len(series):

@@ -42,18 +42,28 @@ else:
     rows = []
     for name, entry in sorted(manifest.items()):
         val = entry.get("val", {})
+        # accuracy first: on a narrow screen the long columns are the ones that scroll out of view
         row = {
             "model": name,
-            "architecture": entry.get("arch", ""),
-            "parameters (M)": round(entry.get("params", 0) / 1e6, 2),
-            "test-time augmentation": entry.get("tta", ""),
-            "distilled from": ", ".join(entry.get("distilled_from", [])) or "—",
-            "PublicTest accuracy": val.get("accuracy"),
+            "PublicTest accuracy": 100 * val.get("accuracy", float("nan")),
             "macro-F1": val.get("macro_f1"),
-            "faces": val.get("n"),
+            "parameters (M)": round(entry.get("params", 0) / 1e6, 2),
+            "TTA": entry.get("tta", ""),
+            "architecture": entry.get("arch", ""),
         }
         rows.append(row)
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        column_config={
+            "PublicTest accuracy": st.column_config.NumberColumn(format="%.2f %%", width="small"),
+            "macro-F1": st.column_config.NumberColumn(format="%.3f", width="small"),
+            "model": st.column_config.TextColumn(width="small"),
+        },
+    )
+    distilled = {n: ", ".join(e.get("distilled_from", [])) for n, e in manifest.items() if e.get("distilled_from")}
+    if distilled:
+        st.caption("Distilled from: " + "; ".join(f"{n} ← {d}" for n, d in sorted(distilled.items())))
     st.markdown("**Per-class recall on FER2013 PublicTest** (share of faces of each true class that are recognised)")
     recall = pd.DataFrame(
         {name: entry.get("val", {}).get("per_class_recall", {}) for name, entry in sorted(manifest.items())}
