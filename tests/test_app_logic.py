@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import threading
@@ -330,6 +331,9 @@ def test_analyse_upload_outputs_progress_and_session(class_video: Path, store: A
     listed = store.list_sessions().set_index("id").loc[done.session_id]
     assert (listed["kind"], listed["status"], listed["faces"], listed["bins"]) == ("upload", "finished", 24, 2)
     assert store.faces(done.session_id)["track_id"].nunique() == 6
+    summary = json.loads(done.files["summary.json"])
+    assert summary["input"] == "Class.MP4"  # the uploaded file's name, not the server's temporary copy
+    assert "classmood-upload-" not in done.files["report.html"].decode()
 
 
 @pytest.mark.parametrize(
@@ -468,6 +472,10 @@ def test_sessions_page_opens_compares_and_exports(app_env: Path) -> None:
     prepare.click().run()
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Download faces.csv", "Download class_mood.csv", "Download session.json"]
+    at.session_state["min_faces"] = 7  # the sidebar's k, raised above the 6 faces: applies at once
+    at.run()
+    assert at.dataframe[1].value.loc["share_happy"].iloc[:2].isna().all()
+    assert any("Class numbers hidden" in str(i.value) for i in at.info)
 
 
 def test_gallery_server_capture_error_is_shown(app_env: Path) -> None:
