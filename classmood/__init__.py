@@ -19,7 +19,7 @@ __all__ = ["analyze", "stream"]
 def __getattr__(name: str) -> object:
     """``classmood.analyze(path)`` and ``classmood.stream(source)`` without importing OpenCV/ORT up front."""
     if name == "analyze":
-        from classmood.outputs import analyze
+        from classmood.analysis.analyze import analyze
 
         return analyze
     if name == "stream":

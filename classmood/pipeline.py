@@ -21,8 +21,8 @@ from classmood.analytics.face_rows import FaceRows
 from classmood.analytics.mood import MoodAggregator, MoodBin
 from classmood.analytics.privacy import DEFAULT_MIN_FACES, apply_k, check_min_faces, class_summary
 from classmood.errors import ClassmoodError
+from classmood.expression.model import ExpressionModel, load_model
 from classmood.expression.readout import UNCERTAIN
-from classmood.inference import ExpressionModel, load_model
 from classmood.labels import EMOTIONS
 from classmood.vision.crops import face_crops
 from classmood.vision.detections import Detections

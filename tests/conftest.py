@@ -66,7 +66,7 @@ def image_folders(tmp_path: Path) -> Path:
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One epoch of plain_cnn_small on 64 synthetic faces: checkpoints, run.json and model.onnx."""
     pytest.importorskip("torch", reason="training needs PyTorch (pip install 'classmood[train]')")
-    from classmood.train import TrainConfig, train
+    from classmood.training.train import TrainConfig, train
 
     tmp = tmp_path_factory.mktemp("run")
     csv = write_fer_csv(tmp / "fer.csv", {"Training": 64, "PublicTest": 14})

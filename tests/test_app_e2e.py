@@ -32,6 +32,7 @@ import pytest
 from classmood.labels import FACE_COLUMNS
 from tests.test_app_logic import camera_frame
 from tests.test_pipeline import write_video
+from tests.test_screen_source import start_xvfb
 from tests.test_vision import gallery
 
 if TYPE_CHECKING:
@@ -76,9 +77,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     env["HOME"] = str(home)
     xvfb = None
     if shutil.which("Xvfb"):  # a screen for "Capture this server's screen"
-        display = f":{90 + port % 50}"
-        xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "640x480x24", "-nolisten", "tcp"])
-        env["DISPLAY"] = display
+        xvfb, env["DISPLAY"] = start_xvfb("640x480x24")
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in teardown
     proc = subprocess.Popen(
         [sys.executable, "-m", "classmood.cli", "app", "--port", str(port), "--db", str(db)],

@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 
 from classmood.app import auth, server
-from classmood.app.live import LatestFrame, LiveSession
 from classmood.app.screenshare import decode_frame
 from classmood.app.uploads import analyze_upload, check_upload, looks_like_video, max_upload_mb, save_upload
 from classmood.cli import main
 from classmood.errors import ClassmoodError
+from classmood.expression.predict import sample_face_path
 from classmood.imageio import read_image
 from classmood.labels import EMOTIONS, FACE_COLUMNS
+from classmood.live import LatestFrame, LiveSession
 from classmood.pipeline import Analyzer, PipelineConfig
-from classmood.predict import sample_face_path
 from classmood.store import open_store
 from classmood.vision.detectors import create_detector
 from classmood.vision.sources import Frame
@@ -538,7 +538,7 @@ def test_upload_left_mid_analysis_is_saved_as_stopped(class_video: Path, store: 
 
 def test_model_picker_help_describes_each_shipped_models_tta_and_accuracy() -> None:
     from classmood.app.ui import model_help
-    from classmood.weights_manifest import read_manifest
+    from classmood.weights.manifest import read_manifest
 
     text = model_help()
     for name in ("fast", "accurate"):

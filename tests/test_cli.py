@@ -144,7 +144,7 @@ def test_nothing_is_written_outside_the_output_folder(args: list[str], tmp_path:
     import subprocess
     import sys
 
-    from classmood.predict import sample_face_path
+    from classmood.expression.predict import sample_face_path
 
     home, out = tmp_path / "home", tmp_path / "out"
     home.mkdir()

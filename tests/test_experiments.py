@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from classmood.experiments import experiment_log
+from classmood.training.experiments import experiment_log
 
 
 def _run(root: Path, name: str, acc: float, **config: object) -> None:

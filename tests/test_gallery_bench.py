@@ -7,9 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from classmood.gallery_bench import COLS, ROWS, make_gallery_video, score_run
+from classmood.benchmarks.pipeline import COLS, ROWS, make_gallery_video, score_run
+from classmood.expression.predict import sample_face_path
 from classmood.pipeline import PipelineConfig
-from classmood.predict import sample_face_path
 
 
 def _faces(n: int) -> tuple[np.ndarray, np.ndarray]:

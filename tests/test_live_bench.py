@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from classmood.live_bench import run_live_bench
+from classmood.benchmarks.live import run_live_bench
 
 
 def test_live_bench_reports_a_working_worker() -> None:

@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
+from classmood.analysis.analyze import analyze
 from classmood.errors import ClassmoodError
 from classmood.labels import FACE_COLUMNS
-from classmood.outputs import analyze
 from classmood.pipeline import PipelineConfig
 from tests.test_vision import gallery
 

@@ -18,10 +18,10 @@ import pytest
 
 from classmood.analytics.mood import MoodBin
 from classmood.analytics.privacy import apply_k, check_min_faces, class_summary
-from classmood.app.live import LiveSession
 from classmood.cli import main
 from classmood.errors import ClassmoodError
 from classmood.labels import EMOTIONS
+from classmood.live import LiveSession
 from classmood.pipeline import PipelineConfig
 from classmood.store import open_store
 from tests.test_pipeline import write_video

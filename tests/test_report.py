@@ -12,7 +12,7 @@ pytest.importorskip("torch", reason="the report exports each architecture to tim
 pytest.importorskip("matplotlib", reason="the report draws confusion matrices with matplotlib")
 
 from classmood.errors import ClassmoodError
-from classmood.report import README_END, README_START, build_report
+from classmood.training.model_report import README_END, README_START, build_report
 
 
 def test_report_from_run_logs(tiny_run: Path, tmp_path: Path) -> None:

@@ -109,7 +109,7 @@ def test_fit_temperature_recovers_a_known_temperature() -> None:
 def test_shipped_model_with_a_bad_readout_is_refused(tmp_path: Path, tiny_run: Path) -> None:
     onnx = pytest.importorskip("onnx")
     from classmood.errors import ClassmoodError
-    from classmood.inference import ExpressionModel
+    from classmood.expression.model import ExpressionModel
 
     proto = onnx.load(str(tiny_run / "model.onnx"))
     proto.metadata_props.append(onnx.StringStringEntryProto(key="classmood.readout", value='{"temperature": -1}'))
@@ -125,8 +125,8 @@ def test_written_readout_is_used_by_evaluate_and_keeps_the_raw_numbers(
     pytest.importorskip("onnx")
     import shutil
 
-    from classmood.evaluate import evaluate
-    from classmood.inference import ExpressionModel
+    from classmood.expression.evaluate import evaluate
+    from classmood.expression.model import ExpressionModel
     from classmood.training.ship_readout import write_readout
 
     path = tmp_path / "m.onnx"
@@ -162,7 +162,7 @@ torch = pytest.importorskip("torch", reason="training needs PyTorch (pip install
 
 
 def test_degrade_batch_is_seeded_bounded_and_off_by_default() -> None:
-    from classmood.data.degrade import DegradeConfig, degrade_batch
+    from classmood.training.degrade import DegradeConfig, degrade_batch
 
     x = torch.from_numpy(_faces(64)).float().unsqueeze(1)
     assert degrade_batch(x, DegradeConfig()) is x
@@ -178,7 +178,7 @@ def test_degrade_batch_is_seeded_bounded_and_off_by_default() -> None:
 
 
 def test_jpeg_like_loses_more_at_lower_quality() -> None:
-    from classmood.data.degrade import jpeg_like
+    from classmood.training.degrade import jpeg_like
 
     x = torch.from_numpy(_faces(8)).float().unsqueeze(1)
     err = [(jpeg_like(x, torch.full((8,), q)) - x).abs().mean().item() for q in (95.0, 50.0, 10.0)]
@@ -186,7 +186,7 @@ def test_jpeg_like_loses_more_at_lower_quality() -> None:
 
 
 def test_onnx_weights_rebuild_the_exported_network(tiny_run: Path) -> None:
-    from classmood.inference import ExpressionModel
+    from classmood.expression.model import ExpressionModel
     from classmood.training.from_onnx import load_onnx_weights
 
     model = load_onnx_weights(tiny_run / "model.onnx", "plain_cnn_small")
@@ -210,7 +210,7 @@ def test_match_contrast_makes_a_dim_face_read_like_a_bright_one() -> None:
 
 
 def test_robust_fine_tune_from_onnx_with_offline_teachers(tmp_path: Path, tiny_run: Path) -> None:
-    from classmood.train import TrainConfig, train
+    from classmood.training.train import TrainConfig, train
     from tests.conftest import write_fer_csv
 
     csv = write_fer_csv(tmp_path / "fer.csv", {"Training": 64, "PublicTest": 14})

@@ -164,10 +164,25 @@ def test_analyze_a_screen_session(fake_mss: type[FakeMSS], tmp_path: Path) -> No
     assert (tmp_path / "report.html").is_file()
 
 
+def start_xvfb(size: str = "320x240x24") -> tuple[subprocess.Popen[bytes], str]:
+    """An Xvfb server on a display number it picks itself (``-displayfd``: no clash with a stale lock or
+    another test's server), once it is ready to take connections."""
+    read, write = os.pipe()
+    xvfb = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write), "-screen", "0", size, "-nolisten", "tcp"], pass_fds=(write,)
+    )
+    os.close(write)
+    with os.fdopen(read) as fh:
+        number = fh.readline().strip()  # written once the server accepts connections
+    if not number:
+        xvfb.kill()
+        raise RuntimeError("Xvfb did not start")
+    return xvfb, f":{number}"
+
+
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="Xvfb is not installed")
 def test_real_capture_under_xvfb(monkeypatch: pytest.MonkeyPatch) -> None:
-    display = f":{90 + os.getpid() % 9}"
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "320x240x24", "-nolisten", "tcp"])
+    xvfb, display = start_xvfb()
     try:
         monkeypatch.setenv("DISPLAY", display)
         deadline = time.monotonic() + 5

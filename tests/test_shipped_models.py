@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from classmood.evaluate import evaluate
-from classmood.inference import SHIPPED_MODELS, load_model, shipped_model_path
+from classmood.expression.evaluate import evaluate
+from classmood.expression.model import SHIPPED_MODELS, load_model, shipped_model_path
 from classmood.labels import EMOTIONS
-from classmood.weights_manifest import read_manifest
+from classmood.weights.manifest import read_manifest
 from tests.conftest import SHARED_FER
 
 
@@ -55,7 +55,7 @@ def test_shipped_accuracy_on_publictest_is_what_we_report(name: str) -> None:
 
 
 def test_ensemble_is_the_mean_of_its_shipped_members() -> None:
-    from classmood.inference import ENSEMBLE_MEMBERS, EnsembleModel, load_model
+    from classmood.expression.model import ENSEMBLE_MEMBERS, EnsembleModel, load_model
 
     assert "accurate" in ENSEMBLE_MEMBERS and len(ENSEMBLE_MEMBERS) > 1 and set(ENSEMBLE_MEMBERS) <= set(SHIPPED_MODELS)
     faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48)).astype(np.uint8)

@@ -400,7 +400,7 @@ def test_cli_sessions(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_cli_analyze_save(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from classmood.predict import sample_face_path
+    from classmood.expression.predict import sample_face_path
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("CLASSMOOD_DB", str(tmp_path / "s.db"))

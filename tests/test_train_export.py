@@ -11,8 +11,8 @@ import pytest
 torch = pytest.importorskip("torch", reason="training needs PyTorch (pip install 'classmood[train]')")
 
 from classmood.data import load_splits  # noqa: E402
-from classmood.inference import ExpressionModel  # noqa: E402
-from classmood.train import TrainConfig, load_checkpoint, train  # noqa: E402
+from classmood.expression.model import ExpressionModel  # noqa: E402
+from classmood.training.train import TrainConfig, load_checkpoint, train  # noqa: E402
 
 
 def test_one_epoch_writes_checkpoint_log_summary_and_onnx(tiny_run: Path) -> None:
@@ -85,7 +85,7 @@ def test_recipe_files_parse_and_reject_unknown_settings(tmp_path: Path) -> None:
 
 
 def test_epochs_within_budget_uses_recent_pace_not_start_up() -> None:
-    from classmood.train import _epochs_within_budget
+    from classmood.training.train import _epochs_within_budget
 
     # started at 0; epoch 1 took 10 s (start-up), epochs 2-3 took 1 s each; 100 s budget
     assert _epochs_within_budget(100.0, 0.0, [10.0, 11.0, 12.0]) == 3 + int(0.97 * 88 / 1.0)
@@ -134,7 +134,7 @@ def test_cli_trains_several_recipes_at_once_and_reports_failures(tmp_path: Path)
 
 def test_flip_scale_export_averages_six_views(tiny_run: Path, tmp_path: Path) -> None:
     """The shipped accurate model's TTA: face, closer, farther, each mirrored, averaged inside the graph."""
-    from classmood.export import export_onnx, zoomed
+    from classmood.training.export import export_onnx, zoomed
 
     model = load_checkpoint(tiny_run / "best.pt")
     path = export_onnx(model, tmp_path / "fs.onnx", tta="flip_scale")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from classmood.errors import ClassmoodError
-from classmood.predict import sample_face_path
+from classmood.expression.predict import sample_face_path
 from classmood.vision import Detections, create_detector, face_crops, square_boxes
 
 
@@ -138,7 +138,7 @@ def test_detectors_agree_on_a_real_photo() -> None:
 
 
 def test_real_photo_in_a_1080p_gallery_is_found_in_every_tile() -> None:
-    from classmood.live_bench import real_gallery
+    from classmood.benchmarks.live import real_gallery
     from classmood.pipeline import Analyzer, PipelineConfig
     from classmood.vision.sources import Frame
 

@@ -14,8 +14,8 @@ import streamlit as st
 
 from classmood.analytics.mood import MoodBin
 from classmood.analytics.privacy import DEFAULT_MIN_FACES, apply_k, check_min_faces, class_summary
-from classmood.app.live import LiveSession, LiveSnapshot
 from classmood.labels import EMOTIONS
+from classmood.live import LiveSession, LiveSnapshot
 from classmood.pipeline import PipelineConfig
 from classmood.vision.annotate import draw_detections
 from classmood.vision.detections import Detections
@@ -79,8 +79,8 @@ def sidebar() -> None:
 
 def model_help() -> str:
     """The model picker's help, with each shipped model's size and PublicTest accuracy from the manifest."""
-    from classmood.inference import ENSEMBLE_MEMBERS
-    from classmood.weights_manifest import read_manifest
+    from classmood.expression.model import ENSEMBLE_MEMBERS
+    from classmood.weights.manifest import read_manifest
 
     manifest = read_manifest()
 

@@ -1,4 +1,4 @@
-"""Uploaded recordings: check them, analyse them with ``classmood.outputs.analyze``, keep the outputs.
+"""Uploaded recordings: check them, analyse them with ``classmood.analysis.analyze.analyze``, keep the outputs.
 
 ``check_upload`` turns the usual mistakes (an empty file, a file over the size limit, something
 that is not a video) into one line for the page. ``analyze_upload`` runs the same analysis as
@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from classmood.analysis.report import write_report
 from classmood.errors import ClassmoodError
 from classmood.pipeline import AnalysisResult, PipelineConfig, Update
-from classmood.report_html import write_report
 from classmood.store.recorder import AnalysisRecorder
 from classmood.vision.sources import VIDEO_SUFFIXES, open_source
 
@@ -113,7 +113,7 @@ def analyze_upload(
     Raises ``ClassmoodError`` (one line) for input the pipeline cannot read. ``store`` receives a
     session of kind "upload": faces while they are computed, bins and summary at the end.
     """
-    from classmood.outputs import analyze
+    from classmood.analysis.analyze import analyze
 
     config = config or PipelineConfig()
     source = open_source(path)  # fails now, with a one-line message, for non-videos and broken files

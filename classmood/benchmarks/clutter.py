@@ -351,7 +351,7 @@ def _totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run_clutter_bench(seeds: range = TEST_SEEDS, gate: bool | None = None) -> dict[str, Any]:
     """Precision and recall of the boxes that reach the classifier, without and with the face gate."""
-    from classmood.inference import load_model
+    from classmood.expression.model import load_model
     from classmood.pipeline import Analyzer, PipelineConfig
     from classmood.vision.detectors import create_detector
 

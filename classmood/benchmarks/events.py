@@ -30,7 +30,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from classmood.gallery_bench import _face_tile
+from classmood.benchmarks.pipeline import _face_tile
 
 W, H = 1280, 720
 FPS = 10.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from classmood.gallery_bench import _face_tile
+from classmood.benchmarks.pipeline import _face_tile
 
 
 def render_gallery_frames(

@@ -19,8 +19,8 @@ import numpy as np
 
 from classmood.benchmarks.degradations import CONDITIONS, SIZE, through_h264
 from classmood.data import load_split
+from classmood.expression.model import load_model
 from classmood.expression.readout import UNCERTAIN, Readout
-from classmood.inference import load_model
 from classmood.labels import EMOTIONS
 
 NEGATIVE_IDX = [EMOTIONS.index(e) for e in ("angry", "disgust", "fear", "sad")]

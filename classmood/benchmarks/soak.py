@@ -35,7 +35,7 @@ def rss_mb() -> float:
 
 def soak_frames(n: int, rate_hz: float = 2.0, seed: int = 0) -> Iterator[tuple[float, np.ndarray]]:
     """``n`` frames of a 3x3 640x368 gallery of a real portrait, each with fresh noise, ``1/rate_hz`` s apart."""
-    from classmood.live_bench import real_gallery
+    from classmood.benchmarks.live import real_gallery
 
     gallery = real_gallery(rows=3, cols=3, width=640, height=368, head_px=70)
     rng = np.random.default_rng(seed)
@@ -78,7 +78,7 @@ def detector_growth(detector: LibFaceDetector, frames: int) -> dict[str, float]:
 def run_soak(
     seconds: float = 3600.0, rate_hz: float = 2.0, sample_every: int = 200, before_frames: int = 300
 ) -> dict[str, Any]:
-    from classmood.outputs import analyze
+    from classmood.analysis.analyze import analyze
     from classmood.pipeline import PipelineConfig
     from classmood.vision.sources import FrameSource
 

@@ -1,4 +1,4 @@
-"""Save a ``classmood.outputs.analyze`` run as a session while it runs (the app's uploads, ``analyze --save``).
+"""Save a ``classmood.analysis.analyze.analyze`` run as a session while it runs (the app's uploads, ``analyze --save``).
 
 Pass ``recorder.on_update`` as ``analyze``'s ``on_update``: each analysed frame's faces and every
 mood bin it closes are committed as they are computed, so an interrupted analysis keeps what it

@@ -7,9 +7,9 @@ import streamlit as st
 
 from classmood import __version__
 from classmood.app import ui
-from classmood.inference import ENSEMBLE_MEMBERS
+from classmood.expression.model import ENSEMBLE_MEMBERS
 from classmood.labels import EMOTIONS
-from classmood.weights_manifest import read_manifest
+from classmood.weights.manifest import read_manifest
 
 st.title("About classmood / model card")
 st.error(
@@ -98,7 +98,7 @@ the figures.
 manifest_readouts = {}
 for name in ("fast", "accurate"):
     try:
-        from classmood.inference import load_model
+        from classmood.expression.model import load_model
 
         manifest_readouts[name] = load_model(name).readout.describe()
     except Exception as exc:  # a missing or damaged file is reported, not fatal for the page

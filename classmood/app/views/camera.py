@@ -7,7 +7,7 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from classmood.app import ui
-from classmood.app.live import LiveSession
+from classmood.live import LiveSession
 
 KEY = "live_camera"
 RATE_HZ = 3.0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from classmood.app import ui
-from classmood.app.live import LiveSession
 from classmood.app.screenshare import decode_frame, screen_share
 from classmood.errors import ClassmoodError
+from classmood.live import LiveSession
 from classmood.vision.sources import open_source
 
 KEY = "live_gallery"

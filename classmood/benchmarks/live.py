@@ -18,8 +18,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from classmood.app.live import LiveSession
 from classmood.imageio import read_image
+from classmood.live import LiveSession
 from classmood.pipeline import PipelineConfig
 
 

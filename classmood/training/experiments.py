@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from classmood.report import load_runs
+from classmood.training.model_report import load_runs
 
 # Settings every run has; the log shows them as columns instead of in the "other settings" list.
 COLUMNS = ("arch", "epochs", "batch_size", "lr", "label_smoothing", "class_weight_power", "seed")

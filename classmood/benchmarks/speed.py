@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from classmood.inference import SHIPPED_MODELS, ExpressionModel, load_model
+from classmood.expression.model import SHIPPED_MODELS, ExpressionModel, load_model
 
 
 def cpu_name() -> str:

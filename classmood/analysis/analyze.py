@@ -187,7 +187,7 @@ def analyze(
                 _write_mood(work / "class_mood.csv", result.mood_rows())
                 (work / "summary.json").write_text(json.dumps(result.summary, indent=2))
                 if annotate:
-                    from classmood.report_html import write_report
+                    from classmood.analysis.report import write_report
 
                     write_report(result, work / "report.html", per_track=per_track)
                 _publish(work, out_dir)

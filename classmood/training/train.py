@@ -27,13 +27,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from classmood.bench import cpu_name
+from classmood.benchmarks.speed import cpu_name
 from classmood.data import FaceSet, load_splits
-from classmood.data.augment import AugmentConfig, augment_batch
-from classmood.data.degrade import DegradeConfig, degrade_batch
+from classmood.expression.metrics import classification_metrics
 from classmood.labels import NUM_CLASSES
-from classmood.metrics import classification_metrics
 from classmood.models import count_macs, count_params, create_model
+from classmood.training.augment import AugmentConfig, augment_batch
+from classmood.training.degrade import DegradeConfig, degrade_batch
 
 
 @dataclass
@@ -160,7 +160,7 @@ def onnx_soft_targets(cfg: TrainConfig, images: np.ndarray, cache_dir: Path) -> 
     """
     import hashlib
 
-    from classmood.inference import load_model, resolve_model
+    from classmood.expression.model import load_model, resolve_model
 
     digest = hashlib.sha256(images.tobytes())
     for name in cfg.teacher_onnx:
@@ -250,7 +250,7 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
         x_val_degraded = degrade_batch(x_val.float().unsqueeze(1), always, val_gen).round().to(torch.uint8)[:, 0]
 
     if cfg.init_onnx:
-        from classmood.inference import resolve_model
+        from classmood.expression.model import resolve_model
         from classmood.training.from_onnx import load_onnx_weights
 
         model = load_onnx_weights(resolve_model(cfg.init_onnx), cfg.arch, **cfg.arch_kwargs).to(device)
@@ -403,7 +403,7 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
         "config": dataclasses.asdict(cfg),
     }
     if cfg.export_onnx:
-        from classmood.export import export_onnx
+        from classmood.training.export import export_onnx
 
         export_onnx(
             model.cpu().float(),

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from classmood.data.folders import to_grey_face
+from classmood.expression.model import ExpressionModel, load_model
 from classmood.imageio import read_image
-from classmood.inference import ExpressionModel, load_model
 from classmood.labels import EMOTIONS
 
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from classmood.bench import cpu_name, faces_per_second
+from classmood.benchmarks.speed import cpu_name, faces_per_second
 from classmood.errors import ClassmoodError
-from classmood.inference import SHIPPED_MODELS, ExpressionModel, resolve_model
+from classmood.expression.model import SHIPPED_MODELS, ExpressionModel, resolve_model
 from classmood.labels import EMOTIONS
-from classmood.weights_manifest import read_manifest
+from classmood.weights.manifest import read_manifest
 
 
 def load_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
@@ -67,8 +67,8 @@ def plot_confusion(confusion: list[list[int]], title: str, path: Path) -> None:
 
 def arch_speed(run: dict[str, Any], threads: int, runs: int = 15) -> tuple[float, float]:
     """faces/s at batch 1 and 64 for the run's architecture, exported with its TTA."""
-    from classmood.export import export_onnx
     from classmood.models import create_model
+    from classmood.training.export import export_onnx
 
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(

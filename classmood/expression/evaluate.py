@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from classmood.data import load_splits
+from classmood.expression.metrics import classification_metrics
+from classmood.expression.model import ExpressionModel, load_model
 from classmood.expression.readout import UNCERTAIN, Readout
-from classmood.inference import ExpressionModel, load_model
 from classmood.labels import EMOTIONS, NUM_CLASSES
-from classmood.metrics import classification_metrics
 
 
 def deployed_metrics(labels: np.ndarray, probs: np.ndarray, faces: np.ndarray, readout: Readout) -> dict[str, Any]:

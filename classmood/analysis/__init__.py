@@ -1,0 +1,1 @@
+"""What ``classmood analyze`` writes: faces.csv, class_mood.csv, summary.json and the HTML report."""

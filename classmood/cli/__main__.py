@@ -1,0 +1,7 @@
+"""``python -m classmood.cli``."""
+
+import sys
+
+from classmood.cli import main
+
+sys.exit(main())

@@ -1,0 +1,189 @@
+"""Video commands: ``analyze`` an input (files, session) and the saved ``sessions``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from classmood.errors import ClassmoodError, Stopped
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("analyze", help="faces, tracks and class mood of an image, folder, video, webcam or screen")
+    p.add_argument("input", help="image, folder of images, video file, webcam:N, or screen / screen:N / screen:X,Y,W,H")
+    p.add_argument("--out", required=True, help="output folder for faces.csv, class_mood.csv, summary.json")
+    p.add_argument("--detector", default="libface", help="libface (fast, default) or mtcnn (accurate)")
+    p.add_argument(
+        "--model", default="fast", help="expression model: fast (default), accurate, ensemble, or .onnx path"
+    )
+    p.add_argument("--rate", type=float, default=2.0, help="analysed frames per second of input (0 = all)")
+    p.add_argument("--bin", type=float, default=5.0, help="class-mood time bin in seconds")
+    p.add_argument(
+        "--min-faces",
+        type=int,
+        default=5,
+        help="k: class-level numbers only from time bins with at least k faces (default 5; at least 1)",
+    )
+    p.add_argument("--save", action="store_true", help="also save as a session (DATABASE_URL or CLASSMOOD_DB)")
+    p.add_argument("--db", help="with --save: SQLite file path or SQLAlchemy URL of the session database")
+    p.add_argument(
+        "--annotate",
+        action="store_true",
+        help="also write annotated.mp4 (video inputs: faces boxed and labelled) and report.html (charts)",
+    )
+    p.add_argument(
+        "--per-track",
+        action="store_true",
+        help="with --annotate: add per-person timelines and a per-track table to report.html (singles people out)",
+    )
+    p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser("sessions", help="analysis sessions saved in the database: list, show, export, delete, compare")
+    actions = p.add_subparsers(dest="action", required=True)
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument(
+        "--db",
+        help="SQLite file path or SQLAlchemy URL (default: DATABASE_URL, CLASSMOOD_DB or ~/.classmood/sessions.db)",
+    )
+    db.add_argument(
+        "--min-faces", type=int, help="k for class-level numbers (default: the k each session was analysed with)"
+    )
+    actions.add_parser("list", parents=[db], help="all sessions, newest first")
+    q = actions.add_parser("show", parents=[db], help="one session's settings, summary and class mood")
+    q.add_argument("id", type=int)
+    q = actions.add_parser("export", parents=[db], help="write faces, class_mood and session.json")
+    q.add_argument("id", type=int)
+    q.add_argument("--out", required=True, help="output folder")
+    q.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    q = actions.add_parser("delete", parents=[db], help="remove a session and all its rows")
+    q.add_argument("id", type=int)
+    q = actions.add_parser("compare", parents=[db], help="overall expression shares, valence and faces of two sessions")
+    q.add_argument("a", type=int)
+    q.add_argument("b", type=int)
+    p.set_defaults(func=_cmd_sessions)
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from classmood.analysis.analyze import prepare_out
+    from classmood.pipeline import PipelineConfig
+    from classmood.vision.sources import open_source
+
+    # Everything that can be refused is refused before anything is opened, written or saved.
+    config = PipelineConfig(
+        detector=args.detector, model=args.model, rate_hz=args.rate, bin_s=args.bin, min_faces=args.min_faces
+    )
+    if args.db and not args.save:
+        raise ClassmoodError("--db names the session database for --save; add --save")
+    if args.per_track and not args.annotate:
+        raise ClassmoodError("--per-track adds to report.html, which --annotate writes; add --annotate")
+    source = open_source(args.input)  # a bad input fails here: no folder or session row is created for it
+    try:
+        prepare_out(args.out)
+        store = _open_session_store(args.db) if args.save else None
+    except BaseException:
+        source.close()
+        raise
+    try:
+        return _analyze_and_save(args, source, config, store)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _analyze_and_save(args: argparse.Namespace, source: Any, config: Any, store: Any) -> int:
+    from dataclasses import asdict
+
+    from classmood.analysis.analyze import analyze
+    from classmood.store import AnalysisRecorder
+
+    recorder = AnalysisRecorder(store, "cli", str(args.input), asdict(config)) if store is not None else None
+    if recorder is not None and recorder.error:
+        source.close()
+        raise ClassmoodError(recorder.error)
+    try:
+        result = analyze(
+            source,
+            args.out,
+            config,
+            progress=sys.stderr.isatty(),
+            annotate=args.annotate,
+            per_track=args.per_track,
+            on_update=recorder.on_update if recorder else None,
+        )
+    except (KeyboardInterrupt, Stopped):  # Ctrl-C or SIGTERM: what was analysed stays saved, files included
+        if recorder:
+            recorder.stopped()
+        raise
+    except Exception as exc:
+        if recorder:
+            recorder.failed(exc)
+        raise
+    except BaseException:
+        if recorder:
+            recorder.stopped()
+        raise
+    s = result.summary
+    print(
+        f"{s['frames_analysed']} of {s['frames']} frames analysed, {s['faces']} faces, {s['tracks']} tracks, "
+        f"{s['analysed_fps']} analysed frames/s -> {args.out}"
+    )
+    if s.get("skipped_frames"):
+        print(f"classmood: warning: skipped {s['skipped_frames']} damaged or unreadable frames", file=sys.stderr)
+    if s["truncated"]:
+        print(f"classmood: warning: {args.input} ended early (truncated?); what was read is saved", file=sys.stderr)
+    if recorder is not None:
+        recorder.finish(result)
+        if recorder.error:
+            print(f"classmood: warning: {recorder.error}", file=sys.stderr)
+        else:
+            print(f"saved as session {recorder.session_id} ({store!r})")
+    return 0
+
+
+def _open_session_store(url: str | None = None) -> Any:
+    from classmood.store import open_store
+
+    return open_store(url)
+
+
+def _cmd_sessions(args: argparse.Namespace) -> int:
+    store = _open_session_store(args.db)
+    try:
+        _sessions_action(store, args)
+    finally:
+        store.close()  # a PostgreSQL connection left open warns when collected
+    return 0
+
+
+def _sessions_action(store: Any, args: argparse.Namespace) -> None:
+    from classmood.analytics.privacy import check_min_faces
+
+    k = None if args.min_faces is None else check_min_faces(args.min_faces)
+    if args.action == "list":
+        table = store.list_sessions()
+        print(table.to_string(index=False) if len(table) else f"no sessions in {store!r}")
+    elif args.action == "show":
+        meta = store.session(args.id)
+        meta["summary"] = store.summary(args.id, k)  # class numbers under the k asked for
+        for key, value in meta.items():
+            print(f"{key:11s} {json.dumps(value) if isinstance(value, dict) else value}")
+        counts = store.list_sessions().set_index("id").loc[args.id]
+        print(f"{counts['faces']} faces, {counts['tracks']} tracks, {counts['bins']} bins, {counts['duration_s']} s")
+        bins = store.bins(args.id, k)
+        if len(bins):
+            cols = ["start_s", "end_s", "frames", "faces", "tracks", "suppressed", "valence", "negative_share", "flags"]
+            print(bins[cols].to_string(index=False))
+        print("(apparent facial expressions, not inner emotional states)")
+    elif args.action == "export":
+        for path in store.export(args.id, args.out, args.format, min_faces=k):
+            print(f"wrote {path}")
+    elif args.action == "delete":
+        store.delete(args.id)
+        print(f"deleted session {args.id}")
+    elif args.action == "compare":
+        table = store.compare(args.a, args.b, min_faces=k)
+        table.columns = [f"session {args.a}", f"session {args.b}", f"{args.b} - {args.a}"]
+        print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+        print("(apparent facial expressions, not inner emotional states; shares and valence from unsuppressed bins)")

@@ -1,0 +1,29 @@
+"""``classmood app``: the classroom web app."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("app", help="the classroom web app (Streamlit) on http://localhost:8501")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on; not loopback needs a password")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--db", help="session database: SQLite file path or SQLAlchemy URL (default: see 'sessions')")
+    p.add_argument("--max-upload-mb", type=int, help="largest uploaded recording in MB (default 500)")
+    p.add_argument(
+        "--hash-password",
+        action="store_true",
+        help="instead: read a password and print its salted hash for CLASSMOOD_PASSWORD_HASH",
+    )
+    p.set_defaults(func=_cmd_app)
+
+
+def _cmd_app(args: argparse.Namespace) -> int:
+    from classmood.app import auth, server
+
+    if args.hash_password:
+        print(auth.hash_password(server.read_new_password()))
+        return 0
+    return server.run_app(args.host, args.port, args.db, args.max_upload_mb)

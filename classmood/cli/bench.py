@@ -1,0 +1,111 @@
+"""``classmood bench``: every benchmark that prints measured figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("bench", help="faces/s of the shipped models on this CPU")
+    p.add_argument("--model", action="append", help="shipped name or .onnx path (repeatable; default: all shipped)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: min(2, cores))")
+    p.add_argument("--runs", type=int, default=15, help="timed runs per setting (median reported)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="instead: the video pipeline on a synthetic 7x7 1080p gallery vs a naive baseline (JSON)",
+    )
+    p.add_argument(
+        "--data", default="../shared/data/fer2013", help="FER2013 with PublicTest, for --pipeline, --robust, --events"
+    )
+    p.add_argument(
+        "--live",
+        action="store_true",
+        help="instead: the live app's worker fed a 49-face 1080p gallery at 10 fps; UI-side latencies (JSON)",
+    )
+    p.add_argument(
+        "--seconds", type=float, help="video length for --pipeline and --live (default 20) and --soak (default 3600)"
+    )
+    p.add_argument(
+        "--robust",
+        action="store_true",
+        help="instead: accuracy, calm faces read negative and smiles recognised under real-call degradations",
+    )
+    p.add_argument("--limit", type=int, default=0, help="--robust on a stratified subset of N PublicTest faces")
+    p.add_argument(
+        "--events",
+        action="store_true",
+        help="instead: ids per person through re-layouts, speaker view, screen share and a cut (needs PublicTest)",
+    )
+    p.add_argument(
+        "--clutter",
+        action="store_true",
+        help="instead: precision and recall of the face boxes on call screenshots full of clutter, gate off and on",
+    )
+    p.add_argument(
+        "--soak",
+        action="store_true",
+        help="instead: resident-memory slope over a simulated hour of a 640x368 gallery at 2 Hz (--seconds to change)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="--robust: seed of the degradations and subset; --events: recording (1)"
+    )
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.events:
+        from classmood.benchmarks.events import run_events_bench
+
+        print(json.dumps(run_events_bench(args.data, seed=args.seed if args.seed else 1), indent=2))
+        return 0
+    if args.clutter:
+        from classmood.benchmarks.clutter import TEST_SEEDS, run_clutter_bench
+
+        clutter = run_clutter_bench(TEST_SEEDS)
+        if not args.json:
+            for v in clutter["variants"].values():
+                v.pop("false_positive_boxes")
+        print(json.dumps(clutter, indent=2))
+        return 0
+    if args.soak:
+        from classmood.benchmarks.soak import run_soak
+
+        soak = run_soak(seconds=args.seconds or 3600.0)
+        if not args.json:
+            soak.pop("samples")
+        print(json.dumps(soak, indent=2))
+        return 0
+    if args.robust:
+        from classmood.benchmarks.robust import format_table, run_robust_bench
+
+        robust = run_robust_bench(args.data, args.model or ["fast", "accurate"], limit=args.limit, seed=args.seed)
+        print(json.dumps(robust, indent=2) if args.json else format_table(robust))
+        return 0
+    if args.live:
+        from classmood.benchmarks.live import run_live_bench
+
+        print(json.dumps(run_live_bench(seconds=args.seconds or 20.0), indent=2))
+        return 0
+    if args.pipeline:
+        from classmood.benchmarks.pipeline import run_gallery_bench
+
+        gallery = run_gallery_bench(args.data, seconds=args.seconds or 20.0)
+        print(json.dumps(gallery, indent=2))
+        return 0
+    from classmood.benchmarks.speed import bench_models
+
+    result = bench_models(args.model, threads=args.threads, runs=args.runs)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['cpu']}, {result['threads']} threads, median of {result['runs']} runs")
+        for name, r in result["models"].items():
+            print(
+                f"  {name:10s} batch 1: {r['faces_per_s_batch1']:8.0f} faces/s   "
+                f"batch 64: {r['faces_per_s_batch64']:8.0f} faces/s   ({r['file_mb']} MB, TTA {r['tta']})"
+            )
+    return 0

@@ -1,0 +1,229 @@
+"""Training-side commands: ``train``, ``models``, ``export`` (and shipping a model), ``calibrate``,
+``report`` (PyTorch where needed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from classmood.errors import ClassmoodError
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("train", help="train a model on FER2013 (needs PyTorch)")
+    p.add_argument(
+        "--recipe",
+        action="append",
+        help="TOML recipe file (see recipes/); flags below override it. Repeat to train several at once",
+    )
+    p.add_argument("--arch", help="architecture name (classmood models)")
+    p.add_argument("--data", help="FER2013 CSV, compact-array folder or image folders")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--out", help="run folder (default runs/<arch>)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, help="CPU threads")
+    p.add_argument("--limit", type=int, help="use only the first N training images")
+    p.add_argument("--teacher", action="append", help="checkpoint to distil from (repeatable)")
+    p.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("models", help="list architectures with parameter counts and MACs per face (needs PyTorch)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser("export", help="export a training checkpoint to ONNX (needs PyTorch)")
+    p.add_argument("checkpoint", help="a best.pt/last.pt written by 'classmood train'")
+    p.add_argument("--out", help="output .onnx (default: next to the checkpoint)")
+    p.add_argument(
+        "--tta",
+        choices=["none", "flip", "flip_scale"],
+        default="flip",
+        help="test-time augmentation baked into the graph (flip_scale: 6 views, 3x flip's time)",
+    )
+    p.add_argument(
+        "--ship", help="install as a shipped model (accurate, fast, accurate_alt) and record its PublicTest metrics"
+    )
+    p.add_argument("--data", help="dataset for --ship's PublicTest measurement (default: the run's data)")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser(
+        "calibrate", help="fit a model's temperature, add the classroom prior and the uncertain rule (needs onnx)"
+    )
+    p.add_argument("model", help="shipped model name (accurate, fast, accurate_alt) or .onnx path")
+    p.add_argument("--data", default="../shared/data/fer2013", help="FER2013 with PublicTest (the selection split)")
+    p.add_argument("--temperature", type=float, help="use this temperature instead of fitting one")
+    p.add_argument(
+        "--neutral", type=float, help="classroom prior: this share of faces at rest (e.g. 0.5); default: no prior"
+    )
+    p.add_argument("--class-weight-power", type=float, default=0.5, help="the training run's class_weight_power")
+    p.add_argument("--min-confidence", type=float, default=0.0, help="uncertain below this top probability")
+    p.add_argument("--min-face-px", type=float, default=0.0, help="uncertain below this face-box height in pixels")
+    p.add_argument("--min-detail", type=float, default=0.0, help="uncertain below this crop detail (readout.detail)")
+    p.add_argument("--write", action="store_true", help="store the readout in the model file's metadata")
+    p.set_defaults(func=_cmd_calibrate)
+
+    p = sub.add_parser("report", help="write docs/models.md and confusion-matrix images from training runs")
+    p.add_argument("--runs", default="docs/runs", help="folder of run folders holding run.json")
+    p.add_argument("--out", default="docs/models.md")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--readme", help="also refresh the shipped-model table in this README (between its markers)")
+    p.add_argument("--experiments", default="docs/experiments.md", help="the experiment log to write ('' to skip)")
+    p.set_defaults(func=_cmd_report)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    try:
+        from classmood.training.train import TrainConfig, train
+    except ImportError as exc:
+        raise ClassmoodError(f"training needs PyTorch: pip install 'classmood[train]' ({exc})") from None
+    overrides = {
+        "arch": args.arch,
+        "data": args.data,
+        "epochs": args.epochs,
+        "out": args.out,
+        "seed": args.seed,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "device": args.device,
+        "threads": args.threads,
+        "limit": args.limit,
+        "teacher": args.teacher,
+        "export_onnx": False if args.no_export else None,
+    }
+    recipes = args.recipe or []
+    if len(recipes) > 1:
+        from classmood.training.parallel import train_in_parallel
+
+        return train_in_parallel(recipes, args)
+    try:
+        if recipes:
+            cfg = TrainConfig.from_toml(recipes[0], **overrides)
+        else:
+            if not args.arch:
+                raise ClassmoodError("give --arch NAME or --recipe FILE (see 'classmood models')")
+            cfg = TrainConfig.from_dict({k: v for k, v in overrides.items() if v is not None})
+            if not args.out:
+                cfg.out = f"runs/{cfg.arch}"
+    except (ValueError, TypeError, OSError) as exc:
+        raise ClassmoodError(f"bad training settings: {exc}") from None
+    from classmood.models import list_models
+
+    if cfg.arch not in list_models():
+        raise ClassmoodError(f"unknown architecture {cfg.arch!r}; known: {', '.join(list_models())}")
+    train(cfg)
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    try:
+        from classmood.models import count_macs, count_params, create_model, list_models
+    except ImportError as exc:
+        raise ClassmoodError(f"listing architectures needs PyTorch: pip install 'classmood[train]' ({exc})") from None
+    rows: list[dict[str, Any]] = []
+    for name in list_models():
+        model = create_model(name)
+        doc = (type(model).__doc__ or "").strip().splitlines()
+        rows.append(
+            {
+                "name": name,
+                "params": count_params(model),
+                "macs_per_face": count_macs(model),
+                "summary": doc[0] if doc else "",
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(f"{'architecture':20s} {'params':>10s} {'MACs/face':>12s}")
+        for r in rows:
+            print(f"{r['name']:20s} {r['params'] / 1e6:9.2f}M {r['macs_per_face'] / 1e6:11.1f}M")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    try:
+        from classmood.training.ship import export_checkpoint
+    except ImportError as exc:
+        raise ClassmoodError(f"export needs PyTorch: pip install 'classmood[train]' ({exc})") from None
+    out, val = export_checkpoint(Path(args.checkpoint), args.out, args.tta, ship=args.ship, data=args.data)
+    if val is not None:
+        print(f"shipped {args.ship}: PublicTest accuracy {val['accuracy']:.4f}, macro-F1 {val['macro_f1']:.3f}")
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fit a model's temperature on PublicTest, add the classroom prior and the uncertain rule,
+    print what they change (raw and deployed side by side) and, with --write, store them in the model."""
+    from classmood.data import load_split
+    from classmood.expression.calibrate import (
+        classroom_prior,
+        expected_calibration_error,
+        fit_temperature,
+        prior_weights,
+        training_prior,
+    )
+    from classmood.expression.evaluate import deployed_metrics
+    from classmood.expression.metrics import classification_metrics
+    from classmood.expression.model import ENSEMBLE, load_model, resolve_model
+    from classmood.expression.readout import Readout
+
+    if args.model == ENSEMBLE:
+        raise ClassmoodError("calibrate one file at a time; the ensemble uses its first member's readout")
+    model = load_model(args.model)
+    split = load_split(args.data, "PublicTest")
+    raw = model.predict_proba(split.images, raw=True)
+    temperature = fit_temperature(raw, split.labels) if args.temperature is None else args.temperature
+    prior = None
+    if args.neutral is not None:
+        prior = prior_weights(classroom_prior(args.neutral), training_prior(args.class_weight_power))
+    try:
+        readout = Readout(temperature, prior, args.min_confidence, args.min_face_px, args.min_detail)
+    except ValueError as exc:
+        raise ClassmoodError(f"invalid readout: {exc}") from None
+    calibrated = Readout(temperature).calibrate(raw)
+    metrics = classification_metrics(split.labels, raw)
+    deployed = deployed_metrics(split.labels, raw, split.images, readout)
+    print(f"{model.name} on PublicTest (n={len(split.labels)})")
+    ece_raw, ece = (expected_calibration_error(p, split.labels) for p in (raw, calibrated))
+    print(f"  temperature {temperature:g}: expected calibration error {ece_raw:.4f} -> {ece:.4f}")
+    print(f"  raw:      accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}")
+    print(
+        f"  deployed: accuracy {deployed['accuracy']:.4f}  macro-F1 {deployed['macro_f1']:.4f}  "
+        f"coverage {deployed['coverage']:.1%}  accuracy of read faces {deployed['accuracy_read']:.4f}"
+    )
+    for name in ("neutral", "happy", "sad", "angry", "fear"):
+        print(
+            f"    recall {name:8s} {metrics['per_class_recall'][name]:.2f} -> {deployed['per_class_recall'][name]:.2f}"
+        )
+    print(f"  readout: {readout.describe()}")
+    if args.write:
+        from classmood.training.ship_readout import write_readout
+
+        path = resolve_model(args.model)
+        write_readout(path, readout)
+        print(f"wrote the readout into {path}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    try:
+        from classmood.training.model_report import build_report
+    except ImportError as exc:
+        raise ClassmoodError(
+            f"the report needs PyTorch and matplotlib: pip install 'classmood[train]' ({exc})"
+        ) from None
+    if not Path(args.runs).is_dir():
+        raise ClassmoodError(f"{args.runs}: no such folder of training runs")
+    build_report(args.runs, args.out, threads=args.threads, readme=args.readme)
+    print(f"wrote {args.out}")
+    if args.experiments:
+        from classmood.training.experiments import write_experiment_log
+
+        print(f"wrote {write_experiment_log(args.runs, args.experiments)}")
+    return 0
