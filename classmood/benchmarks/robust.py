@@ -163,7 +163,8 @@ def run_robust_bench(
     }
     for name in models:
         model = load_model(name)
-        readouts: dict[str, Readout] = {"shipped": Readout.from_metadata(model.metadata)}
+        # the readout the pipeline uses (an ensemble's is its first member's; it has no metadata of its own)
+        readouts: dict[str, Readout] = {"shipped": model.readout}
         if raw_too and readouts["shipped"] != Readout():
             readouts["raw"] = Readout()
         scores: dict[str, dict[str, Any]] = {r: {} for r in readouts}
