@@ -22,17 +22,20 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from classmood.analytics.mood import VALENCE_WEIGHTS, MoodBin
-from classmood.analytics.privacy import apply_k, check_min_faces, class_summary, current_view
+from classmood.analytics.mood import VALENCE_WEIGHTS
+from classmood.analytics.privacy import apply_k, check_min_faces, current_view
+from classmood.analytics.summary import build_summary
+from classmood.containers import Detections, Frame, MoodBin, Summary
 from classmood.pipeline import Analyzer, PipelineConfig, Update
-from classmood.vision.detections import Detections
-from classmood.vision.sources import Frame
+from classmood.store.recorder import SessionRecorder
+
+if TYPE_CHECKING:
+    from classmood.store import SessionStore
 
 NOTE = "apparent facial expressions, not inner emotional states"
 
@@ -132,7 +135,7 @@ class LiveSession:
         kind: str,
         source: str,
         config: PipelineConfig | None = None,
-        store: Any = None,
+        store: SessionStore | None = None,
         analyzer_factory: Callable[[PipelineConfig], Analyzer] | None = None,
         idle_timeout_s: float = 20.0,
         history_s: float = 600.0,
@@ -160,7 +163,8 @@ class LiveSession:
         self._last_frame_at = 0.0
         self._ended_at: float | None = None
         self._frame_size: tuple[int, int] | None = None
-        self.session_id: Any = None
+        self.session_id: int | None = None
+        self._recorder: SessionRecorder | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -173,14 +177,10 @@ class LiveSession:
             return self
         self._t0 = self._last_frame_at = self._clock()
         self._state.status = "starting"
-        if self.store is not None:
-            try:
-                self.session_id = self.store.start_session(
-                    kind=self.kind, source=self.source, config=_config_dict(self.config)
-                )
-            except Exception as exc:  # the analysis is still useful on screen without the database
-                self._state.store_error = f"sessions are not being saved: {exc}"
-                self.store = None
+        if self.store is not None:  # the analysis is still useful on screen without the database
+            self._recorder = SessionRecorder(self.store, self.kind, self.source, _config_dict(self.config)).open()
+            self.session_id = self._recorder.session_id
+            self._state.store_error = self._recorder.error
         self._thread = threading.Thread(target=self._run, name=f"classmood-live-{self.kind}", daemon=True)
         self._thread.start()
         return self
@@ -296,10 +296,9 @@ class LiveSession:
                     checked = now
                     if not self._alive():  # the browser tab that owns this session is gone
                         break
-                if self.store is not None and self.session_id is not None and now - beat >= self.heartbeat_s:
+                if self._recorder is not None and now - beat >= self.heartbeat_s:
                     beat = now
-                    with suppress(Exception):
-                        self.store.heartbeat(self.session_id)
+                    self._recorder.save([], [])  # nothing to save: a heartbeat
                 frame = self._box.take(timeout=0.2)
                 if frame is None:
                     if self.idle_timeout_s and self._clock() - self._last_frame_at > self.idle_timeout_s:
@@ -351,45 +350,42 @@ class LiveSession:
         self._record(rows, update.bins)
 
     def _record(self, face_rows: list[dict[str, Any]], bins: list[MoodBin]) -> None:
-        if self.store is None or self.session_id is None or not (face_rows or bins):
+        if self._recorder is None or not (face_rows or bins):
             return
-        try:
-            self.store.add_update(self.session_id, face_rows=face_rows, bin_rows=[b.as_row() for b in bins])
-        except Exception as exc:
+        self._recorder.save(face_rows, bins)
+        if self._recorder.error:
             with self._lock:
-                self._state.store_error = f"saving stopped: {exc}"
-            self.store = None
+                self._state.store_error = self._recorder.error
 
-    def summary(self) -> dict[str, Any]:
-        """The stored session summary: counts and settings, class numbers only from bins with at least k faces."""
+    def summary(self) -> Summary:
+        """The stored session summary (``build_summary``, as for ``analyze``): class numbers only under k."""
         with self._lock:
             s = self._state
             end = self._ended_at if self._ended_at is not None else self._clock()
-            return {
-                "input": self.source,
-                "kind": self.kind,
-                "frames": self._box.put_count,
-                "frames_analysed": s.analysed,
-                "frames_dropped": self._box.dropped,
-                "faces": s.faces_total,
-                "tracks": len(s.tracks_seen),
-                "wall_s": round(end - self._t0, 3),
-                "detector": self.config.detector,
-                "model": self.config.model,
-                "rate_hz": self.config.rate_hz,
-                "class": class_summary(s.bins, self.config.min_faces),
-                "error": s.error,
-                "note": NOTE,
-            }
+            return build_summary(
+                input=self.source,
+                kind=self.kind,
+                frames=self._box.put_count,
+                frames_analysed=s.analysed,
+                faces=s.faces_total,
+                tracks=len(s.tracks_seen),
+                wall_s=end - self._t0,
+                detector=self.config.detector,
+                model=self.config.model,
+                rate_hz=self.config.rate_hz,
+                raw_bins=s.bins,
+                min_faces=self.config.min_faces,
+                frames_dropped=self._box.dropped,
+                error=s.error,
+            )
 
     def _finish_store(self, status: str) -> None:
-        if self.store is None or self.session_id is None:
+        if self._recorder is None:
             return
-        try:
-            self.store.finish_session(self.session_id, summary=self.summary(), status=status)
-        except Exception as exc:
+        self._recorder.close(status, self.summary())
+        if self._recorder.error:
             with self._lock:
-                self._state.store_error = f"could not close the saved session: {exc}"
+                self._state.store_error = self._recorder.error
 
 
 def _config_dict(config: PipelineConfig) -> dict[str, Any]:

@@ -10,7 +10,7 @@ exponential moving average. Nothing here writes images to disk.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,18 +18,19 @@ from typing import Any
 import numpy as np
 
 from classmood.analytics.face_rows import FaceRows
-from classmood.analytics.mood import MoodAggregator, MoodBin
-from classmood.analytics.privacy import DEFAULT_MIN_FACES, apply_k, check_min_faces, class_summary
+from classmood.analytics.mood import MoodAggregator
+from classmood.analytics.privacy import DEFAULT_MIN_FACES, apply_k, check_min_faces
+from classmood.analytics.summary import build_summary
+from classmood.containers import Detections, Frame, MoodBin, Summary
 from classmood.errors import ClassmoodError
 from classmood.expression.model import ExpressionModel, load_model
 from classmood.expression.readout import UNCERTAIN
 from classmood.labels import EMOTIONS
 from classmood.vision.crops import face_crops
-from classmood.vision.detections import Detections
 from classmood.vision.detectors import DEFAULT_DETECTOR, FaceDetector, create_detector
 from classmood.vision.gate import FaceGate
 from classmood.vision.refine import FaceRefiner
-from classmood.vision.sources import Frame, FrameSource, open_source
+from classmood.vision.sources import FrameSource, open_source
 from classmood.vision.tracker import IoUTracker
 
 
@@ -186,7 +187,7 @@ class AnalysisResult:
     source: str
     faces: FaceRows = field(default_factory=FaceRows)  # behaves like a list of faces.csv rows (dicts)
     raw_bins: list[MoodBin] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: Mapping[str, Any] = field(default_factory=dict)  # a ``Summary`` once analysed
     min_faces: int = DEFAULT_MIN_FACES
 
     @property
@@ -215,21 +216,21 @@ def summarize(
     wall_s: float,
     raw_bins: list[MoodBin],
     skipped_frames: int = 0,
-) -> dict[str, Any]:
-    """summary.json: counts and settings, and class-level numbers only from bins with at least k faces."""
-    return {
-        "input": src.name,
-        "frames": frames,
-        "frames_analysed": analysed,
-        "faces": len(faces),
-        "tracks": len(np.unique(faces.column("track_id"))),
-        "wall_s": round(wall_s, 3),
-        "analysed_fps": round(analysed / wall_s, 3) if wall_s > 0 else None,
-        "detector": config.detector,
-        "model": config.model,
-        "rate_hz": config.rate_hz,
-        "truncated": src.truncated,
-        "skipped_frames": skipped_frames,  # damaged frames the decoder could not read
-        "class": class_summary(raw_bins, config.min_faces),
-        "note": "apparent facial expressions, not inner emotional states",
-    }
+) -> Summary:
+    """summary.json for an input: counts and settings, and class-level numbers only from bins with at least k faces."""
+    return build_summary(
+        input=src.name,
+        kind=src.kind,
+        frames=frames,
+        frames_analysed=analysed,
+        faces=len(faces),
+        tracks=len(np.unique(faces.column("track_id"))),
+        wall_s=wall_s,
+        detector=config.detector,
+        model=config.model,
+        rate_hz=config.rate_hz,
+        raw_bins=raw_bins,
+        min_faces=config.min_faces,
+        truncated=src.truncated,
+        skipped_frames=skipped_frames,
+    )

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 from classmood.analysis.report import load_result, report_from_dir, write_report
-from classmood.analytics.mood import MoodBin
 from classmood.cli import main
+from classmood.containers import Detections, MoodBin
 from classmood.labels import EMOTIONS
 from classmood.pipeline import AnalysisResult
 from classmood.vision.annotate import AnnotatedVideoWriter, draw_detections
-from classmood.vision.detections import Detections
 from tests.test_pipeline import write_video
 from tests.test_vision import gallery
 

@@ -20,6 +20,7 @@ from classmood.app import auth, server
 from classmood.app.screenshare import decode_frame
 from classmood.app.uploads import analyze_upload, check_upload, looks_like_video, max_upload_mb, save_upload
 from classmood.cli import main
+from classmood.containers import Frame
 from classmood.errors import ClassmoodError
 from classmood.expression.predict import sample_face_path
 from classmood.imageio import read_image
@@ -28,7 +29,6 @@ from classmood.live import LatestFrame, LiveSession
 from classmood.pipeline import Analyzer, PipelineConfig
 from classmood.store import open_store
 from classmood.vision.detectors import create_detector
-from classmood.vision.sources import Frame
 from tests.test_pipeline import write_video
 from tests.test_vision import gallery
 

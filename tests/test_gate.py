@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from classmood.vision.detections import Detections
+from classmood.containers import Detections
 from classmood.vision.gate import FaceGate, GateConfig, flatness, listed
 from tests.test_vision import gallery
 

@@ -6,8 +6,8 @@ import numpy as np
 
 from classmood.analytics.mood import MoodAggregator
 from classmood.analytics.privacy import apply_k
+from classmood.containers import Detections
 from classmood.labels import EMOTIONS
-from classmood.vision.detections import Detections
 
 
 def frame(expressions: list[str], start_id: int = 1) -> Detections:

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from classmood.analytics.mood import MoodBin
 from classmood.analytics.privacy import apply_k, check_min_faces, class_summary
 from classmood.cli import main
+from classmood.containers import MoodBin
 from classmood.errors import ClassmoodError
 from classmood.labels import EMOTIONS
 from classmood.live import LiveSession

@@ -1,4 +1,4 @@
-"""The session database: writing, reading, export, compare, delete, record() and the ``sessions`` CLI."""
+"""The session database: writing, reading, export, compare, delete, the recorder and the ``sessions`` CLI."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from classmood.analytics.mood import MoodBin
 from classmood.cli import main
+from classmood.containers import MoodBin
 from classmood.errors import ClassmoodError
 from classmood.labels import EMOTIONS
-from classmood.store import BIN_COLUMNS, FACE_COLUMNS, SessionStore, default_url, open_store, record
-from classmood.store.sessions import bins_table, faces_table
+from classmood.store import BIN_COLUMNS, FACE_COLUMNS, SessionRecorder, SessionStore, default_url, open_store
+from classmood.store.schema import bins_table, faces_table
 
 # Set (as .ci/run does, with a throwaway local server) to run every store test on PostgreSQL too.
 POSTGRES_URL = os.environ.get("CLASSMOOD_TEST_POSTGRES_URL")
@@ -34,7 +34,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield POSTGRES_URL
     from sqlalchemy import create_engine
 
-    from classmood.store.sessions import metadata
+    from classmood.store.schema import metadata
 
     engine = create_engine(POSTGRES_URL)
     metadata.drop_all(engine)  # every test starts from an empty database
@@ -261,7 +261,7 @@ def test_missing_session_is_a_clear_error(store: SessionStore, tmp_path: Path) -
 
 
 class FakeUpdate:
-    """What record() needs from a pipeline Update."""
+    """What SessionRecorder needs from a pipeline Update."""
 
     def __init__(self, frame: int, bins: list[MoodBin] | None = None) -> None:
         self.frame = frame
@@ -271,38 +271,45 @@ class FakeUpdate:
         return [face(self.frame, 1), face(self.frame, 2)]
 
 
-def test_record_marks_failed_and_keeps_earlier_rows(store: SessionStore) -> None:
-    sid = store.start_session("upload", "broken.mp4")
-
-    def updates() -> Any:
-        yield FakeUpdate(0)
-        yield FakeUpdate(1, [MoodBin(0, 5, 2, 2.0, 2, True, None, None, None, None)])
+def test_recorder_marks_failed_and_keeps_earlier_rows(store: SessionStore) -> None:
+    with pytest.raises(RuntimeError, match="decoder died"), SessionRecorder(store, "upload", "broken.mp4", {}) as rec:
+        rec.add(FakeUpdate(0))  # type: ignore[arg-type]
+        rec.add(FakeUpdate(1, [MoodBin(0, 5, 2, 2.0, 2, True, None, None, None, None)]))  # type: ignore[arg-type]
         raise RuntimeError("decoder died")
-
-    seen = []
-    with pytest.raises(RuntimeError, match="decoder died"):
-        for u in record(store, sid, updates()):
-            seen.append(u.frame)
-    assert seen == [0, 1]
-    assert store.session(sid)["status"] == "failed"
-    assert store.faces(sid)["frame"].tolist() == [0, 0, 1, 1]
-    assert len(store.bins(sid)) == 1
+    assert rec.session_id is not None
+    meta = store.session(rec.session_id)
+    assert meta["status"] == "failed" and "decoder died" in meta["summary"]["error"]
+    assert store.faces(rec.session_id)["frame"].tolist() == [0, 0, 1, 1]
+    assert len(store.bins(rec.session_id)) == 1
 
 
-def test_record_finished_and_stopped(store: SessionStore) -> None:
-    done = store.start_session("upload", "ok.mp4")
-    assert [u.frame for u in record(store, done, [FakeUpdate(0), FakeUpdate(1)])] == [0, 1]
-    assert store.session(done)["status"] == "finished"
-    store.finish_session(done, {"faces": 4})  # the caller adds the summary afterwards
-    assert store.session(done)["summary"] == {"faces": 4}
+def test_recorder_finished_and_stopped(store: SessionStore) -> None:
+    with SessionRecorder(store, "upload", "ok.mp4", {}) as done:
+        for i in range(2):
+            done.add(FakeUpdate(i))  # type: ignore[arg-type]
+            assert len(store.faces(done.session_id or 0)) == 2 * (i + 1)  # committed while still running
+        done.finish({"faces": 4})
+    assert store.session(done.session_id or 0)["status"] == "finished"
+    assert store.session(done.session_id or 0)["summary"] == {"faces": 4}
 
-    live = store.start_session("camera", "webcam:0")
-    gen = record(store, live, (FakeUpdate(i) for i in range(100)))
-    next(gen)
-    next(gen)
-    gen.close()  # the user pressed stop
-    assert store.session(live)["status"] == "stopped"
-    assert len(store.faces(live)) == 4
+    with pytest.raises(KeyboardInterrupt), SessionRecorder(store, "camera", "webcam:0", {}) as live:
+        live.add(FakeUpdate(0))  # type: ignore[arg-type]
+        live.add(FakeUpdate(1))  # type: ignore[arg-type]
+        raise KeyboardInterrupt  # the user pressed stop (Ctrl-C, SIGTERM, a page left)
+    assert store.session(live.session_id or 0)["status"] == "stopped"
+    assert len(store.faces(live.session_id or 0)) == 4
+
+    with SessionRecorder(store, "cli", "left.mp4", {}) as unfinished:  # the block ended without finish()
+        pass
+    assert store.session(unfinished.session_id or 0)["status"] == "stopped"
+
+
+def test_recorder_never_stops_the_analysis_when_the_database_fails(store: SessionStore) -> None:
+    with SessionRecorder(store, "cli", "a.mp4", {}) as rec:
+        store.delete(rec.session_id or 0)  # the row vanishes under the recorder
+        rec.add(FakeUpdate(0))  # type: ignore[arg-type]
+        rec.add(FakeUpdate(1))  # type: ignore[arg-type]
+    assert rec.error is not None and "no session" in rec.error
 
 
 def test_sqlite_wal_and_threads(store: SessionStore) -> None:
@@ -414,36 +421,6 @@ def test_cli_analyze_save(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsy
     written = pd.read_csv(tmp_path / "out" / "faces.csv")
     pd.testing.assert_frame_equal(store.faces(1), written, check_dtype=False)
     assert len(store.bins(1)) == len(pd.read_csv(tmp_path / "out" / "class_mood.csv"))
-
-
-def test_analysis_recorder_saves_as_it_goes_and_marks_the_end(store: SessionStore) -> None:
-    import numpy as np
-
-    from classmood.pipeline import AnalysisResult, Update
-    from classmood.store import AnalysisRecorder
-    from classmood.vision.detections import Detections
-    from classmood.vision.sources import Frame
-
-    def update(index: int, bins: list[MoodBin]) -> Update:
-        dets = Detections(np.array([[0, 0, 10, 10]]), np.ones(1), np.array([1]), np.full((1, 7), 1 / 7, np.float32))
-        return Update(Frame(index, index * 0.5, np.zeros((2, 2, 3), np.uint8)), dets, bins)
-
-    first, last = (MoodBin(t, t + 5, 2, 1.0, 1, True, None, None, None, None) for t in (0.0, 5.0))
-    done = AnalysisRecorder(store, "cli", "class.mp4", {"rate_hz": 2.0})
-    done.on_update(update(0, []))
-    assert len(store.faces(done.session_id)) == 1  # committed while the analysis still runs
-    done.on_update(update(1, [first]))
-    done.finish(AnalysisResult("class.mp4", [], [first, last], {"frames": 2}))
-    assert store.bins(done.session_id)["start_s"].tolist() == [0.0, 5.0]  # the last bin once, at the end
-    assert store.session(done.session_id)["status"] == "finished"
-    assert store.session(done.session_id)["summary"] == {"frames": 2}
-
-    broken = AnalysisRecorder(store, "cli", "cut.mp4", {})
-    broken.on_update(update(0, []))
-    broken.failed(RuntimeError("decoder gave up"))
-    meta = store.session(broken.session_id)
-    assert meta["status"] == "failed" and "decoder gave up" in meta["summary"]["error"]
-    assert len(store.faces(broken.session_id)) == 1  # what was analysed before the failure stays
 
 
 def test_a_database_from_before_new_columns_opens_and_gains_them(tmp_path: Path) -> None:

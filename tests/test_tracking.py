@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from classmood.vision.detections import Detections
+from classmood.containers import Detections
 from classmood.vision.tracker import IoUTracker
 
 skimage_data = pytest.importorskip("skimage.data", reason="the test faces are scikit-image's sample photos")

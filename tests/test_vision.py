@@ -139,8 +139,8 @@ def test_detectors_agree_on_a_real_photo() -> None:
 
 def test_real_photo_in_a_1080p_gallery_is_found_in_every_tile() -> None:
     from classmood.benchmarks.live import real_gallery
+    from classmood.containers import Frame
     from classmood.pipeline import Analyzer, PipelineConfig
-    from classmood.vision.sources import Frame
 
     frame = real_gallery(head_px=80)  # the portrait small in its tile, head and shoulders: the face ~27 px tall
     tile_w, tile_h = 1920 // 7, 1080 // 7

@@ -23,12 +23,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from classmood.containers import Detections, Frame
 from classmood.errors import ClassmoodError, Stopped
 from classmood.labels import FACE_COLUMNS
 from classmood.pipeline import AnalysisResult, Analyzer, PipelineConfig, Update, summarize
 from classmood.vision.annotate import AnnotatedVideoWriter
-from classmood.vision.detections import Detections
-from classmood.vision.sources import Frame, FrameSource, open_source
+from classmood.vision.sources import FrameSource, open_source
 
 # Set (e.g. by the CLI's SIGTERM handler) to stop a running ``analyze`` between two frames, cleanly:
 # the frame being analysed is finished and saved everywhere, then the outputs are written as for Ctrl-C.
@@ -185,7 +185,7 @@ def analyze(
                 faces_fh.close()
             if work is not None and out_dir is not None and keep:
                 _write_mood(work / "class_mood.csv", result.mood_rows())
-                (work / "summary.json").write_text(json.dumps(result.summary, indent=2))
+                (work / "summary.json").write_text(json.dumps(dict(result.summary), indent=2))
                 if annotate:
                     from classmood.analysis.report import write_report
 

@@ -26,13 +26,12 @@ from typing import Any
 import numpy as np
 
 from classmood.analytics.face_rows import FaceRows
-from classmood.analytics.mood import MoodBin
 from classmood.analytics.privacy import DEFAULT_MIN_FACES, class_summary
+from classmood.containers import UNCERTAIN_WORD, MoodBin
 from classmood.errors import ClassmoodError
 from classmood.labels import EMOTIONS, FACE_COLUMNS
 from classmood.pipeline import AnalysisResult
 from classmood.vision.annotate import EXPRESSION_RGB
-from classmood.vision.detections import UNCERTAIN_WORD
 
 UNCERTAIN_RGB = (175, 175, 175)  # faces too small, blurred or unconfident to read: grey, apart from the 7
 

@@ -20,91 +20,15 @@ arrived?" rather than "how do these faces look?".
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from classmood.containers import Detections, MoodBin
 from classmood.labels import EMOTIONS
-from classmood.vision.detections import Detections
 
 NEGATIVE = ("angry", "disgust", "fear", "sad")
 # A valence-like score per face: P(happy) - P(any negative expression), in [-1, 1].
 VALENCE_WEIGHTS = np.array([-1.0 if e in NEGATIVE else 1.0 if e == "happy" else 0.0 for e in EMOTIONS], np.float32)
-
-
-@dataclass
-class MoodBin:
-    start_s: float
-    end_s: float
-    frames: int  # analysed frames in the bin
-    faces: float  # mean faces per analysed frame
-    tracks: int  # distinct pseudonymous ids seen
-    suppressed: bool  # fewer than k faces: no class-level numbers (set by privacy.apply_k; raw bins: False)
-    shares: dict[str, float] | None  # share of classified faces whose top expression is each class
-    mean_probs: dict[str, float] | None
-    valence: float | None
-    negative_share: float | None
-    flags: list[str] = field(default_factory=list)
-    uncertain_share: float | None = None  # share of classified faces not read (None when suppressed)
-    valence_change: float | None = None  # mean valence minus each face's own baseline (None: none yet)
-
-    def as_row(self) -> dict[str, object]:
-        """Flat dict for CSV/Parquet: one column per class share and mean probability."""
-        row: dict[str, object] = {
-            "start_s": round(self.start_s, 3),
-            "end_s": round(self.end_s, 3),
-            "frames": self.frames,
-            "faces": round(self.faces, 2),
-            "tracks": self.tracks,
-            "suppressed": self.suppressed,
-        }
-        for e in EMOTIONS:
-            row[f"share_{e}"] = None if self.shares is None else round(self.shares[e], 4)
-        for e in EMOTIONS:
-            row[f"p_{e}"] = None if self.mean_probs is None else round(self.mean_probs[e], 4)
-        row["valence"] = None if self.valence is None else round(self.valence, 4)
-        row["negative_share"] = None if self.negative_share is None else round(self.negative_share, 4)
-        row["uncertain_share"] = None if self.uncertain_share is None else round(self.uncertain_share, 4)
-        row["valence_change"] = None if self.valence_change is None else round(self.valence_change, 4)
-        row["flags"] = ";".join(self.flags)
-        return row
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> MoodBin:
-        """The inverse of ``as_row`` (empty, None or NaN cells are missing numbers)."""
-
-        def number(key: str) -> float | None:
-            v = row.get(key)
-            if v is None or v == "" or (isinstance(v, float) and math.isnan(v)):
-                return None
-            return float(v)
-
-        def dist(prefix: str) -> dict[str, float] | None:
-            vals = [number(f"{prefix}{e}") for e in EMOTIONS]
-            return (
-                None
-                if any(v is None for v in vals)
-                else {e: float(v or 0.0) for e, v in zip(EMOTIONS, vals, strict=True)}
-            )
-
-        flags = row.get("flags")
-        return cls(
-            start_s=float(row["start_s"]),
-            end_s=float(row["end_s"]),
-            frames=int(row["frames"]),
-            faces=float(row["faces"]),
-            tracks=int(row["tracks"]),
-            suppressed=str(row.get("suppressed", "")).strip().lower() == "true",
-            shares=dist("share_"),
-            mean_probs=dist("p_"),
-            valence=number("valence"),
-            negative_share=number("negative_share"),
-            flags=[f for f in (flags if isinstance(flags, str) else "").split(";") if f],
-            uncertain_share=number("uncertain_share"),
-            valence_change=number("valence_change"),
-        )
 
 
 NEGATIVE_JUMP = 0.2  # flag a bin whose negative share rose by at least this over the previous shown bin

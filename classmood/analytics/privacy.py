@@ -21,14 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from classmood.analytics.mood import NEGATIVE, VALENCE_WEIGHTS, MoodBin, flag_bins
+from classmood.analytics.mood import NEGATIVE, VALENCE_WEIGHTS, flag_bins
+from classmood.containers import MoodBin
 from classmood.errors import ClassmoodError
 from classmood.labels import EMOTIONS
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from classmood.vision.detections import Detections
+    from classmood.containers import Detections
 
 DEFAULT_MIN_FACES = 5
 HIDDEN_NOTE = "class-level numbers need at least k faces present; bins with fewer are hidden"

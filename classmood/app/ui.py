@@ -12,13 +12,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from classmood.analytics.mood import MoodBin
 from classmood.analytics.privacy import DEFAULT_MIN_FACES, apply_k, check_min_faces, class_summary
+from classmood.containers import Detections, MoodBin
 from classmood.labels import EMOTIONS
 from classmood.live import LiveSession, LiveSnapshot
 from classmood.pipeline import PipelineConfig
 from classmood.vision.annotate import draw_detections
-from classmood.vision.detections import Detections
 
 LEGAL_NOTICE = (
     "**Apparent facial expressions, not emotions.** classmood reads how faces *look* (FER2013 classes); it "

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -23,7 +24,7 @@ from typing import IO, Any
 from classmood.analysis.report import write_report
 from classmood.errors import ClassmoodError
 from classmood.pipeline import AnalysisResult, PipelineConfig, Update
-from classmood.store.recorder import AnalysisRecorder
+from classmood.store.recorder import SessionRecorder
 from classmood.vision.sources import VIDEO_SUFFIXES, open_source
 
 MAX_UPLOAD_ENV = "CLASSMOOD_MAX_UPLOAD_MB"
@@ -120,37 +121,36 @@ def analyze_upload(
     source.name = name  # the report and the summary name the uploaded file, not the server's temporary copy
     if on_progress:
         on_progress(0.0, "starting")
-    recorder = AnalysisRecorder(store, "upload", name, asdict(config)) if store is not None else None
     started = last_report = time.monotonic()
+    recording = SessionRecorder(store, "upload", name, asdict(config)) if store is not None else nullcontext()
 
-    def on_update(update: Update, done: float | None) -> None:
-        nonlocal last_report
-        if recorder is not None:
-            recorder.on_update(update)
-        now = time.monotonic()
-        if on_progress and now - last_report >= poll_s:
-            last_report = now
-            on_progress(min(0.99, done or 0.0), f"{now - started:.0f} s")  # Streamlit raises here if the page is left
+    with recording as recorder, tempfile.TemporaryDirectory(prefix="classmood-out-") as tmp:
 
-    with tempfile.TemporaryDirectory(prefix="classmood-out-") as tmp:
+        def on_update(update: Update, done: float | None) -> None:
+            nonlocal last_report
+            if recorder is not None:
+                recorder.add(update)
+            now = time.monotonic()
+            if on_progress and now - last_report >= poll_s:
+                last_report = now
+                on_progress(
+                    min(0.99, done or 0.0), f"{now - started:.0f} s"
+                )  # Streamlit raises here if the page is left
+
         out_dir = Path(tmp)
         try:
             result = analyze(source, out_dir, config, annotate=annotate, on_update=on_update)
-        except Exception as error:
-            if recorder is not None:
-                recorder.failed(error)
-            if isinstance(error, ClassmoodError):
-                raise
-            raise ClassmoodError(f"{name}: analysis failed ({type(error).__name__}: {error})") from error
-        except BaseException:  # the page was left or rerun: keep what was saved, mark it stopped
-            if recorder is not None:
-                recorder.stopped()
+        except ClassmoodError:
             raise
+        except Exception as error:  # the recorder marks the session failed; the page gets one line
+            raise ClassmoodError(f"{name}: analysis failed ({type(error).__name__}: {error})") from error
         if recorder is not None:
-            recorder.finish(result)
+            recorder.finish(result.summary)
         if not (out_dir / "report.html").is_file():
             write_report(result, out_dir / "report.html")
         files = {f: (out_dir / f).read_bytes() for f in OUTPUT_FILES if (out_dir / f).is_file()}
     if on_progress:
         on_progress(1.0, "done")
-    return UploadResult(result, files, recorder.session_id if recorder else None, recorder.error if recorder else None)
+    return UploadResult(
+        result, files, recorder.session_id if recorder is not None else None, recorder.error if recorder else None
+    )

@@ -26,7 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from classmood.vision.detections import Detections
+from classmood.containers import Detections
 
 W, H = 1280, 720
 GALLERY = (0, 44, 1010, 720)  # x1, y1, x2, y2 of the participant grid

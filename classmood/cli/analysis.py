@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from classmood.errors import ClassmoodError, Stopped
+from classmood.errors import ClassmoodError
+
+if TYPE_CHECKING:
+    from classmood.store import SessionStore
 
 
 def add_parsers(sub: Any) -> None:
@@ -92,17 +95,18 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             store.close()
 
 
-def _analyze_and_save(args: argparse.Namespace, source: Any, config: Any, store: Any) -> int:
+def _analyze_and_save(args: argparse.Namespace, source: Any, config: Any, store: SessionStore | None) -> int:
+    from contextlib import nullcontext
     from dataclasses import asdict
 
     from classmood.analysis.analyze import analyze
-    from classmood.store import AnalysisRecorder
+    from classmood.store import SessionRecorder
 
-    recorder = AnalysisRecorder(store, "cli", str(args.input), asdict(config)) if store is not None else None
-    if recorder is not None and recorder.error:
-        source.close()
-        raise ClassmoodError(recorder.error)
-    try:
+    recording = SessionRecorder(store, "cli", str(args.input), asdict(config)) if store is not None else nullcontext()
+    with recording as recorder:
+        if recorder is not None and recorder.error:
+            source.close()
+            raise ClassmoodError(recorder.error)
         result = analyze(
             source,
             args.out,
@@ -110,20 +114,10 @@ def _analyze_and_save(args: argparse.Namespace, source: Any, config: Any, store:
             progress=sys.stderr.isatty(),
             annotate=args.annotate,
             per_track=args.per_track,
-            on_update=recorder.on_update if recorder else None,
-        )
-    except (KeyboardInterrupt, Stopped):  # Ctrl-C or SIGTERM: what was analysed stays saved, files included
-        if recorder:
-            recorder.stopped()
-        raise
-    except Exception as exc:
-        if recorder:
-            recorder.failed(exc)
-        raise
-    except BaseException:
-        if recorder:
-            recorder.stopped()
-        raise
+            on_update=(lambda update, done: recorder.add(update)) if recorder is not None else None,
+        )  # Ctrl-C or SIGTERM: the recorder closes the session as stopped, with what was saved
+        if recorder is not None:
+            recorder.finish(result.summary)
     s = result.summary
     print(
         f"{s['frames_analysed']} of {s['frames']} frames analysed, {s['faces']} faces, {s['tracks']} tracks, "
@@ -134,7 +128,6 @@ def _analyze_and_save(args: argparse.Namespace, source: Any, config: Any, store:
     if s["truncated"]:
         print(f"classmood: warning: {args.input} ended early (truncated?); what was read is saved", file=sys.stderr)
     if recorder is not None:
-        recorder.finish(result)
         if recorder.error:
             print(f"classmood: warning: {recorder.error}", file=sys.stderr)
         else:

@@ -22,8 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from classmood.containers import UNCERTAIN_WORD
 from classmood.labels import EMOTIONS
-from classmood.vision.detections import UNCERTAIN_WORD
 
 UNCERTAIN = -1
 METADATA_KEY = "classmood.readout"

@@ -12,30 +12,27 @@ The probabilities describe *apparent* facial expressions, not inner emotional st
 Where the database is: ``default_url()`` — ``DATABASE_URL`` if set (any SQLAlchemy URL, e.g.
 ``postgresql+psycopg://user@host/db``), else ``CLASSMOOD_DB`` (a file path) as SQLite, else
 ``~/.classmood/sessions.db``.
+
+Layout: ``schema`` (tables), ``engine`` (URLs, engines, creating and migrating tables), ``store``
+(``SessionStore``, every query), ``recorder`` (``SessionRecorder``: the one way to save an analysis).
 """
 
 from __future__ import annotations
 
-from classmood.store.recorder import AnalysisRecorder
-from classmood.store.sessions import (
-    BIN_COLUMNS,
-    FACE_COLUMNS,
-    KINDS,
-    STATUSES,
-    SessionStore,
-    default_url,
-    open_store,
-    record,
-)
+from classmood.store.engine import as_url, default_url
+from classmood.store.recorder import SessionRecorder
+from classmood.store.schema import BIN_COLUMNS, FACE_COLUMNS, INTERRUPTED, KINDS, STATUSES
+from classmood.store.store import SessionStore, open_store
 
 __all__ = [
     "BIN_COLUMNS",
     "FACE_COLUMNS",
+    "INTERRUPTED",
     "KINDS",
     "STATUSES",
-    "AnalysisRecorder",
+    "SessionRecorder",
     "SessionStore",
+    "as_url",
     "default_url",
     "open_store",
-    "record",
 ]

@@ -22,8 +22,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from classmood.containers import UNCERTAIN_WORD, Detections
 from classmood.labels import EMOTIONS
-from classmood.vision.detections import UNCERTAIN_WORD, Detections
 
 # One colour per expression (RGB), shared with the HTML report's charts.
 EXPRESSION_RGB: dict[str, tuple[int, int, int]] = {

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
+from classmood.containers import Detections
 from classmood.errors import ClassmoodError
-from classmood.vision.detections import Detections
 
 
 class FaceDetector(Protocol):

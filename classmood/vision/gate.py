@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from classmood.vision.detections import Detections
+from classmood.containers import Detections
 from classmood.vision.tracker import iou_matrix, overlap_of_smaller
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from classmood.vision.detections import Detections
+from classmood.containers import Detections
 from classmood.vision.detectors import LibFaceDetector
 from classmood.vision.tracker import iou_matrix, overlap_of_smaller
 

@@ -67,6 +67,20 @@ def parse_screen_spec(spec: str) -> ScreenSpec:
     raise ClassmoodError(f"{spec!r}: expected {USAGE}")
 
 
+def _xerror() -> type[BaseException]:
+    """mss's X11 connection error class where it has one (mss >= 10), else a class nothing raises."""
+    try:
+        from mss.linux.xcbhelpers import XError
+
+        return XError
+    except ImportError:
+        return _NeverRaised
+
+
+class _NeverRaised(Exception):
+    pass
+
+
 def _new_mss() -> Any:
     import mss
 
@@ -111,7 +125,8 @@ def open_screen(spec: str = "screen", fps: float = DEFAULT_FPS) -> FrameSource:
         from mss import ScreenShotError
     except ImportError as exc:
         raise ClassmoodError(f"screen capture needs mss: pip install mss ({exc})") from None
-    errors = (ScreenShotError, OSError)
+    # mss's X11 backend raises its own XError (not a ScreenShotError) when the display refuses the connection
+    errors = (ScreenShotError, OSError, RuntimeError, ValueError, _xerror())
     try:
         sct = _new_mss()
         monitors = list(sct.monitors)
@@ -134,7 +149,11 @@ def _capture(source: FrameSource, area: dict[str, int], fps: float) -> Iterator[
     from mss import ScreenShotError
 
     interval = 1.0 / fps if fps > 0 else 0.0
-    sct = _new_mss()
+    try:
+        sct = _new_mss()
+    except (ScreenShotError, OSError, RuntimeError, _xerror()):
+        source.truncated = True  # the display went away between opening and capturing
+        return
     try:
         start = due = time.monotonic()
         while True:
@@ -145,7 +164,7 @@ def _capture(source: FrameSource, area: dict[str, int], fps: float) -> Iterator[
             due = max(due + interval, now)  # a slow consumer lowers the rate; it never causes a burst
             try:
                 shot = sct.grab(area)
-            except (ScreenShotError, OSError):
+            except (ScreenShotError, OSError, _xerror()):
                 source.truncated = True  # display closed or monitor unplugged: keep what was analysed
                 return
             yield now - start, _to_bgr(shot)

@@ -21,18 +21,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from classmood.containers import Frame
 from classmood.data.folders import IMAGE_SUFFIXES
 from classmood.errors import ClassmoodError
 from classmood.imageio import image_size, read_image, to_bgr8
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".webm", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".y4m"}
-
-
-@dataclass
-class Frame:
-    index: int
-    time_s: float
-    image: np.ndarray  # H x W x 3 uint8 BGR
 
 
 @dataclass

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from classmood.containers import Detections
 from classmood.vision.appearance import describe, frame_signature, similarity
-from classmood.vision.detections import Detections
 
 
 def _intersections(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

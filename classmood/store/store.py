@@ -1,9 +1,8 @@
-"""The session database: schema, ``SessionStore`` and ``record`` (see the package docstring).
+"""``SessionStore``: every read and write of sessions, faces and bins, each one short transaction.
 
-Built on SQLAlchemy Core so the same code runs on SQLite (the default; WAL mode, so the app's
-reader and a writer thread do not block each other) and PostgreSQL. Times are stored as ISO-8601
-strings in UTC, ``config`` and ``summary`` as JSON text. Only numbers are stored: no image, crop
-or embedding; track ids are pseudonyms meaningful only inside their own session.
+Times are stored as ISO-8601 strings in UTC, ``config`` and ``summary`` as JSON text. Only numbers
+are stored: no image, crop or embedding; track ids are pseudonyms meaningful only inside their own
+session. Class-level numbers read from here go through the k rule (``analytics/privacy.py``).
 """
 
 from __future__ import annotations
@@ -12,143 +11,40 @@ import json
 import math
 import os
 import socket
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Connection,
-    Engine,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    delete,
-    distinct,
-    event,
-    func,
-    select,
-    update,
-)
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import (
-    ArgumentError,
-    DBAPIError,
-    IntegrityError,
-    OperationalError,
-    ProgrammingError,
-    SQLAlchemyError,
-)
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import Connection, Engine, Table, delete, distinct, func, select, update
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from classmood.containers import MoodBin
 from classmood.errors import ClassmoodError
-from classmood.labels import EMOTIONS, FACE_COLUMNS
-
-if TYPE_CHECKING:
-    from classmood.pipeline import Update
-
-# The same columns as MoodBin.as_row() (the tests check); spelled out here so opening the store
-# does not import the vision pipeline.
-BIN_COLUMNS: list[str] = [
-    "start_s",
-    "end_s",
-    "frames",
-    "faces",
-    "tracks",
-    "suppressed",
-    *[f"share_{e}" for e in EMOTIONS],
-    *[f"p_{e}" for e in EMOTIONS],
-    "valence",
-    "negative_share",
-    "uncertain_share",
-    "valence_change",
-    "flags",
-]
-KINDS = ("camera", "gallery", "upload", "cli")
-STATUSES = ("running", "finished", "failed", "stopped")
-INTERRUPTED = "interrupted"  # shown, never stored: "running" whose process is gone
-STALE_S = 900.0  # a running session on another machine with no sign of life for this long is interrupted
-SESSION_COLUMNS = ["id", "name", "kind", "source", "status", "started_at", "ended_at"]
-LIST_COLUMNS = [*SESSION_COLUMNS, "faces", "tracks", "bins", "duration_s"]
-NOTE = "apparent facial expressions, not inner emotional states; track ids are pseudonyms within this session"
-
-metadata = MetaData()
-
-sessions_table = Table(
-    "sessions",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("name", Text, nullable=True),
-    Column("kind", String(16), nullable=False),
-    Column("source", Text, nullable=False),
-    Column("status", String(16), nullable=False),
-    Column("started_at", String(40), nullable=False),
-    Column("ended_at", String(40), nullable=True),
-    Column("config", Text, nullable=True),
-    Column("summary", Text, nullable=True),
-    # who is writing a running session (host:pid) and when it last wrote: a session whose process
-    # died (kill -9, a crash, a power cut) is then shown as "interrupted" instead of "running" forever
-    Column("owner", String(300), nullable=True),
-    Column("heartbeat_at", String(40), nullable=True),
-)
-
-
-def _value_columns(names: Sequence[str], type_of: Callable[[str], Any], required: set[str]) -> list[Column[Any]]:
-    """One column per exported field (faces.csv, class_mood.csv), typed by ``type_of``."""
-    return [Column(c, type_of(c), nullable=c not in required) for c in names]
-
-
-_FACE_INT = {"frame", "track_id"}
-_FACE_STR = {"emotion"}
-faces_table = Table(
-    "faces",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("session_id", Integer, ForeignKey("sessions.id"), nullable=False),
-    *_value_columns(
-        FACE_COLUMNS,
-        lambda c: Integer if c in _FACE_INT else String(16) if c in _FACE_STR else Float,
-        required={"frame", "time_s", "track_id"},
-    ),
-    Index("ix_faces_session_frame", "session_id", "frame"),
-)
-
-_BIN_INT = {"frames", "tracks"}
-_BIN_REQUIRED = {"start_s", "end_s", "frames", "faces", "tracks", "suppressed"}
-bins_table = Table(
-    "bins",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("session_id", Integer, ForeignKey("sessions.id"), nullable=False),
-    *_value_columns(
-        BIN_COLUMNS,
-        lambda c: Integer if c in _BIN_INT else Boolean if c == "suppressed" else Text if c == "flags" else Float,
-        required=_BIN_REQUIRED,
-    ),
-    Index("ix_bins_session_start", "session_id", "start_s"),
+from classmood.labels import FACE_COLUMNS
+from classmood.store.engine import _create_engine, _create_tables, _one_line, _shown, as_url, default_url
+from classmood.store.schema import (
+    _BIN_INT,
+    _FACE_INT,
+    _FACE_STR,
+    BIN_COLUMNS,
+    INTERRUPTED,
+    KINDS,
+    LIST_COLUMNS,
+    NOTE,
+    SESSION_COLUMNS,
+    STALE_S,
+    STATUSES,
+    bins_table,
+    faces_table,
+    sessions_table,
 )
 
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _one_line(exc: BaseException) -> str:
-    """The first line of a driver's message, without SQLAlchemy's SQL echo and background link."""
-    inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    text = str(inner).strip() or type(inner).__name__
-    return text.splitlines()[0].strip()
 
 
 def _plain(value: Any) -> Any:
@@ -184,22 +80,6 @@ def _rows(session_id: int, rows: Iterable[Mapping[str, Any]], columns: Sequence[
     return out
 
 
-def _shown(url: str | URL) -> str:
-    """The URL with any password hidden."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparseable URL>"
-
-
-def as_url(given: str) -> str:
-    """A SQLAlchemy URL as given, or a plain path (``sessions.db``, ``~/s.db``) as a SQLite URL."""
-    text = given.strip()
-    if "://" in text:
-        return text
-    return f"sqlite:///{Path(text).expanduser().absolute()}"
-
-
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -223,85 +103,6 @@ def _alive(owner: str | None, heartbeat_at: str | None, now: datetime) -> bool:
         return (now - datetime.fromisoformat(heartbeat_at)).total_seconds() < STALE_S
     except ValueError:
         return True
-
-
-def default_url() -> str:
-    """``DATABASE_URL`` if set, else SQLite at ``CLASSMOOD_DB`` (a path), else ``~/.classmood/sessions.db``."""
-    url = os.environ.get("DATABASE_URL", "").strip()
-    if url:
-        return url
-    given = os.environ.get("CLASSMOOD_DB", "").strip()
-    path = Path(given).expanduser() if given else Path.home() / ".classmood" / "sessions.db"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ClassmoodError(f"cannot create {path.parent} for the session database: {exc.strerror or exc}") from None
-    return f"sqlite:///{path.absolute()}"
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-    finally:
-        cursor.close()
-
-
-def _create_engine(url: str) -> Engine:
-    if url.startswith("postgres://"):  # the spelling Heroku and others hand out
-        url = "postgresql://" + url[len("postgres://") :]
-    parsed = make_url(url)
-    kwargs: dict[str, Any] = {}
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        database = parsed.database or ""
-        memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
-        if memory:
-            kwargs["poolclass"] = StaticPool  # one shared connection, or each thread sees its own empty DB
-        else:
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    else:
-        kwargs["pool_pre_ping"] = True
-        if backend == "postgresql" and "connect_timeout" not in parsed.query:
-            kwargs["connect_args"] = {"connect_timeout": 10}
-    engine = create_engine(parsed, **kwargs)
-    if backend == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
-
-
-def _add_missing_columns(engine: Engine) -> None:
-    """Columns added to the schema since a database was created (e.g. ``uncertain_share``), as NULLs.
-
-    Additive only: older rows keep their values and read back with the new columns empty.
-    """
-    from sqlalchemy import inspect, text
-
-    inspector = inspect(engine)
-    for table in (faces_table, bins_table, sessions_table):
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        missing = [c for c in table.columns if c.name not in present]
-        if not missing:
-            continue
-        with engine.begin() as conn:
-            for column in missing:
-                kind = column.type.compile(dialect=engine.dialect)
-                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
-
-
-def _create_tables(engine: Engine) -> None:
-    """Create missing tables; two processes opening a new SQLite file at once both see no table and
-    race to create it ("table ... already exists"), so the loser looks again."""
-    for attempt in range(5):
-        try:
-            metadata.create_all(engine)
-            _add_missing_columns(engine)
-            return
-        except (OperationalError, ProgrammingError, IntegrityError) as exc:
-            if ("already exists" not in str(exc) and "duplicate" not in str(exc).lower()) or attempt == 4:
-                raise
-            time.sleep(0.05 * (attempt + 1))
 
 
 def open_store(url: str | None = None) -> SessionStore:
@@ -590,55 +391,23 @@ class SessionStore:
 
     def class_summary(self, session_id: int, min_faces: int | None = None) -> dict[str, Any]:
         """Whole-session class numbers (``privacy.class_summary``) from the bins with at least k faces."""
-        from classmood.analytics.mood import MoodBin
         from classmood.analytics.privacy import class_summary
 
         k = self.min_faces(session_id) if min_faces is None else min_faces
-        raw = [MoodBin.from_row(r) for r in self._raw_bins(session_id).to_dict("records")]
-        return class_summary(raw, k)
+        return class_summary(self.raw_mood_bins(session_id), k)
 
-    def _overall(self, session_id: int, min_faces: int | None) -> dict[str, float]:
-        """Session-level class numbers for ``compare``: the k rule's class summary, plus the mean face count."""
-        nan = float("nan")
-        summary = self.class_summary(session_id, min_faces)
-        shares = summary["shares"] or {}
-        out = {f"share_{e}": float(shares.get(e, nan)) for e in EMOTIONS}
-        out["valence"] = nan if summary["valence"] is None else float(summary["valence"])
-        df = self._raw_bins(session_id)
-        frames = float(df["frames"].sum())
-        out["faces"] = float((df["frames"] * df["faces"]).sum()) / frames if frames > 0 else nan
-        return out
+    def raw_mood_bins(self, session_id: int) -> list[MoodBin]:
+        """The stored bins as ``MoodBin``s, before the k rule (for ``analytics``; never shown as they are)."""
+        return [MoodBin.from_row(r) for r in self._raw_bins(session_id).to_dict("records")]
 
     def compare(self, a: int, b: int, min_faces: int | None = None) -> pd.DataFrame:
-        """Per metric (share_<emotion>, valence, faces): value in ``a``, in ``b`` and ``b - a``.
+        """Per metric (share_<emotion>, valence, faces): value in ``a``, in ``b`` and ``b - a``
+        (``analytics.compare``); class numbers only from bins with at least k faces (``min_faces``,
+        default each session's own)."""
+        from classmood.analytics.compare import compare
 
-        Class numbers come only from bins with at least k faces (``min_faces``, default each session's own).
-        """
-        first, second = self._overall(a, min_faces), self._overall(b, min_faces)
-        df = pd.DataFrame({"a": first, "b": second})
-        df["difference"] = df["b"] - df["a"]
-        df.index.name = "metric"
-        df.attrs = {"a": a, "b": b, "note": NOTE}
+        k_a = self.min_faces(a) if min_faces is None else min_faces
+        k_b = self.min_faces(b) if min_faces is None else min_faces
+        df = compare(self.raw_mood_bins(a), self.raw_mood_bins(b), k_a, k_b, NOTE)
+        df.attrs.update(a=a, b=b)
         return df
-
-
-def record(store: SessionStore, session_id: int, updates: Iterable[Update]) -> Iterator[Update]:
-    """Pass updates through, saving each (faces and closed bins) before it is handed on.
-
-    The session ends "finished" when ``updates`` is exhausted (add the summary afterwards with
-    ``store.finish_session(id, summary)``), "stopped" when the consumer closes the generator or
-    on Ctrl-C, and "failed" when ``updates`` raises; rows saved before the failure stay.
-    """
-    try:
-        for item in updates:
-            store.add_update(session_id, item.face_rows(), [b.as_row() for b in item.bins])
-            yield item
-    except (GeneratorExit, KeyboardInterrupt):
-        with suppress(Exception):
-            store.finish_session(session_id, status="stopped")
-        raise
-    except BaseException:
-        with suppress(Exception):
-            store.finish_session(session_id, status="failed")
-        raise
-    store.finish_session(session_id, status="finished")
