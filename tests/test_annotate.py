@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from classmood.analysis.report import load_result, report_from_dir, write_report
+from classmood.analysis.read_back import load_result
+from classmood.analysis.report import report_from_dir, write_report
 from classmood.cli import main
 from classmood.containers import Detections, MoodBin
 from classmood.labels import EMOTIONS
@@ -187,3 +188,12 @@ def test_report_shows_suppressed_bins_and_flags(tmp_path: Path) -> None:
     assert "1 of 3 bins had too few faces" in text and "hatched gaps" in text
     assert "0:05–0:10" in text and "0:10–0:15" in text
     assert "fewer faces visible" in text and "negative expressions rose sharply" in text
+
+
+def test_report_escapes_what_comes_from_the_input(tmp_path: Path) -> None:
+    """The template autoescapes: a file name (or any text from an input) cannot inject markup or script."""
+    name = '<script>alert("x")</script><img src=x onerror=1>.mp4'
+    result = AnalysisResult(name, [], [], {"input": name, "model": "<b>fast</b>"})
+    text = write_report(result, tmp_path / "r.html").read_text()
+    assert "<script>" not in text and "<img src=x" not in text and "<b>fast</b>" not in text
+    assert "&lt;script&gt;" in text
