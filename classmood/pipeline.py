@@ -25,7 +25,6 @@ from classmood.containers import Detections, Frame, MoodBin, Summary
 from classmood.errors import ClassmoodError
 from classmood.expression.model import ExpressionModel, load_model
 from classmood.expression.readout import UNCERTAIN
-from classmood.labels import EMOTIONS
 from classmood.vision.crops import face_crops
 from classmood.vision.detectors import DEFAULT_DETECTOR, FaceDetector, create_detector
 from classmood.vision.gate import FaceGate
@@ -76,26 +75,10 @@ class Update:
     final: bool = False  # the closing update of a finished input: no faces, only the last mood bin
 
     def face_rows(self) -> list[dict[str, Any]]:
-        rows = []
-        dets = self.detections
-        for box, score, tid, probs, word in zip(
-            dets.xyxy, dets.score, dets.track_id, dets.probs, dets.expressions(), strict=True
-        ):
-            x1, y1, x2, y2 = (float(v) for v in box)
-            row: dict[str, Any] = {
-                "frame": self.frame.index,
-                "time_s": round(self.frame.time_s, 3),
-                "track_id": int(tid),
-                "x": round(x1, 1),
-                "y": round(y1, 1),
-                "w": round(x2 - x1, 1),
-                "h": round(y2 - y1, 1),
-                "det_score": round(float(score), 4),
-                "emotion": word,
-            }
-            row.update({f"p_{e}": round(float(p), 4) for e, p in zip(EMOTIONS, probs, strict=True)})
-            rows.append(row)
-        return rows
+        """This frame's faces as faces.csv rows (what the file and the session store hold)."""
+        from classmood.analysis.faces_csv import face_rows
+
+        return face_rows(self.frame, self.detections)
 
 
 class Analyzer:

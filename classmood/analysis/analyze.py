@@ -23,9 +23,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from classmood.analysis.faces_csv import FacesCsv
 from classmood.containers import Detections, Frame
 from classmood.errors import ClassmoodError, Stopped
-from classmood.labels import FACE_COLUMNS
 from classmood.pipeline import AnalysisResult, Analyzer, PipelineConfig, Update, summarize
 from classmood.vision.annotate import AnnotatedVideoWriter
 from classmood.vision.sources import FrameSource, open_source
@@ -109,11 +109,7 @@ def analyze(
     analyzer = Analyzer(config)
     result = AnalysisResult(src.name, min_faces=config.min_faces)
     work = Path(tempfile.mkdtemp(prefix=".classmood-run-", dir=out_dir)) if out_dir else None
-    faces_fh = writer = None
-    if work:
-        faces_fh = open(work / "faces.csv", "w", newline="")  # noqa: SIM115 - closed in finally
-        writer = csv.DictWriter(faces_fh, fieldnames=FACE_COLUMNS)
-        writer.writeheader()
+    faces_csv = FacesCsv(work / "faces.csv") if work else None
     video = None
     if annotate and work and src.kind in VIDEO_KINDS:
         video = AnnotatedVideoWriter(work / "annotated.mp4", src.fps)
@@ -145,9 +141,8 @@ def analyze(
             rows = update.face_rows()
             result.faces.extend(rows)
             result.raw_bins.extend(update.bins)
-            if writer is not None and faces_fh is not None:
-                writer.writerows(rows)
-                faces_fh.flush()
+            if faces_csv is not None:
+                faces_csv.write_rows(rows)
             if on_update is not None:
                 on_update(update, src.frames_read / src.frame_count if src.frame_count else None)
         keep = True
@@ -181,8 +176,8 @@ def analyze(
                 result.raw_bins,
                 skipped_frames=src.skipped,
             )
-            if faces_fh is not None:
-                faces_fh.close()
+            if faces_csv is not None:
+                faces_csv.close()
             if work is not None and out_dir is not None and keep:
                 _write_mood(work / "class_mood.csv", result.mood_rows())
                 (work / "summary.json").write_text(json.dumps(dict(result.summary), indent=2))
