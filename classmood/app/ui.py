@@ -17,6 +17,7 @@ from classmood.containers import Detections, MoodBin
 from classmood.labels import EMOTIONS
 from classmood.live import LiveSession, LiveSnapshot
 from classmood.pipeline import PipelineConfig
+from classmood.store import SessionStore
 from classmood.vision.annotate import draw_detections
 
 LEGAL_NOTICE = (
@@ -141,20 +142,20 @@ def pipeline_config(rate_hz: float) -> PipelineConfig:
 
 
 @st.cache_resource(show_spinner=False)
-def _open_store(url: str) -> Any:
+def _open_store(url: str) -> SessionStore:
     from classmood.store import open_store
 
     return open_store(url)
 
 
-def get_store() -> Any:
+def get_store() -> SessionStore:
     """The session database for this app (``classmood app --db``, DATABASE_URL, CLASSMOOD_DB or ~/.classmood)."""
     from classmood.store import default_url
 
     return _open_store(default_url())
 
 
-def store_or_warn() -> Any:
+def store_or_warn() -> SessionStore | None:
     """The store, or None with a warning on the page when the database cannot be opened."""
     from classmood.errors import ClassmoodError
 

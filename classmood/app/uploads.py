@@ -19,12 +19,15 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from classmood.analysis.report import write_report
 from classmood.errors import ClassmoodError
 from classmood.pipeline import AnalysisResult, PipelineConfig, Update
 from classmood.store.recorder import SessionRecorder
+
+if TYPE_CHECKING:
+    from classmood.store import SessionStore
 from classmood.vision.sources import VIDEO_SUFFIXES, open_source
 
 MAX_UPLOAD_ENV = "CLASSMOOD_MAX_UPLOAD_MB"
@@ -104,7 +107,7 @@ def analyze_upload(
     path: str | Path,
     name: str,
     config: PipelineConfig | None = None,
-    store: Any = None,
+    store: SessionStore | None = None,
     on_progress: Callable[[float, str], None] | None = None,
     annotate: bool = False,
     poll_s: float = 0.25,

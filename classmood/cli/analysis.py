@@ -135,7 +135,7 @@ def _analyze_and_save(args: argparse.Namespace, source: Any, config: Any, store:
     return 0
 
 
-def _open_session_store(url: str | None = None) -> Any:
+def _open_session_store(url: str | None = None) -> SessionStore:
     from classmood.store import open_store
 
     return open_store(url)
@@ -150,7 +150,7 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sessions_action(store: Any, args: argparse.Namespace) -> None:
+def _sessions_action(store: SessionStore, args: argparse.Namespace) -> None:
     from classmood.analytics.privacy import check_min_faces
 
     k = None if args.min_faces is None else check_min_faces(args.min_faces)
