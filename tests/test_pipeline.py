@@ -193,3 +193,22 @@ def test_face_rows_are_compact_and_read_back_as_the_rows_written() -> None:
     assert len(table) == 2000 and table == rows and table[4]["emotion"] == "uncertain" and table[-1] == rows[-1]
     assert list(table.to_pandas().columns) == FACE_COLUMNS
     assert table.nbytes < 200 * 2000 * 2  # ~136 bytes a row (plus growth room), not ~1.3 KB of dicts
+
+
+def test_the_runtime_path_imports_no_pytorch(gallery_video: Path, tmp_path: Path) -> None:
+    """analyze (with a report and a saved session), the live worker and the app's logic run without PyTorch."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, classmood\n"
+        "from classmood.live import LiveSession\n"
+        "from classmood.app import uploads, auth\n"
+        "from classmood.store import open_store\n"
+        f"classmood.analyze({str(gallery_video)!r}, {str(tmp_path / 'o')!r}, annotate=True)\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', 'onnxscript'))\n"
+        "print(heavy)\n"
+        "sys.exit(1 if heavy else 0)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
