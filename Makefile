@@ -20,7 +20,7 @@ $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 # Everything: training extra (PyTorch CPU build) and the dev tools.
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e '.[train,app,postgres,dev]'
+	$(BIN)/pip install -q -e '.[train,app,postgres,cluster,dev]'
 	touch $@
 
 # The classroom web app on http://localhost:8501 (HOST=0.0.0.0 needs CLASSMOOD_PASSWORD_HASH; see README).

@@ -26,8 +26,10 @@ from tqdm import tqdm
 from classmood.analysis.faces_csv import FacesCsv
 from classmood.containers import Detections, Frame
 from classmood.errors import ClassmoodError, Stopped
+from classmood.expression.model import ExpressionModel
 from classmood.pipeline import AnalysisResult, Analyzer, PipelineConfig, Update, summarize
 from classmood.vision.annotate import AnnotatedVideoWriter
+from classmood.vision.detectors import FaceDetector
 from classmood.vision.sources import FrameSource, open_source
 
 # Set (e.g. by the CLI's SIGTERM handler) to stop a running ``analyze`` between two frames, cleanly:
@@ -83,6 +85,8 @@ def analyze(
     annotate: bool = False,
     on_update: Callable[[Update, float | None], None] | None = None,
     per_track: bool = False,
+    detector: FaceDetector | None = None,
+    model: ExpressionModel | None = None,
 ) -> AnalysisResult:
     """Analyse a whole input; with ``out``, write the output files there.
 
@@ -106,7 +110,7 @@ def analyze(
     except ClassmoodError:
         src.close()
         raise
-    analyzer = Analyzer(config)
+    analyzer = Analyzer(config, detector, model)  # a batch worker passes the detector and model it loaded once
     result = AnalysisResult(src.name, min_faces=config.min_faces)
     work = Path(tempfile.mkdtemp(prefix=".classmood-run-", dir=out_dir)) if out_dir else None
     faces_csv = FacesCsv(work / "faces.csv") if work else None

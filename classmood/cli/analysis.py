@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from classmood.errors import ClassmoodError
@@ -42,6 +43,23 @@ def add_parsers(sub: Any) -> None:
         help="with --annotate: add per-person timelines and a per-track table to report.html (singles people out)",
     )
     p.set_defaults(func=_cmd_analyze)
+
+    p = sub.add_parser(
+        "batch", help="many recordings at once: Ray workers (or a local process pool), one output folder each"
+    )
+    p.add_argument("inputs", nargs="+", help="recordings: files, folders (searched recursively) or glob patterns")
+    p.add_argument("--out", required=True, help="output folder: <out>/<recording>/ per recording + batch_summary.csv")
+    p.add_argument("--workers", type=int, default=2, help="parallel workers (default 2; each loads the models once)")
+    p.add_argument("--address", help="join an existing Ray cluster: auto, or ray://HOST:10001 (default: local Ray)")
+    p.add_argument("--local", action="store_true", help="a local process pool even when Ray is installed")
+    p.add_argument("--detector", default="libface", help="libface (fast, default) or mtcnn (accurate)")
+    p.add_argument("--model", default="fast", help="fast (default), accurate, ensemble, or an .onnx path")
+    p.add_argument("--rate", type=float, default=2.0, help="analysed frames per second of input (0 = all)")
+    p.add_argument("--bin", type=float, default=5.0, help="class-mood time bin in seconds")
+    p.add_argument("--min-faces", type=int, default=5, help="k for class-level numbers (default 5; at least 1)")
+    p.add_argument("--save", action="store_true", help="also save every recording as a session (see --db)")
+    p.add_argument("--db", help="with --save: the session database; many writers need PostgreSQL (DATABASE_URL)")
+    p.set_defaults(func=_cmd_batch)
 
     p = sub.add_parser("sessions", help="analysis sessions saved in the database: list, show, export, delete, compare")
     actions = p.add_subparsers(dest="action", required=True)
@@ -180,3 +198,60 @@ def _sessions_action(store: SessionStore, args: argparse.Namespace) -> None:
         table.columns = [f"session {args.a}", f"session {args.b}", f"{args.b} - {args.a}"]
         print(table.to_string(float_format=lambda v: f"{v:.4f}"))
         print("(apparent facial expressions, not inner emotional states; shares and valence from unsuppressed bins)")
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from classmood.analysis.batch import run_batch
+    from classmood.pipeline import PipelineConfig
+    from classmood.store import default_url
+    from classmood.store.engine import as_url
+
+    config = PipelineConfig(
+        detector=args.detector,
+        model=args.model,
+        rate_hz=args.rate,
+        bin_s=args.bin,
+        min_faces=args.min_faces,
+        threads=1,  # one inference thread per worker: the workers are the parallelism
+    )
+    if args.db and not args.save:
+        raise ClassmoodError("--db names the session database for --save; add --save")
+    db_url = (as_url(args.db) if args.db else default_url()) if args.save else None
+    if db_url:
+        _open_session_store(db_url).close()  # a bad database fails before any work
+    bar = tqdm(unit="recording", desc="recordings", disable=not sys.stderr.isatty())
+    frames = 0
+
+    def on_row(row: dict[str, Any], done: int, total: int) -> None:
+        nonlocal frames
+        frames += int(row.get("frames") or 0)
+        bar.total = total
+        bar.n = done
+        bar.set_postfix(frames=frames, refresh=False)
+        bar.refresh()
+        if row["status"] == "failed":
+            print(f"classmood: {row['recording']}: failed: {row['error']}", file=sys.stderr)
+
+    try:
+        rows = run_batch(
+            args.inputs,
+            args.out,
+            config,
+            workers=args.workers,
+            address=args.address,
+            db_url=db_url,
+            use_ray=False if args.local else None,
+            on_row=on_row,
+            notice=lambda line: print(line, file=sys.stderr),
+        )
+    finally:
+        bar.close()
+    failed = [r for r in rows if r["status"] == "failed"]
+    skipped = sum(str(r["status"]).startswith("skipped") for r in rows)
+    print(
+        f"{len(rows) - len(failed) - skipped} analysed, {skipped} already done, {len(failed)} failed "
+        f"-> {Path(args.out) / 'batch_summary.csv'}"
+    )
+    return 1 if failed else 0

@@ -51,12 +51,22 @@ def add_parsers(sub: Any) -> None:
         help="instead: resident-memory slope over a simulated hour of a 640x368 gallery at 2 Hz (--seconds to change)",
     )
     p.add_argument(
+        "--batch",
+        action="store_true",
+        help="instead: recordings per minute, a sequential loop vs classmood batch on Ray with 1 and 2 workers",
+    )
+    p.add_argument(
         "--seed", type=int, default=0, help="--robust: seed of the degradations and subset; --events: recording (1)"
     )
     p.set_defaults(func=_cmd_bench)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.batch:
+        from classmood.benchmarks.batch import run_batch_bench
+
+        print(json.dumps(run_batch_bench(seconds=args.seconds or 20.0), indent=2))
+        return 0
     if args.events:
         from classmood.benchmarks.events import run_events_bench
 

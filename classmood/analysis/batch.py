@@ -1,0 +1,369 @@
+"""``classmood batch``: many recordings, each analysed exactly as ``classmood analyze`` would, on Ray.
+
+Recordings are scheduled largest first onto a pool of workers. On Ray each worker is an actor that
+loads the face detector and the ONNX model once and then analyses whole recordings with the same
+``analyze`` code as the CLI; ``DIR/<recording stem>/`` gets exactly the files ``classmood analyze``
+writes for that recording alone. Without Ray (``pip install 'classmood[cluster]'``) the same
+workers run in a local process pool, and the batch says so once.
+
+What goes to a worker: the recording's path (every worker must see the same files: one machine, or
+a shared file system on a cluster), the output folder, the pipeline settings and, with ``--save``,
+the database URL; what comes back: one summary row. Nothing else leaves a worker.
+
+Robust and resumable: a recording that fails is listed with its error and the batch goes on; a
+finished recording leaves ``DIR/<stem>/batch.json`` (its input's size and modification time), so
+the same command run again skips it; Ctrl-C stops the workers and keeps every finished recording.
+``DIR/batch_summary.csv`` has one row per recording (status, duration, faces, tracks, class-level
+shares where k allows, wall time, error).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from classmood.errors import ClassmoodError
+from classmood.labels import EMOTIONS
+from classmood.pipeline import PipelineConfig
+from classmood.vision.sources import VIDEO_SUFFIXES
+
+SUMMARY_COLUMNS = [
+    "recording",
+    "output",
+    "status",
+    "duration_s",
+    "frames",
+    "frames_analysed",
+    "skipped_frames",
+    "faces",
+    "tracks",
+    *[f"share_{e}" for e in EMOTIONS],
+    "valence",
+    "uncertain_share",
+    "wall_s",
+    "worker",
+    "session_id",
+    "error",
+]
+DONE_FILE = "batch.json"
+
+
+def find_recordings(inputs: Iterable[str]) -> list[Path]:
+    """Files, folders (their video files, recursively) and glob patterns -> recordings, each once."""
+    found: list[Path] = []
+    for given in inputs:
+        matches = (
+            [Path(m) for m in sorted(glob.glob(given, recursive=True))] if glob.has_magic(given) else [Path(given)]
+        )
+        if not matches:
+            raise ClassmoodError(f"{given}: matches no file")
+        for path in matches:
+            if path.is_dir():
+                found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            elif path.exists():
+                found.append(path)
+            else:
+                raise ClassmoodError(f"{path}: no such file or folder")
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    if not unique:
+        raise ClassmoodError("no recordings found in " + ", ".join(inputs))
+    return unique
+
+
+def output_names(recordings: list[Path]) -> dict[Path, str]:
+    """One output folder name per recording: its stem, made unique when two share one (a.mp4, a.mkv)."""
+    names: dict[Path, str] = {}
+    used: set[str] = set()
+    for path in recordings:
+        name, n = path.stem, 1
+        while name in used:
+            n += 1
+            name = f"{path.stem}-{n}"
+        used.add(name)
+        names[path] = name
+    return names
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    stat = path.stat()
+    return {"input": str(path), "size": stat.st_size, "mtime": stat.st_mtime}
+
+
+def is_done(path: Path, out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a finished analysis of this very file (same size and modification time)."""
+    marker = out_dir / DONE_FILE
+    try:
+        done = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(
+        done.get("status") == "done" and {k: done.get(k) for k in ("input", "size", "mtime")} == _fingerprint(path)
+    )
+
+
+def summary_row(path: Path, out_dir: Path, summary: dict[str, Any] | None, status: str, **extra: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {c: None for c in SUMMARY_COLUMNS}
+    row.update(recording=str(path), output=str(out_dir), status=status)
+    if summary:
+        numbers = summary.get("class") or {}
+        shares = numbers.get("shares") or {}
+        frames_analysed = summary.get("frames_analysed")
+        row.update(
+            frames=summary.get("frames"),
+            frames_analysed=frames_analysed,
+            skipped_frames=summary.get("skipped_frames"),
+            faces=summary.get("faces"),
+            tracks=summary.get("tracks"),
+            valence=numbers.get("valence"),
+            uncertain_share=numbers.get("uncertain_share"),
+            **{f"share_{e}": shares.get(e) for e in EMOTIONS},
+        )
+    row.update(extra)
+    return row
+
+
+class RecordingWorker:
+    """Loads the detector and the model once; then analyses whole recordings like ``classmood analyze``."""
+
+    def __init__(self, config: dict[str, Any], db_url: str | None = None) -> None:
+        from classmood.expression.model import load_model
+        from classmood.vision.detectors import create_detector
+
+        self.config = PipelineConfig(**config)
+        self.detector = create_detector(self.config.detector)
+        self.model = load_model(self.config.model, threads=self.config.threads)
+        self.db_url = db_url
+        self.name = f"{os.uname().nodename}:{os.getpid()}"
+
+    def run(self, recording: str, out_dir: str) -> dict[str, Any]:
+        """Analyse one recording into ``out_dir``; never raises: a failure is a row with its error."""
+        from contextlib import nullcontext
+
+        from classmood.analysis.analyze import analyze
+        from classmood.store import SessionRecorder, open_store
+        from classmood.vision.sources import open_source
+
+        path, out = Path(recording), Path(out_dir)
+        started = time.perf_counter()
+        store = None
+        try:
+            source = open_source(path)
+            duration = source.frame_count / source.fps if source.frame_count and source.fps else None
+            store = open_store(self.db_url) if self.db_url else None
+            recording_ctx = (
+                SessionRecorder(store, "cli", str(path), asdict(self.config)) if store is not None else nullcontext()
+            )
+            with recording_ctx as recorder:
+                result = analyze(
+                    source,
+                    out,
+                    self.config,
+                    detector=self.detector,
+                    model=self.model,
+                    on_update=(lambda u, d: recorder.add(u)) if recorder is not None else None,
+                )
+                if recorder is not None:
+                    recorder.finish(result.summary)
+            summary = dict(result.summary)
+            (out / DONE_FILE).write_text(json.dumps({"status": "done", **_fingerprint(path)}, indent=2))
+            return summary_row(
+                path,
+                out,
+                summary,
+                "done",
+                duration_s=None if duration is None else round(duration, 2),
+                wall_s=round(time.perf_counter() - started, 2),
+                worker=self.name,
+                session_id=recorder.session_id if recorder is not None else None,
+            )
+        except Exception as exc:  # a bad recording is reported, the batch goes on
+            message = str(exc) if isinstance(exc, ClassmoodError) else f"{type(exc).__name__}: {exc}"
+            return summary_row(
+                path,
+                out,
+                None,
+                "failed",
+                wall_s=round(time.perf_counter() - started, 2),
+                worker=self.name,
+                error=message.splitlines()[0] if message else type(exc).__name__,
+            )
+        finally:
+            if store is not None:
+                store.close()
+
+
+_local_worker: RecordingWorker | None = None
+
+
+def _local_init(config: dict[str, Any], db_url: str | None) -> None:
+    global _local_worker
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    _local_worker = RecordingWorker(config, db_url)
+
+
+def _local_run(recording: str, out_dir: str) -> dict[str, Any]:
+    assert _local_worker is not None
+    return _local_worker.run(recording, out_dir)
+
+
+def _run_local(
+    jobs: list[tuple[Path, Path]], config: dict[str, Any], db_url: str | None, workers: int
+) -> Iterator[dict[str, Any]]:
+    context = get_context("spawn")  # ONNX Runtime's threads and fork do not mix
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_local_init, initargs=(config, db_url)) as pool:
+        futures = [pool.submit(_local_run, str(p), str(o)) for p, o in jobs]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _run_ray(
+    jobs: list[tuple[Path, Path]], config: dict[str, Any], db_url: str | None, workers: int, address: str | None
+) -> Iterator[dict[str, Any]]:
+    import ray
+
+    started_here = not ray.is_initialized()
+    if started_here:
+        if address:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    try:
+        actor: Any = ray.remote(num_cpus=1)(RecordingWorker)
+        pool: list[Any] = [actor.remote(config, db_url) for _ in range(workers)]
+        pending: dict[Any, Any] = {}
+        queue = list(jobs)
+        idle = list(pool)
+        try:
+            while queue or pending:
+                while queue and idle:
+                    worker = idle.pop()
+                    path, out = queue.pop(0)  # largest first: the order jobs came in
+                    pending[worker.run.remote(str(path), str(out))] = worker
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    idle.append(pending.pop(ref))
+                    yield ray.get(ref)
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+        finally:
+            for worker in pool:
+                ray.kill(worker)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_batch(
+    inputs: Iterable[str],
+    out: str | Path,
+    config: PipelineConfig | None = None,
+    workers: int = 2,
+    address: str | None = None,
+    db_url: str | None = None,
+    use_ray: bool | None = None,
+    on_row: Callable[[dict[str, Any], int, int], None] | None = None,
+    notice: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Analyse every recording in ``inputs`` into ``out/<stem>/`` and write ``out/batch_summary.csv``.
+
+    ``use_ray`` None: Ray when installed, else a local process pool (said once through ``notice``).
+    ``on_row(row, done, total)`` is called as each recording finishes. Returns the summary rows.
+    """
+    from classmood.analysis.analyze import prepare_out
+
+    config = config or PipelineConfig()
+    if workers < 1:
+        raise ClassmoodError(f"--workers must be at least 1, not {workers}")
+    recordings = find_recordings(inputs)
+    out_dir = prepare_out(out)
+    names = output_names(recordings)
+    rows: dict[Path, dict[str, Any]] = {}
+    jobs: list[tuple[Path, Path]] = []
+    for path in sorted(recordings, key=lambda p: p.stat().st_size if p.exists() else 0, reverse=True):
+        target = out_dir / names[path]
+        if is_done(path, target):
+            rows[path] = _previous_row(out_dir, path) or summary_row(path, target, _read_summary(target), "done")
+            rows[path]["status"] = "skipped (done before)"
+        else:
+            jobs.append((path, target))
+    if use_ray is None:
+        use_ray = ray_available()
+        if not use_ray:
+            notice("classmood: Ray is not installed (pip install 'classmood[cluster]'): using a local process pool")
+    elif use_ray and not ray_available():
+        raise ClassmoodError("Ray is not installed: pip install 'classmood[cluster]'")
+    if address and not use_ray:
+        raise ClassmoodError("--address joins a Ray cluster, which needs Ray: pip install 'classmood[cluster]'")
+    settings = asdict(config)
+    total, done = len(recordings), len(rows)
+    try:
+        if jobs:
+            stream = (
+                _run_ray(jobs, settings, db_url, workers, address)
+                if use_ray
+                else _run_local(jobs, settings, db_url, min(workers, len(jobs)))
+            )
+            for row in stream:
+                rows[Path(row["recording"])] = row
+                done += 1
+                _write_summary(out_dir, recordings, rows)
+                if on_row is not None:
+                    on_row(row, done, total)
+    finally:
+        _write_summary(out_dir, recordings, rows)  # also after Ctrl-C: every finished recording is listed
+    return [rows[p] for p in recordings if p in rows]
+
+
+def _read_summary(target: Path) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads((target / "summary.json").read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def _previous_row(out_dir: Path, path: Path) -> dict[str, Any] | None:
+    """The row a previous run of the batch wrote for this recording (kept when it is skipped)."""
+    try:
+        with open(out_dir / "batch_summary.csv", newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("recording") == str(path):
+                    return {c: (row.get(c) or None) for c in SUMMARY_COLUMNS}
+    except OSError:
+        return None
+    return None
+
+
+def _write_summary(out_dir: Path, recordings: list[Path], rows: dict[Path, dict[str, Any]]) -> None:
+    tmp = out_dir / ".batch_summary.csv.tmp"
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=SUMMARY_COLUMNS)
+        writer.writeheader()
+        for path in recordings:
+            if path in rows:
+                writer.writerow({c: rows[path].get(c) for c in SUMMARY_COLUMNS})
+    os.replace(tmp, out_dir / "batch_summary.csv")
