@@ -241,7 +241,14 @@ def _run_ray(
         if address:
             ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
         else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+            # "local": a new Ray on this machine, never one left behind by an earlier `ray start`
+            ray.init(
+                address="local",
+                num_cpus=workers,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+            )
     try:
         actor: Any = ray.remote(num_cpus=1)(RecordingWorker)
         pool: list[Any] = [actor.remote(config, db_url) for _ in range(workers)]

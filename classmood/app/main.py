@@ -21,7 +21,7 @@ VIEWS = Path(__file__).resolve().parent / "views"
 @st.cache_resource(show_spinner=False)
 def _icon() -> Any:
     """The tab icon, drawn here and served by this server: Streamlit's ``:material/...`` page icons are
-    fetched from fonts.gstatic.com, and nothing may be fetched from outside."""
+    fetched from Google's font server, and nothing may be fetched from outside."""
     from PIL import Image, ImageDraw
 
     image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))

@@ -38,7 +38,7 @@ def write_recordings(folder: Path, recordings: int, seconds: float, fps: float =
     return paths
 
 
-def run_batch_bench(recordings: int = 6, seconds: float = 20.0) -> dict[str, Any]:
+def run_batch_bench(recordings: int = 6, seconds: float = 120.0) -> dict[str, Any]:
     from classmood.analysis.analyze import analyze
     from classmood.analysis.batch import ray_available, run_batch
 

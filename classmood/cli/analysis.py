@@ -14,10 +14,8 @@ if TYPE_CHECKING:
     from classmood.store import SessionStore
 
 
-def add_parsers(sub: Any) -> None:
-    p = sub.add_parser("analyze", help="faces, tracks and class mood of an image, folder, video, webcam or screen")
-    p.add_argument("input", help="image, folder of images, video file, webcam:N, or screen / screen:N / screen:X,Y,W,H")
-    p.add_argument("--out", required=True, help="output folder for faces.csv, class_mood.csv, summary.json")
+def _pipeline_options(p: argparse.ArgumentParser) -> None:
+    """The settings analyze and batch share: detector, model, rate, bin, k, and saving as sessions."""
     p.add_argument("--detector", default="libface", help="libface (fast, default) or mtcnn (accurate)")
     p.add_argument(
         "--model", default="fast", help="expression model: fast (default), accurate, ensemble, or .onnx path"
@@ -30,8 +28,32 @@ def add_parsers(sub: Any) -> None:
         default=5,
         help="k: class-level numbers only from time bins with at least k faces (default 5; at least 1)",
     )
-    p.add_argument("--save", action="store_true", help="also save as a session (DATABASE_URL or CLASSMOOD_DB)")
-    p.add_argument("--db", help="with --save: SQLite file path or SQLAlchemy URL of the session database")
+    p.add_argument("--save", action="store_true", help="also save as sessions (DATABASE_URL or CLASSMOOD_DB)")
+    p.add_argument(
+        "--db", help="with --save: SQLite file path or SQLAlchemy URL; many writers need PostgreSQL (DATABASE_URL)"
+    )
+
+
+def _config(args: argparse.Namespace, **extra: Any) -> Any:
+    from classmood.pipeline import PipelineConfig
+
+    if args.db and not args.save:
+        raise ClassmoodError("--db names the session database for --save; add --save")
+    return PipelineConfig(
+        detector=args.detector,
+        model=args.model,
+        rate_hz=args.rate,
+        bin_s=args.bin,
+        min_faces=args.min_faces,
+        **extra,
+    )
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("analyze", help="faces, tracks and class mood of an image, folder, video, webcam or screen")
+    p.add_argument("input", help="image, folder of images, video file, webcam:N, or screen / screen:N / screen:X,Y,W,H")
+    p.add_argument("--out", required=True, help="output folder for faces.csv, class_mood.csv, summary.json")
+    _pipeline_options(p)
     p.add_argument(
         "--annotate",
         action="store_true",
@@ -52,13 +74,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=2, help="parallel workers (default 2; each loads the models once)")
     p.add_argument("--address", help="join an existing Ray cluster: auto, or ray://HOST:10001 (default: local Ray)")
     p.add_argument("--local", action="store_true", help="a local process pool even when Ray is installed")
-    p.add_argument("--detector", default="libface", help="libface (fast, default) or mtcnn (accurate)")
-    p.add_argument("--model", default="fast", help="fast (default), accurate, ensemble, or an .onnx path")
-    p.add_argument("--rate", type=float, default=2.0, help="analysed frames per second of input (0 = all)")
-    p.add_argument("--bin", type=float, default=5.0, help="class-mood time bin in seconds")
-    p.add_argument("--min-faces", type=int, default=5, help="k for class-level numbers (default 5; at least 1)")
-    p.add_argument("--save", action="store_true", help="also save every recording as a session (see --db)")
-    p.add_argument("--db", help="with --save: the session database; many writers need PostgreSQL (DATABASE_URL)")
+    _pipeline_options(p)
     p.set_defaults(func=_cmd_batch)
 
     p = sub.add_parser("sessions", help="analysis sessions saved in the database: list, show, export, delete, compare")
@@ -88,15 +104,10 @@ def add_parsers(sub: Any) -> None:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from classmood.analysis.analyze import prepare_out
-    from classmood.pipeline import PipelineConfig
     from classmood.vision.sources import open_source
 
     # Everything that can be refused is refused before anything is opened, written or saved.
-    config = PipelineConfig(
-        detector=args.detector, model=args.model, rate_hz=args.rate, bin_s=args.bin, min_faces=args.min_faces
-    )
-    if args.db and not args.save:
-        raise ClassmoodError("--db names the session database for --save; add --save")
+    config = _config(args)
     if args.per_track and not args.annotate:
         raise ClassmoodError("--per-track adds to report.html, which --annotate writes; add --annotate")
     source = open_source(args.input)  # a bad input fails here: no folder or session row is created for it
@@ -204,20 +215,10 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from classmood.analysis.batch import run_batch
-    from classmood.pipeline import PipelineConfig
     from classmood.store import default_url
     from classmood.store.engine import as_url
 
-    config = PipelineConfig(
-        detector=args.detector,
-        model=args.model,
-        rate_hz=args.rate,
-        bin_s=args.bin,
-        min_faces=args.min_faces,
-        threads=1,  # one inference thread per worker: the workers are the parallelism
-    )
-    if args.db and not args.save:
-        raise ClassmoodError("--db names the session database for --save; add --save")
+    config = _config(args, threads=1)  # one inference thread per worker: the workers are the parallelism
     db_url = (as_url(args.db) if args.db else default_url()) if args.save else None
     if db_url:
         _open_session_store(db_url).close()  # a bad database fails before any work

@@ -65,7 +65,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.batch:
         from classmood.benchmarks.batch import run_batch_bench
 
-        print(json.dumps(run_batch_bench(seconds=args.seconds or 20.0), indent=2))
+        print(json.dumps(run_batch_bench(seconds=args.seconds or 120.0), indent=2))
         return 0
     if args.events:
         from classmood.benchmarks.events import run_events_bench
