@@ -102,6 +102,11 @@ class Analyzer:
         self._smoothed: dict[int, np.ndarray] = {}
         self._next_time = 0.0
 
+    def start_at(self, time_s: float) -> None:
+        """Begin at ``time_s`` on the analysis-time grid (a chunk of a longer recording): the next frame at or
+        after it is analysed, then one every 1/rate seconds, as in an unsplit run."""
+        self._next_time = time_s
+
     def due(self, time_s: float) -> bool:
         """Whether a frame at ``time_s`` should be analysed under the configured rate."""
         return self.config.rate_hz <= 0 or time_s + 1e-9 >= self._next_time

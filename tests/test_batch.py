@@ -120,3 +120,29 @@ def test_recordings_from_files_folders_and_globs(recordings: Path, capsys: pytes
     assert main(["batch", "/no/such/*.mp4", "--out", "/tmp/never"]) == 2
     assert "matches no file" in capsys.readouterr().err
     assert main(["batch", str(recordings), "--out", "/tmp/never", "--workers", "0"]) == 2
+
+
+def test_a_long_recording_is_split_across_workers_and_stitched(local_ray: None, tmp_path: Path) -> None:
+    """Chunks of 10 s with a 3-s overlap give the ids, boxes and bins of the unsplit run."""
+    frame, _ = gallery(rows=2, cols=3, face_px=80)
+    video = write_video(tmp_path / "lecture.mp4", [np.roll(frame, (i // 5) % 7, axis=1) for i in range(300)])
+    config = PipelineConfig(min_faces=2, bin_s=5.0, threads=1)
+    rows = run_batch([str(video)], tmp_path / "out", config, workers=2, chunk_s=10.0, overlap_s=3.0)
+    assert rows[0]["status"] == "done" and rows[0]["worker"] == "3 chunks"
+    assert main(["analyze", str(video), "--out", str(tmp_path / "alone"), "--min-faces", "2"]) == 0
+
+    def read(path: Path) -> list[dict[str, str]]:
+        with open(path, newline="") as fh:
+            return list(csv.DictReader(fh))
+
+    split, alone = read(tmp_path / "out" / "lecture" / "faces.csv"), read(tmp_path / "alone" / "faces.csv")
+    assert [(r["frame"], r["track_id"], r["x"], r["y"]) for r in split] == [
+        (r["frame"], r["track_id"], r["x"], r["y"]) for r in alone
+    ]  # every face, its box and its id, across both boundaries
+    bins_split, bins_alone = (
+        read(tmp_path / "out" / "lecture" / "class_mood.csv"),
+        read(tmp_path / "alone" / "class_mood.csv"),
+    )
+    assert [(b["start_s"], b["faces"], b["tracks"]) for b in bins_split] == [
+        (b["start_s"], b["faces"], b["tracks"]) for b in bins_alone
+    ]

@@ -201,6 +201,17 @@ class RecordingWorker:
             if store is not None:
                 store.close()
 
+    def chunk(self, recording: str, start_s: float, end_s: float, overlap_s: float) -> Any:
+        """One time chunk of a long recording (``analysis/chunks.py``); an error comes back as its message."""
+        from classmood.analysis.chunks import analyze_chunk
+
+        try:
+            return analyze_chunk(recording, start_s, end_s, overlap_s, self.config, self.detector, self.model)
+        except Exception as exc:
+            return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+Job = tuple[str, tuple[Any, ...]]  # a worker method ("run" or "chunk") and its arguments
 
 _local_worker: RecordingWorker | None = None
 
@@ -211,20 +222,18 @@ def _local_init(config: dict[str, Any], db_url: str | None) -> None:
     _local_worker = RecordingWorker(config, db_url)
 
 
-def _local_run(recording: str, out_dir: str) -> dict[str, Any]:
+def _local_call(method: str, args: tuple[Any, ...]) -> Any:
     assert _local_worker is not None
-    return _local_worker.run(recording, out_dir)
+    return getattr(_local_worker, method)(*args)
 
 
-def _run_local(
-    jobs: list[tuple[Path, Path]], config: dict[str, Any], db_url: str | None, workers: int
-) -> Iterator[dict[str, Any]]:
+def _run_local(jobs: list[Job], config: dict[str, Any], db_url: str | None, workers: int) -> Iterator[tuple[int, Any]]:
     context = get_context("spawn")  # ONNX Runtime's threads and fork do not mix
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_local_init, initargs=(config, db_url)) as pool:
-        futures = [pool.submit(_local_run, str(p), str(o)) for p, o in jobs]
+        futures = {pool.submit(_local_call, method, args): n for n, (method, args) in enumerate(jobs)}
         try:
             for future in as_completed(futures):
-                yield future.result()
+                yield futures[future], future.result()
         except BaseException:
             for future in futures:
                 future.cancel()
@@ -232,8 +241,8 @@ def _run_local(
 
 
 def _run_ray(
-    jobs: list[tuple[Path, Path]], config: dict[str, Any], db_url: str | None, workers: int, address: str | None
-) -> Iterator[dict[str, Any]]:
+    jobs: list[Job], config: dict[str, Any], db_url: str | None, workers: int, address: str | None
+) -> Iterator[tuple[int, Any]]:
     import ray
 
     started_here = not ray.is_initialized()
@@ -251,20 +260,21 @@ def _run_ray(
             )
     try:
         actor: Any = ray.remote(num_cpus=1)(RecordingWorker)
-        pool: list[Any] = [actor.remote(config, db_url) for _ in range(workers)]
-        pending: dict[Any, Any] = {}
-        queue = list(jobs)
+        pool: list[Any] = [actor.remote(config, db_url) for _ in range(min(workers, len(jobs)))]
+        pending: dict[Any, tuple[int, Any]] = {}
+        queue = list(enumerate(jobs))
         idle = list(pool)
         try:
             while queue or pending:
                 while queue and idle:
                     worker = idle.pop()
-                    path, out = queue.pop(0)  # largest first: the order jobs came in
-                    pending[worker.run.remote(str(path), str(out))] = worker
+                    n, (method, args) = queue.pop(0)  # largest first: the order jobs came in
+                    pending[getattr(worker, method).remote(*args)] = (n, worker)
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
-                    idle.append(pending.pop(ref))
-                    yield ray.get(ref)
+                    n, worker = pending.pop(ref)
+                    idle.append(worker)
+                    yield n, ray.get(ref)
         except BaseException:
             for ref in pending:
                 ray.cancel(ref, force=True)
@@ -295,9 +305,13 @@ def run_batch(
     use_ray: bool | None = None,
     on_row: Callable[[dict[str, Any], int, int], None] | None = None,
     notice: Callable[[str], None] = print,
+    chunk_s: float | None = 1800.0,
+    overlap_s: float = 10.0,
 ) -> list[dict[str, Any]]:
     """Analyse every recording in ``inputs`` into ``out/<stem>/`` and write ``out/batch_summary.csv``.
 
+    A video longer than 1.5 x ``chunk_s`` is split into chunks of about ``chunk_s`` seconds that run on
+    several workers and are stitched back (``analysis/chunks.py``); None keeps every recording whole.
     ``use_ray`` None: Ray when installed, else a local process pool (said once through ``notice``).
     ``on_row(row, done, total)`` is called as each recording finishes. Returns the summary rows.
     """
@@ -306,18 +320,30 @@ def run_batch(
     config = config or PipelineConfig()
     if workers < 1:
         raise ClassmoodError(f"--workers must be at least 1, not {workers}")
+    if chunk_s is not None and not chunk_s > 0:
+        raise ClassmoodError(f"chunk length must be positive, not {chunk_s}")
     recordings = find_recordings(inputs)
     out_dir = prepare_out(out)
     names = output_names(recordings)
     rows: dict[Path, dict[str, Any]] = {}
-    jobs: list[tuple[Path, Path]] = []
+    jobs: list[Job] = []
+    chunked: dict[Path, list[Any]] = {}  # recording -> its chunk results as they come (None: not yet)
+    owner: list[tuple[Path, int]] = []  # each job's recording, and which of its chunks it is
     for path in sorted(recordings, key=lambda p: p.stat().st_size if p.exists() else 0, reverse=True):
         target = out_dir / names[path]
         if is_done(path, target):
             rows[path] = _previous_row(out_dir, path) or summary_row(path, target, _read_summary(target), "done")
             rows[path]["status"] = "skipped (done before)"
+            continue
+        plan = _chunk_plan(path, config, chunk_s)
+        if len(plan) > 1:
+            chunked[path] = [None] * len(plan)
+            for part, (start, end) in enumerate(plan):
+                jobs.append(("chunk", (str(path), start, end, overlap_s)))
+                owner.append((path, part))
         else:
-            jobs.append((path, target))
+            jobs.append(("run", (str(path), str(target))))
+            owner.append((path, 0))
     if use_ray is None:
         use_ray = ray_available()
         if not use_ray:
@@ -328,6 +354,7 @@ def run_batch(
         raise ClassmoodError("--address joins a Ray cluster, which needs Ray: pip install 'classmood[cluster]'")
     settings = asdict(config)
     total, done = len(recordings), len(rows)
+    started = time.perf_counter()
     try:
         if jobs:
             stream = (
@@ -335,8 +362,17 @@ def run_batch(
                 if use_ray
                 else _run_local(jobs, settings, db_url, min(workers, len(jobs)))
             )
-            for row in stream:
-                rows[Path(row["recording"])] = row
+            for n, result in stream:
+                path, part = owner[n]
+                if path in chunked:
+                    parts = chunked[path]
+                    parts[part] = result
+                    if any(p is None for p in parts):
+                        continue
+                    row = _finish_chunked(path, out_dir / names[path], parts, config, db_url, started)
+                else:
+                    row = result
+                rows[path] = row
                 done += 1
                 _write_summary(out_dir, recordings, rows)
                 if on_row is not None:
@@ -344,6 +380,69 @@ def run_batch(
     finally:
         _write_summary(out_dir, recordings, rows)  # also after Ctrl-C: every finished recording is listed
     return [rows[p] for p in recordings if p in rows]
+
+
+def _chunk_plan(path: Path, config: PipelineConfig, chunk_s: float | None) -> list[tuple[float, float]]:
+    """The chunks of a long video, or one "chunk" for a short one, an image, a folder or an unreadable file."""
+    from classmood.analysis.chunks import plan_chunks, video_length
+
+    if chunk_s is None or path.suffix.lower() not in VIDEO_SUFFIXES:
+        return [(0.0, 0.0)]
+    try:
+        duration, _, _ = video_length(path)
+    except ClassmoodError:
+        return [(0.0, 0.0)]  # the worker reports the error
+    if duration <= 1.5 * chunk_s:
+        return [(0.0, duration)]
+    return plan_chunks(duration, chunk_s, config.bin_s, config.rate_hz)
+
+
+def _finish_chunked(
+    path: Path, out: Path, parts: list[Any], config: PipelineConfig, db_url: str | None, started: float
+) -> dict[str, Any]:
+    """Stitch a chunked recording, write its files (and session), mark it done; returns its summary row."""
+    from classmood.analysis.chunks import write_chunked_outputs
+
+    errors = [p for p in parts if isinstance(p, str)]
+    if errors:
+        return summary_row(path, out, None, "failed", error=errors[0])
+    try:
+        summary = write_chunked_outputs(path, out, parts, config, time.perf_counter() - started)
+        session_id = _save_chunked(path, out, config, db_url, summary) if db_url else None
+        (out / DONE_FILE).write_text(json.dumps({"status": "done", **_fingerprint(path)}, indent=2))
+    except Exception as exc:
+        return summary_row(path, out, None, "failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
+    duration = parts[-1].end_s
+    return summary_row(
+        path,
+        out,
+        summary,
+        "done",
+        duration_s=round(duration, 2),
+        wall_s=summary.get("wall_s"),
+        worker=f"{len(parts)} chunks",
+        session_id=session_id,
+    )
+
+
+def _save_chunked(path: Path, out: Path, config: PipelineConfig, db_url: str, summary: dict[str, Any]) -> int | None:
+    """A stitched recording as one session: its rows and bins, read back from the files just written."""
+    from classmood.analysis.read_back import load_result
+    from classmood.store import SessionRecorder, open_store
+
+    result = load_result(out)
+    store = open_store(db_url)
+    try:
+        with SessionRecorder(store, "cli", str(path), asdict(config)) as recorder:
+            recorder.save(list(result.faces), [])
+            from classmood.analysis.chunks import replay_bins  # raw bins: the store applies k when read
+
+            frames = sorted({(int(f["frame"]), float(f["time_s"])) for f in result.faces})
+            recorder.save([], replay_bins(result.faces, frames, config.bin_s) if frames else [])
+            recorder.finish(summary)
+        return recorder.session_id
+    finally:
+        store.close()
 
 
 def _read_summary(target: Path) -> dict[str, Any] | None:

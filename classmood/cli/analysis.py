@@ -74,6 +74,12 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=2, help="parallel workers (default 2; each loads the models once)")
     p.add_argument("--address", help="join an existing Ray cluster: auto, or ray://HOST:10001 (default: local Ray)")
     p.add_argument("--local", action="store_true", help="a local process pool even when Ray is installed")
+    p.add_argument(
+        "--chunk-minutes",
+        type=float,
+        default=30.0,
+        help="split videos longer than 1.5x this into chunks on several workers, tracks stitched (0: never)",
+    )
     _pipeline_options(p)
     p.set_defaults(func=_cmd_batch)
 
@@ -244,6 +250,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             address=args.address,
             db_url=db_url,
             use_ray=False if args.local else None,
+            chunk_s=args.chunk_minutes * 60 if args.chunk_minutes else None,
             on_row=on_row,
             notice=lambda line: print(line, file=sys.stderr),
         )

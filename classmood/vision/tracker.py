@@ -70,6 +70,9 @@ class _Track:
         self.hist = h / max(float(np.linalg.norm(h)), 1e-6)
 
 
+POSITION_TIE_BREAK = 0.05  # appearance similarities closer than this are settled by box overlap
+
+
 class IoUTracker:
     """Assigns ``track_id`` to detections frame by frame.
 
@@ -183,13 +186,19 @@ class IoUTracker:
     def _match_by_appearance(
         self, dets: Detections, time_s: float, ids: np.ndarray, taken: set[int], sim: np.ndarray
     ) -> None:
-        """Unmatched faces take the id of a free remembered track that looks like them (sim >= accept)."""
+        """Unmatched faces take the id of a free remembered track that looks like them (sim >= accept).
+
+        Where faces look alike (the same photo in several tiles, twins, coarse cues on tiny faces), the
+        face whose box overlaps the track's last box wins the tie: the assignment adds a small bonus for
+        overlap (at most ``POSITION_TIE_BREAK``), the acceptance threshold looks at appearance alone.
+        """
         free_tracks = [r for r in range(len(self._tracks)) if r not in taken and self._tracks[r].thumb is not None]
         free_dets = np.flatnonzero(ids < 0)
         if not free_tracks or len(free_dets) == 0:
             return
         s = sim[np.ix_(np.array(free_tracks, np.int64), free_dets)]
-        rows, cols = linear_sum_assignment(-s)
+        overlap = iou_matrix(np.stack([self._tracks[r].xyxy for r in free_tracks]), dets.xyxy[free_dets])
+        rows, cols = linear_sum_assignment(-(s + POSITION_TIE_BREAK * overlap))
         for r, c in zip(rows, cols, strict=True):
             if s[r, c] >= self.accept:
                 track = self._tracks[free_tracks[r]]
