@@ -196,7 +196,7 @@ class AnalysisResult:
 
 
 def summarize(
-    src: FrameSource,
+    src: FrameSource | tuple[str, str],
     config: PipelineConfig,
     frames: int,
     analysed: int,
@@ -205,10 +205,12 @@ def summarize(
     raw_bins: list[MoodBin],
     skipped_frames: int = 0,
 ) -> Summary:
-    """summary.json for an input: counts and settings, and class-level numbers only from bins with at least k faces."""
+    """summary.json for an input (a source, or its name and kind): counts and settings, and class-level
+    numbers only from bins with at least k faces."""
+    name, kind = (src.name, src.kind) if isinstance(src, FrameSource) else src
     return build_summary(
-        input=src.name,
-        kind=src.kind,
+        input=name,
+        kind=kind,
         frames=frames,
         frames_analysed=analysed,
         faces=len(faces),
@@ -219,6 +221,6 @@ def summarize(
         rate_hz=config.rate_hz,
         raw_bins=raw_bins,
         min_faces=config.min_faces,
-        truncated=src.truncated,
+        truncated=src.truncated if isinstance(src, FrameSource) else False,
         skipped_frames=skipped_frames,
     )

@@ -27,12 +27,11 @@ import numpy as np
 from classmood.analytics.face_rows import FaceRows
 from classmood.analytics.mood import MoodAggregator
 from classmood.analytics.privacy import apply_k
-from classmood.analytics.summary import build_summary
 from classmood.containers import Detections, Frame, MoodBin
 from classmood.errors import ClassmoodError
 from classmood.imageio import to_bgr8
 from classmood.labels import EMOTIONS
-from classmood.pipeline import Analyzer, PipelineConfig
+from classmood.pipeline import Analyzer, PipelineConfig, summarize
 
 
 @dataclass
@@ -221,19 +220,14 @@ def write_chunked_outputs(
 
     faces, analysed, continued = stitch(chunks)
     raw = replay_bins(faces, analysed, config.bin_s)
-    summary = build_summary(
-        input=str(recording),
-        kind="video",
-        frames=sum(c.frames for c in chunks),
-        frames_analysed=len(analysed),
-        faces=len(faces),
-        tracks=len(np.unique(faces.column("track_id"))),
-        wall_s=wall_s,
-        detector=config.detector,
-        model=config.model,
-        rate_hz=config.rate_hz,
-        raw_bins=raw,
-        min_faces=config.min_faces,
+    summary = summarize(
+        (str(recording), "video"),
+        config,
+        sum(c.frames for c in chunks),
+        len(analysed),
+        faces,
+        wall_s,
+        raw,
         skipped_frames=sum(c.skipped for c in chunks),
     ).to_dict()
     summary["chunks"] = len(chunks)
