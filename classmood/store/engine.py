@@ -107,15 +107,22 @@ def _add_missing_columns(engine: Engine) -> None:
                 conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
+RACES = ("already exists", "duplicate", "database is locked")  # what a concurrent first use can raise
+ATTEMPTS = 10
+
+
 def _create_tables(engine: Engine) -> None:
-    """Create missing tables; two processes opening a new SQLite file at once both see no table and
-    race to create it ("table ... already exists"), so the loser looks again."""
-    for attempt in range(5):
+    """Create missing tables. Processes opening a new SQLite file at once race: both see no table and
+    create it ("table ... already exists"), or one finds the file locked while another switches it to
+    WAL or creates the tables ("database is locked", which SQLite reports without waiting). The loser
+    waits a little and looks again."""
+    for attempt in range(ATTEMPTS):
         try:
             metadata.create_all(engine)
             _add_missing_columns(engine)
             return
         except (OperationalError, ProgrammingError, IntegrityError) as exc:
-            if ("already exists" not in str(exc) and "duplicate" not in str(exc).lower()) or attempt == 4:
+            if not any(r in str(exc).lower() for r in RACES) or attempt == ATTEMPTS - 1:
                 raise
+            engine.dispose()  # a connection that failed half-way is not reused
             time.sleep(0.05 * (attempt + 1))
