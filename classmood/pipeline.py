@@ -116,16 +116,22 @@ class Analyzer:
             self._next_time = max(self._next_time + 1 / self.config.rate_hz, frame.time_s + 0.5 / self.config.rate_hz)
         dets = self.locate(frame.image, frame.time_s)
         if len(dets):
+            hidden = dets.uncertain.copy()  # coasted by the tracker: present, covered, not to be read
             crops = face_crops(frame.image, dets.xyxy)
             probs = self.model.predict_proba(crops)
             a = self.config.smoothing
             for i, tid in enumerate(dets.track_id):
                 prev = self._smoothed.get(int(tid))
+                if hidden[i] and prev is not None:  # a covered face does not move its track's reading
+                    dets.probs[i] = prev
+                    continue
                 self._smoothed[int(tid)] = probs[i] if prev is None else a * probs[i] + (1 - a) * prev
                 dets.probs[i] = self._smoothed[int(tid)]
+            dets.uncertain = hidden
             if self.config.uncertain:
                 heights = dets.xyxy[:, 3] - dets.xyxy[:, 1]
-                dets.uncertain = self.model.readout.decide(dets.probs, crops, heights, calibrated=True) == UNCERTAIN
+                unreadable = self.model.readout.decide(dets.probs, crops, heights, calibrated=True) == UNCERTAIN
+                dets.uncertain = hidden | unreadable
         return Update(frame, dets, self.mood.add(frame.time_s, dets))
 
     def locate(self, image: np.ndarray, time_s: float) -> Detections:
@@ -136,6 +142,7 @@ class Analyzer:
         if self.gate is not None:
             dets = self.gate(image, dets, self._confirmed)
         dets = self.tracker.update(dets, time_s, image)
+        dets = self.tracker.coast(image, dets, time_s)  # faces hidden for a moment (a hand, a mask) stay
         self._confirmed = dets.xyxy.copy()
         return dets
 

@@ -102,3 +102,24 @@ def test_event_scoring_counts_ids_per_person_and_ids_carried_across_the_cut() ->
     churn = score([(0, dets(7, 8)), (1, dets(7, 5)), (2, dets(7))], truth)
     assert churn["id_switches"] == 1 and churn["ids_carried_across_the_cut"] == 1
     assert churn["ids_given_to_several_people"] == 1 and churn["ids_per_person"] == 1.333  # (1 + 2 + 1) / 3
+
+
+def test_a_face_covered_for_a_moment_stays_present_as_uncertain() -> None:
+    """A hand over the mouth hides a face from the detector: for up to coast_s it is still counted, under
+    its id, as uncertain (never read); a tile that no longer shows the face is not carried on."""
+    tracker = IoUTracker(reassociate=True)
+    frame, dets = _frame([0, 1, 2], [200, 200, 200], GALLERY)
+    for t in range(4):
+        seen = tracker.update(dets, t * 0.5, frame)
+    ids = seen.track_id.tolist()
+    covered = frame.copy()
+    x1, y1, x2, y2 = (int(v) for v in dets.xyxy[0])
+    covered[(y1 + y2) // 2 : y2, x1:x2] = (140, 160, 200)  # a hand over the lower half of face 0
+    covered[dets.xyxy[2, 1].astype(int) :, 880:] = 30  # face 2 left its tile: background only
+    missed = dets[np.array([1])]  # the detector finds only face 1
+    now = tracker.coast(covered, tracker.update(missed, 2.0, covered), 2.0)
+    assert sorted(now.track_id.tolist()) == sorted(ids[:2])  # face 0 coasted, face 2 gone
+    coasted = now.track_id == ids[0]
+    assert now.uncertain[coasted].all() and not now.uncertain[~coasted].any()
+    later = tracker.coast(covered, tracker.update(missed, 5.0, covered), 5.0)  # hidden longer than coast_s
+    assert later.track_id.tolist() == [ids[1]]

@@ -104,14 +104,68 @@ class IoUTracker:
         accept: float = 0.8,
         cut_correlation: float = 0.9,
         remember_s: float = 300.0,
+        coast_s: float = 3.0,
+        coast_hits: int = 3,
+        coast_sim: float = 0.6,
     ) -> None:
         self.min_iou, self.max_age_s = min_iou, max_age_s
         self.reassociate, self.veto, self.accept, self.cut_correlation = reassociate, veto, accept, cut_correlation
         self.remember_s = remember_s
+        self.coast_s, self.coast_hits, self.coast_sim = coast_s, coast_hits, coast_sim
         self._tracks: list[_Track] = []
         self._next_id = 1
         self._signature: np.ndarray | None = None
         self.cuts = 0  # frames treated as a cut or re-layout so far
+
+    def coast(self, image: np.ndarray, dets: Detections, time_s: float) -> Detections:
+        """Faces the detector missed for a moment (a hand or a mask over them) but that are still there.
+
+        A track seen at least ``coast_hits`` times and last detected at most ``coast_s`` ago keeps its
+        last box when the pixels there still look like it (appearance similarity >= ``coast_sim``) and
+        no face of this frame lies on it. Its ``last_seen`` is not renewed: a face that stays hidden, or
+        a poster-like still, is not carried on beyond ``coast_s``. Coasted faces come back marked
+        ``uncertain`` (present, counted, never read: what shows of them is mostly the cover).
+        """
+        if not self.reassociate or self.coast_s <= 0:
+            return dets
+        candidates = [
+            t
+            for t in self._tracks
+            if 0 < time_s - t.last_seen <= self.coast_s and t.hits >= self.coast_hits and t.thumb is not None
+        ]
+        if not candidates:
+            return dets
+        boxes = np.stack([t.xyxy for t in candidates])
+        if len(dets):
+            free = iou_matrix(boxes, dets.xyxy).max(axis=1) < 0.3
+            candidates, boxes = [t for t, f in zip(candidates, free, strict=True) if f], boxes[free]
+        if not candidates:
+            return dets
+        thumbs, hists = describe(image, boxes)
+        sim = similarity(
+            np.stack([t.thumb for t in candidates if t.thumb is not None]),
+            np.stack([t.hist for t in candidates if t.hist is not None]),
+            thumbs,
+            hists,
+        ).diagonal()
+        keep = np.flatnonzero(sim >= self.coast_sim)
+        if not len(keep):
+            return dets
+        n = len(keep)
+        coasted = Detections(
+            boxes[keep],
+            np.zeros(n, np.float32),
+            np.array([candidates[k].track_id for k in keep], np.int64),
+            uncertain=np.ones(n, bool),
+        )
+        return Detections(
+            np.concatenate([dets.xyxy, coasted.xyxy]),
+            np.concatenate([dets.score, coasted.score]),
+            np.concatenate([dets.track_id, coasted.track_id]),
+            np.concatenate([dets.probs, coasted.probs]),
+            np.concatenate([dets.uncertain, coasted.uncertain]),
+            np.concatenate([dets.landmarks, coasted.landmarks]),
+        )
 
     def forget(self) -> None:
         """Start afresh for an unrelated image (a folder of separate photos): new ids, nothing remembered."""
