@@ -407,8 +407,8 @@ def _finish_chunked(
     if errors:
         return summary_row(path, out, None, "failed", error=errors[0])
     try:
-        summary = write_chunked_outputs(path, out, parts, config, time.perf_counter() - started)
-        session_id = _save_chunked(path, out, config, db_url, summary) if db_url else None
+        summary, faces, raw = write_chunked_outputs(path, out, parts, config, time.perf_counter() - started)
+        session_id = _save_chunked(path, config, db_url, summary, faces, raw) if db_url else None
         (out / DONE_FILE).write_text(json.dumps({"status": "done", **_fingerprint(path)}, indent=2))
     except Exception as exc:
         return summary_row(path, out, None, "failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
@@ -425,20 +425,16 @@ def _finish_chunked(
     )
 
 
-def _save_chunked(path: Path, out: Path, config: PipelineConfig, db_url: str, summary: dict[str, Any]) -> int | None:
-    """A stitched recording as one session: its rows and bins, read back from the files just written."""
-    from classmood.analysis.read_back import load_result
+def _save_chunked(
+    path: Path, config: PipelineConfig, db_url: str, summary: dict[str, Any], faces: Any, raw_bins: list[Any]
+) -> int | None:
+    """A stitched recording as one session: its merged rows and raw bins (the store applies k when read)."""
     from classmood.store import SessionRecorder, open_store
 
-    result = load_result(out)
     store = open_store(db_url)
     try:
         with SessionRecorder(store, "cli", str(path), asdict(config)) as recorder:
-            recorder.save(list(result.faces), [])
-            from classmood.analysis.chunks import replay_bins  # raw bins: the store applies k when read
-
-            frames = sorted({(int(f["frame"]), float(f["time_s"])) for f in result.faces})
-            recorder.save([], replay_bins(result.faces, frames, config.bin_s) if frames else [])
+            recorder.save(list(faces), raw_bins)
             recorder.finish(summary)
         return recorder.session_id
     finally:

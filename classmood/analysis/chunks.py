@@ -213,8 +213,9 @@ def replay_bins(faces: FaceRows, analysed: list[tuple[int, float]], bin_s: float
 
 def write_chunked_outputs(
     recording: Path, out: Path, chunks: list[ChunkResult], config: PipelineConfig, wall_s: float
-) -> dict[str, Any]:
-    """faces.csv, class_mood.csv and summary.json of a chunked recording; returns the summary."""
+) -> tuple[dict[str, Any], FaceRows, list[MoodBin]]:
+    """faces.csv, class_mood.csv and summary.json of a chunked recording; returns the summary, the merged
+    face rows and the raw bins (what a session of it saves)."""
     from classmood.analysis.analyze import _write_mood, prepare_out
     from classmood.analysis.faces_csv import FacesCsv
 
@@ -237,7 +238,7 @@ def write_chunked_outputs(
         sink.write_rows(list(faces))
     _write_mood(out / "class_mood.csv", [b.as_row() for b in apply_k(raw, config.min_faces)])
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    return summary, faces, raw
 
 
 def analyze_chunked(
@@ -250,4 +251,5 @@ def analyze_chunked(
         analyze_chunk(recording, a, b, overlap_s, config)
         for a, b in plan_chunks(duration, chunk_s, config.bin_s, config.rate_hz)
     ]
-    return write_chunked_outputs(Path(recording), Path(out), chunks, config, time.perf_counter() - started)
+    summary, _, _ = write_chunked_outputs(Path(recording), Path(out), chunks, config, time.perf_counter() - started)
+    return summary
