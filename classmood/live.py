@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from classmood.analytics.mood import VALENCE_WEIGHTS
+from classmood.analytics.mood import mean_valence
 from classmood.analytics.privacy import apply_k, check_min_faces, current_view
 from classmood.analytics.summary import build_summary
 from classmood.containers import Detections, Frame, MoodBin, Summary
@@ -92,11 +92,6 @@ class LiveSnapshot:
     @property
     def analysed_fps(self) -> float:
         return self.analysed / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
-
-def current_valence(dets: Detections) -> float | None:
-    probs = dets.probs[dets.read] if len(dets) else dets.probs
-    return float((probs @ VALENCE_WEIGHTS).mean()) if len(probs) else None
 
 
 def flagged_rows(bins: Iterable[MoodBin]) -> list[dict[str, Any]]:
@@ -335,7 +330,7 @@ class LiveSession:
         dets = update.detections
         rows = update.face_rows()
         n = len(dets)
-        valence = current_valence(dets)  # raw: snapshot() blanks it below k
+        valence = mean_valence(dets)  # raw: snapshot() blanks it below k
         point = {"time_s": round(update.frame.time_s, 2), "faces": n, "valence": valence}
         with self._lock:
             s = self._state

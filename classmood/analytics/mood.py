@@ -31,6 +31,12 @@ NEGATIVE = ("angry", "disgust", "fear", "sad")
 VALENCE_WEIGHTS = np.array([-1.0 if e in NEGATIVE else 1.0 if e == "happy" else 0.0 for e in EMOTIONS], np.float32)
 
 
+def mean_valence(dets: Detections) -> float | None:
+    """Mean valence of the faces read in one frame (None when none is read)."""
+    probs = dets.probs[dets.read] if len(dets) else dets.probs
+    return float((probs @ VALENCE_WEIGHTS).mean()) if len(probs) else None
+
+
 NEGATIVE_JUMP = 0.2  # flag a bin whose negative share rose by at least this over the previous shown bin
 FACES_DROP = 0.3  # flag a bin whose mean face count fell by at least this fraction from the previous bin
 

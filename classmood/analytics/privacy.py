@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from classmood.analytics.mood import NEGATIVE, VALENCE_WEIGHTS, flag_bins
+from classmood.analytics.mood import NEGATIVE, flag_bins, mean_valence
 from classmood.containers import MoodBin
 from classmood.errors import ClassmoodError
 from classmood.labels import EMOTIONS
@@ -121,4 +121,4 @@ def current_view(dets: Detections, k: int) -> tuple[dict[str, float] | None, flo
         return None, None
     counts = np.bincount(probs.argmax(axis=1), minlength=len(EMOTIONS)) / len(probs)
     shares = {e: float(c) for e, c in zip(EMOTIONS, counts, strict=True)}
-    return shares, float((probs @ VALENCE_WEIGHTS).mean())
+    return shares, mean_valence(dets)
