@@ -13,14 +13,17 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # Runtime only: NumPy, ONNX Runtime, OpenCV (no PyTorch).
+# onnxruntime-web for the student page comes from the npm registry (sha512 checked), not from a CDN at run time.
 $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[app]'
+	$(BIN)/python -m classmood.classroom.vendor
 	touch $@
 
 # Everything: training extra (PyTorch CPU build) and the dev tools.
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e '.[train,app,postgres,cluster,dev]'
+	$(BIN)/python -m classmood.classroom.vendor
 	touch $@
 
 # The classroom web app on http://localhost:8501 (HOST=0.0.0.0 needs CLASSMOOD_PASSWORD_HASH; see README).

@@ -75,6 +75,7 @@ _gate()
 pages = [
     st.Page(VIEWS / "camera.py", title="Live — my camera", icon=":material/videocam:", url_path="camera", default=True),
     st.Page(VIEWS / "gallery.py", title="Live — class gallery", icon=":material/grid_view:", url_path="gallery"),
+    st.Page(VIEWS / "students.py", title="Live — students' browsers", icon=":material/groups:", url_path="students"),
     st.Page(VIEWS / "analyse.py", title="Analyse a recording", icon=":material/upload_file:", url_path="analyse"),
     st.Page(VIEWS / "sessions.py", title="Sessions", icon=":material/history:", url_path="sessions"),
     st.Page(VIEWS / "about.py", title="About / model card", icon=":material/info:", url_path="about"),

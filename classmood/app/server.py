@@ -72,9 +72,20 @@ def read_new_password() -> str:
     return sys.stdin.readline().rstrip("\r\n")
 
 
-def run_app(host: str, port: int, db: str | None = None, max_upload: int | None = None) -> int:
+def run_app(
+    host: str,
+    port: int,
+    db: str | None = None,
+    max_upload: int | None = None,
+    class_port: int | None = None,
+    public_url: str | None = None,
+) -> int:
     if not 0 < port < 65536:
         raise ClassmoodError(f"--port {port}: not a TCP port")
+    if class_port is not None and not (0 < class_port < 65536 and class_port != port):
+        raise ClassmoodError(f"--class-port {class_port}: not a free TCP port other than --port")
+    if public_url is not None and not public_url.startswith(("http://", "https://")):
+        raise ClassmoodError(f"--public-url {public_url!r}: give the full address, e.g. https://class.example.edu")
     password_hash = auth.check_bind(host, os.environ)
     from classmood.app.uploads import max_upload_mb
 
@@ -85,6 +96,10 @@ def run_app(host: str, port: int, db: str | None = None, max_upload: int | None 
         open_store(db if "://" in db else f"sqlite:///{Path(db).expanduser().absolute()}").close()  # fail now
     cmd = build_command(host, port, limit)
     env = server_env(os.environ, password_hash, db, limit)
+    if class_port is not None:
+        env["CLASSMOOD_CLASS_PORT"] = str(class_port)  # read by app/ui.class_hub()
+    if public_url is not None:
+        env["CLASSMOOD_PUBLIC_URL"] = public_url
     shown = f"[{host}]" if ":" in host else host
     print(f"classmood app on http://{shown}:{port} (Ctrl-C stops it)", flush=True)
     if os.name == "posix":

@@ -5,6 +5,7 @@ Only presentation here; what is computed lives in ``live``, ``uploads`` and the 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -325,3 +326,22 @@ def live_panel_fragment(key: str, show_tracks: bool) -> None:
         live_panel(current.snapshot(min_faces()) if current is not None else None, show_tracks)
 
     panel()
+
+
+HUB_PORT_ENV, PUBLIC_URL_ENV = "CLASSMOOD_CLASS_PORT", "CLASSMOOD_PUBLIC_URL"
+
+
+@st.cache_resource(show_spinner=False)
+def _hub(host: str, port: int, public_url: str | None) -> Any:
+    from classmood.classroom.hub import Hub
+
+    return Hub(host=host, port=port, public_url=public_url).start()
+
+
+def class_hub() -> Any:
+    """The student-side hub of this app process (started on first use; ``classmood app --class-port``)."""
+    from classmood.classroom.hub import DEFAULT_PORT
+
+    host = st.get_option("server.address") or "127.0.0.1"
+    port = int(os.environ.get(HUB_PORT_ENV, DEFAULT_PORT))
+    return _hub(host, port, os.environ.get(PUBLIC_URL_ENV) or None)

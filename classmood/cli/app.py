@@ -13,6 +13,16 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--db", help="session database: SQLite file path or SQLAlchemy URL (default: see 'sessions')")
     p.add_argument("--max-upload-mb", type=int, help="largest uploaded recording in MB (default 500)")
     p.add_argument(
+        "--class-port",
+        type=int,
+        help="port of the student-side hub (the students' join page and sockets; default 8502)",
+    )
+    p.add_argument(
+        "--public-url",
+        help="the address students reach the hub at, e.g. https://class.example.edu behind a reverse proxy "
+        "(shown in the join link; webcams need HTTPS off localhost)",
+    )
+    p.add_argument(
         "--hash-password",
         action="store_true",
         help="instead: read a password and print its salted hash for CLASSMOOD_PASSWORD_HASH",
@@ -26,4 +36,4 @@ def _cmd_app(args: argparse.Namespace) -> int:
     if args.hash_password:
         print(auth.hash_password(server.read_new_password()))
         return 0
-    return server.run_app(args.host, args.port, args.db, args.max_upload_mb)
+    return server.run_app(args.host, args.port, args.db, args.max_upload_mb, args.class_port, args.public_url)

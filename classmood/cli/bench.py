@@ -56,12 +56,28 @@ def add_parsers(sub: Any) -> None:
         help="instead: recordings per minute, a sequential loop vs classmood batch on Ray with 1 and 2 workers",
     )
     p.add_argument(
+        "--students",
+        type=int,
+        metavar="N",
+        help="instead: N students at 1 update/s on the student-side hub (a few real Chromium, the rest light "
+        "clients): delay to the teacher's view, hub CPU, browser inference time, browser vs server detector",
+    )
+    p.add_argument("--browsers", type=int, default=2, help="--students: how many are real headless Chromium pages")
+    p.add_argument(
         "--seed", type=int, default=0, help="--robust: seed of the degradations and subset; --events: recording (1)"
     )
     p.set_defaults(func=_cmd_bench)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.students is not None:
+        from classmood.benchmarks.students import run_students_bench
+        from classmood.errors import ClassmoodError
+
+        if args.students < 1 or args.browsers < 0:
+            raise ClassmoodError("--students needs at least 1 student and --browsers at least 0")
+        print(json.dumps(run_students_bench(args.students, args.browsers, seconds=args.seconds or 30.0), indent=2))
+        return 0
     if args.batch:
         from classmood.benchmarks.batch import run_batch_bench
 

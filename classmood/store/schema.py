@@ -26,7 +26,7 @@ BIN_COLUMNS: list[str] = [
     "valence_change",
     "flags",
 ]
-KINDS = ("camera", "gallery", "upload", "cli")
+KINDS = ("camera", "gallery", "upload", "cli", "students")
 STATUSES = ("running", "finished", "failed", "stopped")
 INTERRUPTED = "interrupted"  # shown, never stored: "running" whose process is gone
 STALE_S = 900.0  # a running session on another machine with no sign of life for this long is interrupted

@@ -1,0 +1,212 @@
+"""One live class in student-side mode: the latest numbers of each student, and the class view under k.
+
+A ``Room`` keeps, per connected student, only the last update (face present or not, seven
+probabilities) and when it came; nothing older is kept per student. What the teacher sees comes
+from ``state()``, built with the same k rule as every other view (``analytics/privacy.py``): the
+"now" numbers need at least k students with a face present *now*; each time bin of the mood over
+time needs at least k faces on average. Counts (students connected, faces present) are not
+expressions and are always shown. Nothing per student ever leaves this module: pseudonyms stay
+server-side keys and are dropped when a student leaves.
+
+A student who pauses, leaves, closes the tab or stops sending for ``STALE_S`` seconds no longer
+counts as a face present; one who leaves or disconnects is removed at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from classmood.analytics.mood import MoodAggregator
+from classmood.analytics.privacy import HIDDEN_NOTE, apply_k, check_min_faces, current_view
+from classmood.analytics.summary import build_summary
+from classmood.classroom.protocol import Control, Update
+from classmood.containers import Detections, MoodBin, Summary
+from classmood.expression.readout import UNCERTAIN, Readout
+from classmood.labels import EMOTIONS
+
+STALE_S = 5.0  # an update older than this no longer counts as a face present
+TICK_S = 1.0  # the mood over time takes the faces present once a second
+SESSION_KIND = "students"
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed by students
+CODE_LENGTH = 6
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def new_pseudonym() -> str:
+    return "p-" + secrets.token_hex(4)
+
+
+@dataclass
+class Student:
+    number: int  # a small int for the aggregator's per-face baseline; session-local, never shown
+    joined: float
+    last_seen: float | None = None  # server time of the last update
+    face: bool = False
+    probs: np.ndarray | None = None  # raw model probabilities of the last update
+    paused: bool = False
+
+
+@dataclass
+class RoomStats:
+    updates: int = 0
+    refused: int = 0  # messages that broke the protocol (counted, not applied)
+
+
+class Room:
+    """Thread-safe: the hub's event loop writes, the teacher's page reads."""
+
+    def __init__(
+        self, k: int, readout: Readout, model: str = "accurate", bin_s: float = 5.0, code: str | None = None
+    ) -> None:
+        self.k = check_min_faces(k)
+        self.code = code or new_code()
+        self.teacher_token = secrets.token_urlsafe(24)
+        self.readout, self.model = readout, model
+        self.created = time.time()
+        self.closed = False
+        self._lock = threading.Lock()
+        self._students: dict[str, Student] = {}
+        self._numbers = 0
+        self._aggregator = MoodAggregator(bin_s=bin_s)
+        self._bins: list[MoodBin] = []
+        self.stats = RoomStats()
+        self.ticks = 0  # seconds in which the faces present went into the mood over time
+        self.faces_total = 0  # sum over ticks of the faces present
+
+    # --- what students do -------------------------------------------------------------------
+    def join(self, now: float | None = None) -> str:
+        with self._lock:
+            pseudonym = new_pseudonym()
+            self._numbers += 1
+            self._students[pseudonym] = Student(self._numbers, now or time.time())
+            return pseudonym
+
+    def apply(self, pseudonym: str, message: Update | Control, now: float | None = None) -> None:
+        """An update or a control message from the student ``pseudonym`` (unknown ones are refused)."""
+        now = now or time.time()
+        with self._lock:
+            student = self._students.get(pseudonym)
+            if student is None or (isinstance(message, Update) and message.pseudonym != pseudonym):
+                self.stats.refused += 1
+                return
+            if isinstance(message, Control):
+                if message.kind == "leave":
+                    del self._students[pseudonym]
+                else:
+                    student.paused = message.kind == "pause"
+                return
+            if message.code != self.code:
+                self.stats.refused += 1
+                return
+            student.last_seen, student.face, student.paused = now, message.face, False
+            student.probs = np.asarray(message.probs, np.float32) if message.probs is not None else None
+            self.stats.updates += 1
+
+    def refuse(self) -> None:
+        with self._lock:
+            self.stats.refused += 1
+
+    def leave(self, pseudonym: str) -> None:
+        """The student left or the connection closed: gone from every number at once."""
+        with self._lock:
+            self._students.pop(pseudonym, None)
+
+    # --- what the class shows ----------------------------------------------------------------
+    def _present(self, now: float) -> Detections:
+        """Faces present now, one row per student, as the pipeline's container (no boxes: browsers keep them)."""
+        rows = [
+            s
+            for s in self._students.values()
+            if s.face and not s.paused and s.last_seen is not None and now - s.last_seen <= STALE_S
+        ]
+        n = len(rows)
+        probs = np.full((n, len(EMOTIONS)), np.nan, np.float32)
+        uncertain = np.zeros(n, bool)
+        readable = [i for i, s in enumerate(rows) if s.probs is not None]
+        if readable:
+            calibrated = self.readout.calibrate(np.stack([rows[i].probs for i in readable]))  # type: ignore[misc]
+            probs[readable] = calibrated
+            uncertain[readable] = self.readout.decide(calibrated, calibrated=True) == UNCERTAIN
+        uncertain[[i for i, s in enumerate(rows) if s.probs is None]] = True
+        probs[uncertain & np.isnan(probs).any(axis=1)] = 1.0 / len(EMOTIONS)  # present, not read
+        return Detections(
+            np.zeros((n, 4), np.float32),
+            np.ones(n, np.float32),
+            track_id=np.array([s.number for s in rows], np.int64),
+            probs=probs,
+            uncertain=uncertain,
+        )
+
+    def tick(self, now: float | None = None) -> None:
+        """Once a second: the faces present now go into the mood over time (bins close as time passes)."""
+        now = now or time.time()
+        with self._lock:
+            present = self._present(now)
+            self.ticks += 1
+            self.faces_total += len(present)
+            self._bins.extend(self._aggregator.add(now - self.created, present))
+
+    def set_k(self, k: int) -> None:
+        with self._lock:
+            self.k = check_min_faces(k)
+
+    def now_view(self, now: float | None = None) -> dict[str, Any]:
+        """Counts and the "now" numbers under k: cheap, sent to the teacher after every update."""
+        now = now or time.time()
+        with self._lock:
+            present = self._present(now)
+            shares, valence = current_view(present, self.k)
+            connected = len(self._students)
+            paused = sum(s.paused for s in self._students.values())
+            read = int(present.read.sum())
+        return {
+            "code": self.code,
+            "k": self.k,
+            "students": connected,
+            "paused": paused,
+            "faces": len(present),
+            "faces_read": read if shares is not None else None,
+            "shares": shares,
+            "valence": valence,
+            "hidden": shares is None,
+            "note": HIDDEN_NOTE,
+        }
+
+    def bins(self) -> list[MoodBin]:
+        """The mood over time so far, under k (flags computed over what is shown)."""
+        with self._lock:
+            return apply_k(self._bins, self.k)
+
+    def end(self) -> tuple[list[MoodBin], Summary]:
+        """Close the class: the open bin is closed, students are dropped; returns the raw bins (for the
+        session store, which applies k when read) and the summary (class numbers under k only)."""
+        with self._lock:
+            if not self.closed:
+                self._bins.extend(self._aggregator.flush())
+            self.closed = True
+            self._students.clear()
+            raw = list(self._bins)
+            summary = build_summary(
+                input=f"student-side class {self.code}",
+                kind=SESSION_KIND,
+                frames=self.ticks,
+                frames_analysed=self.ticks,
+                faces=self.faces_total,
+                tracks=self._numbers,
+                wall_s=time.time() - self.created,
+                detector="yunet (in the students' browsers)",
+                model=self.model,
+                rate_hz=1.0 / TICK_S,
+                raw_bins=raw,
+                min_faces=self.k,
+            )
+        return raw, summary

@@ -1,0 +1,451 @@
+// classmood student page: this browser reads this student's face and sends only numbers.
+//
+// Nothing starts before consent. Then, once per interval: one webcam frame is drawn to a canvas
+// in memory, the face detector (YuNet-s, the network inside the server's libfacedetection) and
+// the expression model run here with onnxruntime-web (WASM), and one JSON text message goes to
+// the class: {type, class, pseudonym, t, face, probs}. No pixel, crop or box leaves the page; the
+// "What is sent" panel shows each message exactly as sent.
+//
+// The reading follows the Python pipeline step for step (classmood/vision/yunet.py for the
+// detector, vision/crops.py for the 48x48 crop, expression/readout.py for the size and detail
+// checks), so the same frame gives the same probabilities here and on the server (tested).
+
+import * as ort from "./vendor/onnxruntime-web/ort.wasm.min.mjs";
+
+const BASE = new URL("../", import.meta.url); // the hub's root, also behind a reverse proxy's sub-path
+ort.env.wasm.wasmPaths = new URL("./vendor/onnxruntime-web/", import.meta.url).href;
+ort.env.wasm.numThreads = 1; // one thread: no cross-origin isolation needed, and 1-2 readings/s are cheap
+ort.env.wasm.proxy = false;
+
+const STRIDES = [8, 16, 32];
+const NMS_IOU = 0.3;
+const FACE = 48;
+
+const state = {
+  phase: "consent", // consent -> starting -> running | paused -> left | closed | error
+  config: null,
+  pseudonym: null,
+  code: null,
+  ws: null,
+  stream: null,
+  timer: null,
+  smoothed: null,
+  sent: 0,
+  inferMs: [],
+  lastMessage: null,
+  error: null,
+};
+let detector = null;
+let classifier = null;
+
+const $ = (id) => document.getElementById(id);
+
+function setStatus(text) {
+  $("status").textContent = text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading one frame (RGBA pixels) -> {box, probs, readable}
+// ---------------------------------------------------------------------------------------------
+
+function roundHalfEven(x) {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+let loadedModel = null;
+
+// The detector once; the expression model the class asks for (config.json names it)
+async function loadModels() {
+  const cfg = state.config || (await loadConfig());
+  const opts = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
+  if (!detector) detector = await ort.InferenceSession.create(new URL("models/face.onnx", BASE).href, opts);
+  if (!classifier || loadedModel !== cfg.model) {
+    classifier = await ort.InferenceSession.create(new URL(`models/expression/${cfg.model}.onnx`, BASE).href, opts);
+    loadedModel = cfg.model;
+  }
+  return cfg;
+}
+
+async function loadConfig() {
+  const url = new URL("config.json", BASE);
+  if (state.code) url.searchParams.set("class", state.code);
+  const response = await fetch(url.href, { cache: "no-store" });
+  state.config = await response.json();
+  return state.config;
+}
+
+// YuNet input: BGR values 0..255 in planes, zero-padded to a multiple of 32 (vision/yunet.pad_to_32).
+function detectorInput(rgba, width, height) {
+  const hp = Math.ceil(height / 32) * 32;
+  const wp = Math.ceil(width / 32) * 32;
+  const data = new Float32Array(3 * hp * wp);
+  const plane = hp * wp;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const s = (y * width + x) * 4;
+      const d = y * wp + x;
+      data[d] = rgba[s + 2]; // B
+      data[plane + d] = rgba[s + 1]; // G
+      data[2 * plane + d] = rgba[s]; // R
+    }
+  }
+  return { tensor: new ort.Tensor("float32", data, [1, 3, hp, wp]), hp, wp };
+}
+
+function decode(outputs, hp, wp, threshold) {
+  const boxes = [];
+  STRIDES.forEach((stride) => {
+    const cls = outputs[`cls_${stride}`].data;
+    const obj = outputs[`obj_${stride}`].data;
+    const reg = outputs[`bbox_${stride}`].data;
+    const cols = Math.floor(wp / stride);
+    for (let i = 0; i < cls.length; i++) {
+      const c = Math.min(Math.max(cls[i], 0), 1);
+      const o = Math.min(Math.max(obj[i], 0), 1);
+      const score = Math.fround(Math.sqrt(Math.fround(c * o)));
+      if (score < threshold) continue;
+      const cx = ((i % cols) + reg[i * 4]) * stride;
+      const cy = (Math.floor(i / cols) + reg[i * 4 + 1]) * stride;
+      const w = Math.exp(reg[i * 4 + 2]) * stride;
+      const h = Math.exp(reg[i * 4 + 3]) * stride;
+      boxes.push({ x1: cx - w / 2, y1: cy - h / 2, x2: cx + w / 2, y2: cy + h / 2, score, order: boxes.length });
+    }
+  });
+  return boxes;
+}
+
+function nms(boxes) {
+  const sorted = [...boxes].sort((a, b) => b.score - a.score || a.order - b.order);
+  const kept = [];
+  for (const b of sorted) {
+    const area = (b.x2 - b.x1) * (b.y2 - b.y1);
+    const clash = kept.some((k) => {
+      const iw = Math.min(b.x2, k.x2) - Math.max(b.x1, k.x1);
+      const ih = Math.min(b.y2, k.y2) - Math.max(b.y1, k.y1);
+      const inter = Math.max(0, iw) * Math.max(0, ih);
+      const areaK = (k.x2 - k.x1) * (k.y2 - k.y1);
+      return inter / Math.max(area + areaK - inter, 1e-6) > NMS_IOU;
+    });
+    if (!clash) kept.push(b);
+  }
+  // libfacedetection's integer boxes: x, y, width and height each truncated
+  return kept.map((b) => {
+    const x = Math.trunc(b.x1);
+    const y = Math.trunc(b.y1);
+    return { x1: x, y1: y, x2: x + Math.trunc(b.x2 - b.x1), y2: y + Math.trunc(b.y2 - b.y1), score: b.score };
+  });
+}
+
+// OpenCV's BGR2GRAY for 8-bit images (fixed point, 14 bits)
+function grey(rgba, width, height) {
+  const g = new Uint8Array(width * height);
+  for (let i = 0, s = 0; i < g.length; i++, s += 4) {
+    g[i] = (rgba[s + 2] * 1868 + rgba[s + 1] * 9617 + rgba[s] * 4899 + 8192) >> 14;
+  }
+  return g;
+}
+
+// OpenCV's INTER_AREA weights along one axis (computeResizeAreaTab)
+function areaTab(ssize, dsize) {
+  const scale = ssize / dsize;
+  const tab = [];
+  for (let dx = 0; dx < dsize; dx++) {
+    const fsx1 = dx * scale;
+    const fsx2 = fsx1 + scale;
+    const cell = Math.min(scale, ssize - fsx1);
+    let sx1 = Math.ceil(fsx1);
+    let sx2 = Math.floor(fsx2);
+    sx2 = Math.min(sx2, ssize - 1);
+    sx1 = Math.min(sx1, sx2);
+    const row = [];
+    if (sx1 - fsx1 > 1e-3) row.push([sx1 - 1, (sx1 - fsx1) / cell]);
+    for (let sx = sx1; sx < sx2; sx++) row.push([sx, 1 / cell]);
+    if (fsx2 - sx2 > 1e-3) row.push([sx2, Math.min(Math.min(fsx2 - sx2, 1), cell) / cell]);
+    tab.push(row);
+  }
+  return tab;
+}
+
+// The 48x48 crop of vision/crops.face_crops: the square of side 1.01 x box height around the box
+// centre, edge pixels replicated outside the frame, INTER_AREA when shrinking, bilinear otherwise.
+function faceCrop(g, width, height, box, cropScale) {
+  const f32 = Math.fround;
+  const cx = f32(f32(box.x1 + box.x2) / 2);
+  const cy = f32(f32(box.y1 + box.y2) / 2);
+  const half = f32(f32(f32(box.y2 - box.y1) * f32(cropScale)) / 2);
+  const x1 = roundHalfEven(f32(cx - half));
+  const y1 = roundHalfEven(f32(cy - half));
+  const x2 = Math.max(roundHalfEven(f32(cx + half)), x1 + 1);
+  const y2 = Math.max(roundHalfEven(f32(cy + half)), y1 + 1);
+  const rw = x2 - x1;
+  const rh = y2 - y1;
+  const px = (x, y) =>
+    g[Math.min(Math.max(y1 + y, 0), height - 1) * width + Math.min(Math.max(x1 + x, 0), width - 1)];
+  const out = new Float32Array(FACE * FACE);
+  const entirelyOutside = x2 <= 0 || y2 <= 0 || x1 >= width || y1 >= height;
+  if (entirelyOutside) return out;
+  if (rh > FACE) {
+    const tx = areaTab(rw, FACE);
+    const ty = areaTab(rh, FACE);
+    for (let dy = 0; dy < FACE; dy++) {
+      for (let dx = 0; dx < FACE; dx++) {
+        let sum = 0;
+        for (const [sy, wy] of ty[dy]) {
+          let rowSum = 0;
+          for (const [sx, wx] of tx[dx]) rowSum += px(sx, sy) * wx;
+          sum += rowSum * wy;
+        }
+        out[dy * FACE + dx] = Math.min(255, Math.max(0, roundHalfEven(sum)));
+      }
+    }
+  } else {
+    const sx = rw / FACE;
+    const sy = rh / FACE;
+    for (let dy = 0; dy < FACE; dy++) {
+      let fy = (dy + 0.5) * sy - 0.5;
+      let y0 = Math.floor(fy);
+      fy -= y0;
+      if (y0 < 0) { y0 = 0; fy = 0; }
+      if (y0 >= rh - 1) { y0 = rh - 1; fy = 0; }
+      const ya = Math.min(y0 + 1, rh - 1);
+      for (let dx = 0; dx < FACE; dx++) {
+        let fx = (dx + 0.5) * sx - 0.5;
+        let x0 = Math.floor(fx);
+        fx -= x0;
+        if (x0 < 0) { x0 = 0; fx = 0; }
+        if (x0 >= rw - 1) { x0 = rw - 1; fx = 0; }
+        const xa = Math.min(x0 + 1, rw - 1);
+        const top = px(x0, y0) * (1 - fx) + px(xa, y0) * fx;
+        const bottom = px(x0, ya) * (1 - fx) + px(xa, ya) * fx;
+        out[dy * FACE + dx] = Math.min(255, Math.max(0, Math.round(top * (1 - fy) + bottom * fy)));
+      }
+    }
+  }
+  return out;
+}
+
+// expression/readout.detail: Laplacian energy of the crop relative to its contrast
+function detail(crop) {
+  const std = (values) => {
+    let mean = 0;
+    for (const v of values) mean += v;
+    mean /= values.length;
+    let sq = 0;
+    for (const v of values) sq += (v - mean) * (v - mean);
+    return Math.sqrt(sq / values.length);
+  };
+  const lap = [];
+  for (let y = 2; y < FACE - 2; y++) {
+    for (let x = 2; x < FACE - 2; x++) {
+      const i = y * FACE + x;
+      lap.push(crop[i - FACE] + crop[i + FACE] + crop[i - 1] + crop[i + 1] - 4 * crop[i]);
+    }
+  }
+  return std(lap) / Math.max(std(crop), 4);
+}
+
+// One frame -> the largest face's reading. Exposed as classmood.analyse for the tests.
+async function analyse(rgba, width, height) {
+  const cfg = await loadModels();
+  const started = performance.now();
+  const { tensor, hp, wp } = detectorInput(rgba, width, height);
+  const outputs = await detector.run({ input: tensor });
+  const faces = nms(decode(outputs, hp, wp, cfg.face_threshold));
+  let result = { face: false, box: null, probs: null, readable: false, detail: null, faces: faces.length };
+  if (faces.length) {
+    const box = faces.reduce((a, b) => ((b.x2 - b.x1) * (b.y2 - b.y1) > (a.x2 - a.x1) * (a.y2 - a.y1) ? b : a));
+    const crop = faceCrop(grey(rgba, width, height), width, height, box, cfg.crop_scale);
+    const input = new ort.Tensor("float32", crop, [1, 1, FACE, FACE]);
+    const out = await classifier.run({ [classifier.inputNames[0]]: input });
+    const probs = Array.from(out[classifier.outputNames[0]].data);
+    const d = detail(crop);
+    const readable = box.y2 - box.y1 >= cfg.min_face_px && d >= cfg.min_detail;
+    result = { face: true, box: [box.x1, box.y1, box.x2, box.y2], probs, readable, detail: d, faces: faces.length };
+  }
+  result.ms = performance.now() - started;
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The session: consent -> camera -> loop -> pause / leave
+// ---------------------------------------------------------------------------------------------
+
+function showSent(message) {
+  $("sent").textContent = message;
+}
+
+function grab() {
+  const video = $("video");
+  const w0 = video.videoWidth;
+  const h0 = video.videoHeight;
+  if (!w0 || !h0) return null;
+  const s = Math.min(1, state.config.max_side / Math.max(w0, h0));
+  const w = Math.round(w0 * s);
+  const h = Math.round(h0 * s);
+  const canvas = grab.canvas || (grab.canvas = document.createElement("canvas")); // never attached, never exported
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(video, 0, 0, w, h);
+  return { rgba: ctx.getImageData(0, 0, w, h).data, w, h };
+}
+
+async function step() {
+  if (state.phase !== "running" || !state.ws || state.ws.readyState !== WebSocket.OPEN) return;
+  const frame = grab();
+  if (!frame) return;
+  const r = await analyse(frame.rgba, frame.w, frame.h);
+  state.inferMs.push(r.ms);
+  if (state.inferMs.length > 600) state.inferMs.shift();
+  let probs = null;
+  if (r.face && r.readable) {
+    const a = state.config.smoothing;
+    state.smoothed = state.smoothed ? r.probs.map((p, i) => a * p + (1 - a) * state.smoothed[i]) : r.probs;
+    probs = state.smoothed.map((p) => Math.round(p * 10000) / 10000);
+    const sum = probs.reduce((x, y) => x + y, 0);
+    probs = probs.map((p) => Math.round((p / sum) * 10000) / 10000);
+  }
+  if (state.phase !== "running") return; // paused or left while the frame was being read
+  const message = JSON.stringify({
+    type: "update",
+    class: state.code,
+    pseudonym: state.pseudonym,
+    t: Date.now() / 1000,
+    face: r.face,
+    probs,
+  });
+  state.ws.send(message);
+  state.sent += 1;
+  state.lastMessage = message;
+  showSent(message);
+  $("reading").textContent = r.face
+    ? r.readable
+      ? `Face found; read in ${r.ms.toFixed(0)} ms on this device.`
+      : "Face found but too small or blurred to read: sent as present, without probabilities."
+    : "No face in view: sent as 'no face'.";
+}
+
+function stopCamera() {
+  if (state.stream) state.stream.getTracks().forEach((t) => t.stop());
+  state.stream = null;
+  $("video").srcObject = null;
+  if (state.timer) clearInterval(state.timer);
+  state.timer = null;
+}
+
+function finish(phase, text) {
+  state.phase = phase;
+  stopCamera();
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.close(1000);
+  state.ws = null;
+  setStatus(text);
+  $("controls").hidden = true;
+}
+
+async function start() {
+  if (state.phase !== "consent") return;
+  if (!$("consent").checked) return;
+  state.code = $("code").value.trim().toUpperCase();
+  if (!state.code) {
+    setStatus("Enter the class code your teacher gave you.");
+    return;
+  }
+  state.phase = "starting";
+  $("start").disabled = true;
+  setStatus("Loading the models (they run on this device)...");
+  try {
+    await loadConfig();
+    await loadModels();
+    setStatus("Asking for the camera...");
+    state.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  } catch (err) {
+    state.phase = "consent";
+    $("start").disabled = false;
+    setStatus(`Could not start: ${err.message || err}. Nothing was sent.`);
+    stopCamera();
+    return;
+  }
+  $("video").srcObject = state.stream;
+  await $("video").play().catch(() => {});
+  const url = new URL("ws/student", BASE);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  url.searchParams.set("class", state.code);
+  const ws = new WebSocket(url.href);
+  state.ws = ws;
+  ws.onmessage = (event) => {
+    const msg = JSON.parse(event.data);
+    if (msg.type === "welcome") {
+      state.pseudonym = msg.pseudonym;
+      state.phase = "running";
+      $("session").hidden = false;
+      $("controls").hidden = false;
+      $("pseudonym").textContent = msg.pseudonym;
+      setStatus(`Taking part in class ${state.code} as ${msg.pseudonym} (a name for this session only).`);
+      state.timer = setInterval(() => step().catch((e) => setStatus(`Error: ${e.message || e}`)), msg.interval_s * 1000);
+      step();
+    } else if (msg.type === "error") {
+      finish("error", `${msg.message}. Nothing was sent; check the code with your teacher.`);
+      state.phase = "consent";
+      $("start").disabled = false;
+    } else if (msg.type === "closed") {
+      finish("closed", "The teacher ended the class. The camera is off.");
+    } else if (msg.type === "refused") {
+      setStatus(`The class refused a message: ${msg.reason}`);
+    }
+  };
+  ws.onclose = () => {
+    if (state.phase === "running" || state.phase === "paused") finish("closed", "Disconnected from the class. The camera is off.");
+  };
+}
+
+function pause() {
+  if (state.phase === "running") {
+    state.phase = "paused";
+    state.ws.send(JSON.stringify({ type: "pause" }));
+    showSent('{"type":"pause"}');
+    state.stream.getVideoTracks().forEach((t) => (t.enabled = false));
+    $("pause").textContent = "Resume";
+    setStatus("Paused: nothing is read or sent; you do not count as a face present.");
+  } else if (state.phase === "paused") {
+    state.phase = "running";
+    state.ws.send(JSON.stringify({ type: "resume" }));
+    state.stream.getVideoTracks().forEach((t) => (t.enabled = true));
+    $("pause").textContent = "Pause";
+    setStatus(`Taking part in class ${state.code} as ${state.pseudonym}.`);
+  }
+}
+
+function leave() {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) {
+    state.ws.send(JSON.stringify({ type: "leave" }));
+    showSent('{"type":"leave"}');
+  }
+  finish("left", "You left the class. The camera is off and you are no longer counted.");
+}
+
+function init() {
+  const parts = location.pathname.split("/").filter(Boolean);
+  const code = parts[parts.length - 1] !== "join" ? parts[parts.length - 1] || "" : "";
+  $("code").value = decodeURIComponent(code).toUpperCase();
+  $("consent").addEventListener("change", () => {
+    $("start").disabled = !$("consent").checked || state.phase !== "consent";
+  });
+  $("start").addEventListener("click", start);
+  $("pause").addEventListener("click", pause);
+  $("leave").addEventListener("click", leave);
+  window.addEventListener("pagehide", () => {
+    if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify({ type: "leave" }));
+  });
+}
+
+// for the tests and the benchmark: the reading pipeline on given pixels, and the session's state
+window.classmood = {
+  state,
+  analyse: async (width, height, base64) => {
+    const bytes = Uint8ClampedArray.from(atob(base64), (c) => c.charCodeAt(0));
+    return analyse(bytes, width, height);
+  },
+};
+
+init();

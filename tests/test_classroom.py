@@ -1,0 +1,249 @@
+"""Student-side mode without a browser: the protocol, a class's numbers under k, the hub's sockets, the vendoring.
+
+The browser side (consent, camera, WASM inference, what leaves the page) is in test_students_e2e.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import matplotlib.cbook
+import numpy as np
+import pytest
+
+from classmood.classroom import vendor
+from classmood.classroom.protocol import MAX_MESSAGE_BYTES, Control, ProtocolError, Update, parse, update_message
+from classmood.classroom.room import STALE_S, Room
+from classmood.expression.readout import Readout
+from classmood.imageio import read_image
+from classmood.vision.detectors import LibFaceDetector
+from classmood.vision.yunet import YuNetDetector
+
+HAPPY = [0.01, 0.01, 0.01, 0.9, 0.03, 0.02, 0.02]
+SAD = [0.05, 0.01, 0.04, 0.02, 0.8, 0.02, 0.06]
+
+
+def good(**change: object) -> str:
+    msg = {"type": "update", "class": "ABCDEF", "pseudonym": "p-1234", "t": 1.5, "face": True, "probs": HAPPY}
+    msg.update(change)
+    return json.dumps(msg)
+
+
+# --- protocol --------------------------------------------------------------------------------------
+def test_an_update_is_parsed_and_round_trips() -> None:
+    u = parse(update_message("ABCDEF", "p-1234", 1.5, True, HAPPY))
+    assert isinstance(u, Update) and u.probs == tuple(HAPPY) and u.face and u.t == 1.5
+    assert parse(good(face=False, probs=None)) == Update("ABCDEF", "p-1234", 1.5, False, None)
+    assert parse(good(probs=None)).probs is None  # a face present but not readable
+    assert parse('{"type":"pause"}') == Control("pause")
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        (good(image="iVBORw0KGgo="), "exactly the keys"),  # no room for pixels, even base64
+        (good(box=[1, 2, 3, 4]), "exactly the keys"),
+        (good(probs=[*HAPPY, 0.0]), "7 numbers"),
+        (good(probs=[0.5] * 7), "sum to 1"),
+        (good(probs=["0.9"] + HAPPY[1:]), "finite number"),
+        (good(face=False), "need a face"),
+        (good(face=1), "true or false"),
+        (good(t=float("nan")).replace("NaN", "NaN"), "finite number"),
+        (good(pseudonym="x" * 40), "short strings"),
+        ('{"type":"leave","why":"bye"}', "no other keys"),
+        ('{"type":"frame"}', "unknown message type"),
+        ("[1,2]", "JSON object"),
+        ("not json", "not JSON"),
+        ("x" * (MAX_MESSAGE_BYTES + 1), "longer than"),
+    ],
+)
+def test_anything_else_is_refused(text: str, why: str) -> None:
+    with pytest.raises(ProtocolError, match=why):
+        parse(text)
+
+
+def test_binary_messages_are_refused() -> None:
+    with pytest.raises(ProtocolError, match="binary"):
+        parse(cv2.imencode(".png", np.zeros((8, 8), np.uint8))[1].tobytes())
+
+
+# --- a class's numbers ------------------------------------------------------------------------------
+def update(room: Room, pseudonym: str, probs: list[float] | None, face: bool = True, now: float = 100.0) -> None:
+    room.apply(pseudonym, Update(room.code, pseudonym, now, face, None if probs is None else tuple(probs)), now=now)
+
+
+def test_class_numbers_need_k_students_with_a_face_and_counts_always_show() -> None:
+    room = Room(k=3, readout=Readout())
+    a, b, c = room.join(), room.join(), room.join()
+    update(room, a, HAPPY)
+    update(room, b, HAPPY)
+    update(room, c, None, face=False)
+    view = room.now_view(now=100.5)
+    assert (view["students"], view["faces"], view["hidden"], view["shares"], view["valence"]) == (3, 2, True, None, None)
+    update(room, c, SAD)
+    view = room.now_view(now=100.5)
+    assert not view["hidden"] and view["faces"] == 3
+    assert view["shares"]["happy"] == pytest.approx(2 / 3) and view["shares"]["sad"] == pytest.approx(1 / 3)
+    assert "p-" not in json.dumps(view)  # nothing per student: no pseudonym reaches the teacher's view
+    room.set_k(4)
+    assert room.now_view(now=100.5)["hidden"]
+
+
+def test_pause_leave_and_silence_remove_a_student_from_the_numbers() -> None:
+    room = Room(k=1, readout=Readout())
+    a, b = room.join(), room.join()
+    update(room, a, HAPPY)
+    update(room, b, SAD)
+    room.apply(a, Control("pause"), now=100.2)
+    view = room.now_view(now=100.5)
+    assert (view["faces"], view["paused"], view["shares"]["sad"]) == (1, 1, 1.0)
+    room.apply(a, Control("resume"), now=100.3)
+    update(room, a, HAPPY, now=101.0)
+    assert room.now_view(now=101.0)["faces"] == 2
+    room.leave(b)
+    view = room.now_view(now=101.0)
+    assert (view["students"], view["faces"]) == (1, 1)
+    assert room.now_view(now=101.0 + STALE_S + 0.1)["faces"] == 0  # a silent browser stops counting
+
+
+def test_updates_from_unknown_or_other_students_are_refused() -> None:
+    room = Room(k=1, readout=Readout())
+    a = room.join()
+    room.apply("p-nobody", Update(room.code, "p-nobody", 1.0, True, tuple(HAPPY)))
+    room.apply(a, Update(room.code, "p-other", 1.0, True, tuple(HAPPY)))  # a student speaking for another
+    room.apply(a, Update("OTHER1", a, 1.0, True, tuple(HAPPY)))  # another class's code
+    assert room.stats.refused == 3 and room.now_view()["faces"] == 0
+
+
+def test_unreadable_faces_count_as_present_and_uncertain_and_bins_follow_k() -> None:
+    room = Room(k=2, readout=Readout(min_confidence=0.35))
+    a, b = room.join(), room.join()
+    t0 = room.created
+    for s in range(12):
+        now = t0 + s + 0.5
+        update(room, a, HAPPY, now=now)
+        update(room, b, None if s < 6 else [1 / 7] * 7, now=now)  # not readable, then not confident
+        room.tick(now=now)
+    view = room.now_view(now=t0 + 11.6)
+    assert view["faces"] == 2 and view["faces_read"] == 1 and view["shares"]["happy"] == 1.0
+    bins = room.bins()
+    assert bins and not bins[0].suppressed and bins[0].uncertain_share == pytest.approx(0.5)
+    room.set_k(3)
+    assert all(b.suppressed and b.shares is None for b in room.bins())
+    raw, summary = room.end()
+    assert summary["kind"] == "students" and summary["tracks"] == 2 and summary["class"]["shares"] is None
+    assert len(raw) >= 2 and room.closed and room.now_view()["students"] == 0
+
+
+# --- the detector the browser runs --------------------------------------------------------------------
+def test_the_browsers_detector_finds_the_servers_boxes_on_real_photos() -> None:
+    skimage_data = pytest.importorskip("skimage.data")
+    photos = [
+        cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR),
+        cv2.cvtColor(skimage_data.camera(), cv2.COLOR_GRAY2BGR),
+        read_image(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)),
+    ]
+    browser, server = YuNetDetector(), LibFaceDetector()
+    for photo in photos:
+        for scale in (1.0, 0.5):
+            frame = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            a, b = browser.detect(frame), server.detect(frame)
+            assert len(a) == len(b) == 1
+            assert np.abs(a.xyxy - b.xyxy).max() <= 2  # the same network: boxes within 2 px
+            assert abs(float(a.score[0] - b.score[0])) < 0.03
+
+
+# --- onnxruntime-web from the registry ------------------------------------------------------------------
+def _tarball(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"package/dist/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_vendoring_checks_the_pinned_integrity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _tarball({name: name.encode() for name in vendor.FILES})
+    with pytest.raises(ValueError, match="does not match"):
+        vendor.extract(data, tmp_path / "ort")  # not the published tarball
+    assert not (tmp_path / "ort").exists()
+    monkeypatch.setattr(vendor, "INTEGRITY", "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode())
+    vendor.extract(data, tmp_path / "ort")
+    assert vendor.installed(tmp_path / "ort") and (tmp_path / "ort" / "ort.wasm.min.mjs").read_bytes() == b"ort.wasm.min.mjs"
+    assert "MIT" in (tmp_path / "ort" / "NOTICE").read_text()
+
+
+# --- the hub's sockets ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def hub() -> Iterator[object]:
+    if not vendor.installed():
+        pytest.skip("onnxruntime-web is not installed (make installs it: python -m classmood.classroom.vendor)")
+    from classmood.classroom.hub import Hub
+
+    h = Hub(port=0).start()
+    yield h
+    h.stop()
+
+
+def _ws(hub: object, path: str) -> str:
+    return f"ws://127.0.0.1:{hub.port}{path}"  # type: ignore[attr-defined]
+
+
+def test_hub_sockets_carry_numbers_to_the_teacher_and_refuse_the_rest(hub: object) -> None:
+    from websockets.sync.client import connect
+
+    room = hub.open_room(1)  # type: ignore[attr-defined]
+    with connect(_ws(hub, "/ws/student?class=NOPE00")) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "error"
+    with connect(_ws(hub, f"/ws/teacher/{room.code}?token=wrong")) as ws, pytest.raises(Exception):  # noqa: B017
+        ws.recv(timeout=5)  # closed with 4403, no state
+    with (
+        connect(_ws(hub, f"/ws/teacher/{room.code}?token={room.teacher_token}")) as teacher,
+        connect(_ws(hub, f"/ws/student?class={room.code}")) as student,
+    ):
+        welcome = json.loads(student.recv(timeout=5))
+        assert welcome["type"] == "welcome" and welcome["pseudonym"].startswith("p-")
+        t = time.time()
+        student.send(update_message(room.code, welcome["pseudonym"], t, True, HAPPY))
+        student.send(good(image="AAAA"))
+        assert json.loads(student.recv(timeout=5))["type"] == "refused"
+        student.send(b"\x89PNG binary")
+        assert json.loads(student.recv(timeout=5))["type"] == "refused"
+        deadline, seen = time.time() + 10, None
+        while time.time() < deadline:
+            state = json.loads(teacher.recv(timeout=5))
+            if t in state["applied_t"]:
+                seen = state
+                break
+        assert seen is not None and seen["faces"] == 1 and seen["shares"]["happy"] == 1.0
+        assert "p-" not in json.dumps(seen)
+        assert room.stats.refused == 2
+        student.send('{"type":"leave"}')
+        deadline = time.time() + 10
+        while room.now_view()["students"] and time.time() < deadline:
+            time.sleep(0.05)
+        assert room.now_view()["students"] == 0
+    hub.close_room(room.code)  # type: ignore[attr-defined]
+
+
+def test_hub_pages_allow_nothing_from_other_origins(hub: object) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{hub.port}/join/ABCDEF", timeout=10) as r:  # type: ignore[attr-defined]
+        csp = r.headers["Content-Security-Policy"]
+        page = r.read().decode()
+    assert "default-src 'none'" in csp and "connect-src 'self'" in csp and "https:" not in csp
+    assert "http" not in page.replace("http-equiv", "")  # no outside script, font or style
+    with urllib.request.urlopen(f"http://127.0.0.1:{hub.port}/config.json", timeout=10) as r:  # type: ignore[attr-defined]
+        config = json.loads(r.read())
+    assert config["model"] in ("accurate", "fast") and config["crop_scale"] == pytest.approx(1.01)
