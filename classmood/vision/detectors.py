@@ -145,7 +145,13 @@ class MTCNNDetector:
         )
 
 
-DETECTORS: dict[str, Callable[[], FaceDetector]] = {"libface": LibFaceDetector, "mtcnn": MTCNNDetector}
+def _yunet() -> FaceDetector:
+    from classmood.vision.yunet import YuNetDetector
+
+    return YuNetDetector()
+
+
+DETECTORS: dict[str, Callable[[], FaceDetector]] = {"libface": LibFaceDetector, "mtcnn": MTCNNDetector, "yunet": _yunet}
 DEFAULT_DETECTOR = "libface"
 
 

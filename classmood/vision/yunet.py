@@ -36,12 +36,14 @@ def pad_to_32(bgr: np.ndarray) -> np.ndarray:
     return x
 
 
-def decode(outputs: list[np.ndarray], height: int, width: int, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes (x1, y1, x2, y2) and scores of every anchor at or above ``threshold`` (before NMS)."""
-    boxes, scores = [], []
+def decode(
+    outputs: list[np.ndarray], height: int, width: int, threshold: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes (x1, y1, x2, y2), scores and (N, 5, 2) landmarks of every anchor at or above ``threshold`` (before NMS)."""
+    boxes, scores, marks = [], [], []
     for i, stride in enumerate(STRIDES):
         cls, obj = outputs[i].reshape(-1), outputs[i + 3].reshape(-1)
-        reg = outputs[i + 6].reshape(-1, 4)
+        reg, kps = outputs[i + 6].reshape(-1, 4), outputs[i + 9].reshape(-1, 5, 2)
         score = np.sqrt(np.clip(cls, 0, 1) * np.clip(obj, 0, 1))
         keep = np.flatnonzero(score >= threshold)
         cols = width // stride
@@ -50,7 +52,13 @@ def decode(outputs: list[np.ndarray], height: int, width: int, threshold: float)
         bw, bh = np.exp(reg[keep, 2]) * stride, np.exp(reg[keep, 3]) * stride
         boxes.append(np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1))
         scores.append(score[keep])
-    return np.concatenate(boxes).astype(np.float32), np.concatenate(scores).astype(np.float32)
+        anchor = np.stack([keep % cols, keep // cols], axis=1)[:, None, :]
+        marks.append((kps[keep] + anchor) * stride)
+    return (
+        np.concatenate(boxes).astype(np.float32),
+        np.concatenate(scores).astype(np.float32),
+        np.concatenate(marks).astype(np.float32),
+    )
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarray:
@@ -80,7 +88,8 @@ def integer_boxes(boxes: np.ndarray) -> np.ndarray:
 
 
 class YuNetDetector:
-    """The browser's face detector run by ONNX Runtime in Python (``--detector yunet``)."""
+    """The browser's face detector run by ONNX Runtime in Python (``--detector yunet``): analysing a recording
+    with it gives the boxes, and so the readings, that students' browsers produce on the same frames."""
 
     name = "yunet"
 
@@ -101,6 +110,8 @@ class YuNetDetector:
             return Detections.empty()
         x = pad_to_32(frame)
         outputs = self._session.run(None, {"input": x})
-        boxes, scores = decode(outputs, x.shape[2], x.shape[3], self.threshold)
+        boxes, scores, marks = decode(outputs, x.shape[2], x.shape[3], self.threshold)
         keep = nms(boxes, scores)
-        return Detections(integer_boxes(boxes[keep]) if len(keep) else np.zeros((0, 4), np.float32), scores[keep])
+        if not len(keep):
+            return Detections.empty()
+        return Detections(integer_boxes(boxes[keep]), scores[keep], landmarks=marks[keep])
