@@ -44,7 +44,7 @@ test: lint typecheck unit
 
 # Speed of the shipped models, the video pipeline on a synthetic gallery, the live worker, reading faces
 # through real-call degradations, the face gate on cluttered call screenshots, ids through layout changes
-# and cuts, and memory over a simulated hour (--pipeline, --robust and --events need ../shared FER2013).
+# and cuts, memory over a simulated hour, and the student-side hub with 50 students (--pipeline, --robust and --events need ../shared FER2013).
 bench: $(VENV)/.dev
 	$(BIN)/classmood bench
 	$(BIN)/classmood bench --pipeline
@@ -53,6 +53,7 @@ bench: $(VENV)/.dev
 	$(BIN)/classmood bench --clutter
 	$(BIN)/classmood bench --events
 	$(BIN)/classmood bench --soak
+	$(BIN)/classmood bench --students 50
 
 report: $(VENV)/.dev
 	$(BIN)/classmood report --runs docs/runs --out docs/models.md --readme README.md --experiments docs/experiments.md

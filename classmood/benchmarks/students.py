@@ -164,7 +164,9 @@ def _start_hub(k: int, model: str) -> tuple[subprocess.Popen[str], dict[str, Any
     return proc, json.loads(line)
 
 
-async def _light_student(url: str, code: str, stop: asyncio.Event, counts: dict[str, int], phase: float) -> None:
+async def _light_student(
+    url: str, code: str, stop: asyncio.Event, counts: dict[str, int], phase: float, reasons: list[str]
+) -> None:
     import websockets
 
     from classmood.classroom.protocol import update_message
@@ -175,6 +177,7 @@ async def _light_student(url: str, code: str, stop: asyncio.Event, counts: dict[
             welcome = json.loads(await ws.recv())
             if welcome.get("type") != "welcome":
                 counts["errors"] += 1
+                reasons.append(f"no welcome: {welcome}")
                 return
             pseudonym, interval = welcome["pseudonym"], float(welcome["interval_s"])
 
@@ -182,6 +185,7 @@ async def _light_student(url: str, code: str, stop: asyncio.Event, counts: dict[
                 async for raw in ws:
                     if json.loads(raw).get("type") == "refused":
                         counts["errors"] += 1
+                        reasons.append(f"refused: {raw}")
 
             reader = asyncio.create_task(read())
             await asyncio.sleep(phase * interval)
@@ -191,16 +195,18 @@ async def _light_student(url: str, code: str, stop: asyncio.Event, counts: dict[
                 probs = None
                 if face:
                     p = np.random.default_rng(rng.randrange(1 << 30)).dirichlet(np.ones(len(EMOTIONS)))
-                    probs = [round(float(x), 4) for x in p / p.sum()]
-                    probs[-1] = round(1.0 - sum(probs[:-1]), 4)
+                    probs = [round(float(x), 4) for x in p]
+                    top = int(np.argmax(probs))  # the rounding remainder goes to the largest: all stay in 0..1
+                    probs[top] = round(probs[top] + 1.0 - sum(probs), 4)
                 await ws.send(update_message(code, pseudonym, time.time(), face, probs))
                 counts["sent"] += 1
                 nxt += interval
                 await asyncio.sleep(max(0.0, nxt - time.monotonic()))
             await ws.send(json.dumps({"type": "leave"}))
             reader.cancel()
-    except Exception:
+    except Exception as exc:
         counts["errors"] += 1
+        reasons.append(f"{'while sending' if counts['sent'] else 'connecting'}: {type(exc).__name__}: {exc}")
 
 
 async def _teacher(url: str, code: str, token: str, stop: asyncio.Event, out: list[tuple[float, float]]) -> None:
@@ -269,6 +275,7 @@ def run_students_bench(
     latencies: list[tuple[float, float]] = []
     infer: list[float] = []
     notes: list[str] = [browser_note] if browser_note else []
+    reasons: list[str] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             y4m = write_y4m(Path(tmp) / "webcam.y4m", [webcam_scene(s).image for s in (7001, 7002, 7003)] * 10)
@@ -290,7 +297,7 @@ def run_students_bench(
                     tasks.append(asyncio.create_task(_browsers(join, browsers, y4m, stop, infer, notes)))
                 light = students - browsers
                 tasks += [
-                    asyncio.create_task(_light_student(url, code, stop, counts, i / max(light, 1)))
+                    asyncio.create_task(_light_student(url, code, stop, counts, i / max(light, 1), reasons))
                     for i in range(light)
                 ]
                 await asyncio.sleep(warmup)
@@ -321,6 +328,7 @@ def run_students_bench(
         "p99_ms": round(float(np.percentile(window, 99)), 2) if len(window) else None,
         "max_ms": round(float(window.max()), 2) if len(window) else None,
         "errors": counts["errors"],
+        "error_reasons": sorted(set(reasons))[:5],
         "server_cpu_percent": round(100 * cpu / (t1 - t0), 1),  # of one core, like top
         "server_cores": os.cpu_count(),
         "messages_per_s": round(len(window) / (t1 - t0), 1),

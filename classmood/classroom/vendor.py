@@ -17,6 +17,7 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
@@ -69,12 +70,19 @@ def extract(data: bytes, folder: Path = VENDOR_DIR) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def install(folder: Path = VENDOR_DIR, timeout: float = 120.0) -> bool:
+def install(folder: Path = VENDOR_DIR, timeout: float = 120.0, attempts: int = 3) -> bool:
     """Download and unpack unless already there; returns True when something was installed."""
     if installed(folder):
         return False
-    with urllib.request.urlopen(TARBALL, timeout=timeout) as response:  # a fixed https URL
-        data = response.read()
+    for attempt in range(attempts):
+        try:
+            with urllib.request.urlopen(TARBALL, timeout=timeout) as response:  # a fixed https URL
+                data = response.read()
+            break
+        except OSError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(2.0 * (attempt + 1))
     extract(data, folder)
     return True
 
