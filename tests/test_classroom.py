@@ -251,3 +251,42 @@ def test_hub_pages_allow_nothing_from_other_origins(hub: object) -> None:
     with urllib.request.urlopen(f"http://127.0.0.1:{hub.port}/config.json", timeout=10) as r:  # type: ignore[attr-defined]
         config = json.loads(r.read())
     assert config["model"] in ("accurate", "fast") and config["crop_scale"] == pytest.approx(1.01)
+
+
+# --- bad settings: one line, exit 2 -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["app", "--class-port", "0"], "--class-port"),
+        (["app", "--port", "8600", "--class-port", "8600"], "other than --port"),
+        (["app", "--public-url", "class.example.edu"], "full address"),
+        (["bench", "--students", "0"], "at least 1 student"),
+        (["bench", "--students", "5", "--browsers", "-1"], "--browsers"),
+    ],
+    ids=["class port zero", "class port = app port", "public url without scheme", "no students", "negative browsers"],
+)
+def test_bad_student_side_settings_get_one_line(
+    capsys: pytest.CaptureFixture, args: list[str], fragment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from classmood.cli import main
+
+    monkeypatch.delenv("CLASSMOOD_PASSWORD_HASH", raising=False)
+    monkeypatch.delenv("CLASSMOOD_PASSWORD", raising=False)
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and fragment in err, err
+
+
+def test_a_busy_port_or_a_model_browsers_cannot_run_is_refused() -> None:
+    import socket
+
+    from classmood.classroom.hub import Hub
+    from classmood.errors import ClassmoodError
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(ClassmoodError, match="cannot listen"):
+            Hub(port=busy.getsockname()[1]).start()
+    with pytest.raises(ClassmoodError, match="accurate, fast"):
+        Hub(model="ensemble")

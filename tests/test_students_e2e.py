@@ -324,3 +324,30 @@ def test_teacher_opens_a_class_sees_the_numbers_and_ends_it(chromium: Any, app: 
     assert list(sessions["kind"]) == ["students"] and list(sessions["status"]) == ["finished"]
     student.page.context.close()
     teacher.context.close()
+
+
+def test_the_student_page_works_under_a_reverse_proxy_path(chromium: Any, hub: Any) -> None:
+    """Behind ``handle_path /class/*`` (README's Caddy recipe) every address of the page must be relative."""
+    import threading
+
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(Starlette(routes=[Mount("/class", app=hub.app())]), port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for("the prefixed server", lambda: server.started, timeout=15)
+    room = hub.open_room(1)
+    student = open_student(chromium, f"http://localhost:{port}/class/join/{room.code}")
+    start(student)
+    wait_for("a face through the prefix", lambda: room.now_view()["faces"] == 1)
+    assert all(urllib.parse.urlparse(u).path.startswith("/class/") for _, u, _ in student.traffic.requests)
+    assert all(urllib.parse.urlparse(u).path == "/class/ws/student" for u in student.traffic.sockets)
+    student.page.context.close()
+    hub.close_room(room.code)
+    server.should_exit = True
+    thread.join(10)
