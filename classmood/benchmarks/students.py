@@ -183,9 +183,10 @@ async def _light_student(
 
             async def read() -> None:
                 async for raw in ws:
-                    if json.loads(raw).get("type") == "refused":
+                    reply = json.loads(raw)
+                    if reply.get("type") == "refused":
                         counts["errors"] += 1
-                        reasons.append(f"refused: {raw}")
+                        reasons.append(f"refused: {reply.get('reason')}")
 
             reader = asyncio.create_task(read())
             await asyncio.sleep(phase * interval)
