@@ -33,7 +33,7 @@ const state = {
   sent: 0,
   inferMs: [],
   lastMessage: null,
-  error: null,
+  busy: false,
 };
 let detector = null;
 let classifier = null;
@@ -293,9 +293,16 @@ function grab() {
 
 async function step() {
   if (state.phase !== "running" || !state.ws || state.ws.readyState !== WebSocket.OPEN) return;
+  if (state.busy) return; // a slow device: skip this tick rather than pile readings up
   const frame = grab();
   if (!frame) return;
-  const r = await analyse(frame.rgba, frame.w, frame.h);
+  state.busy = true;
+  let r;
+  try {
+    r = await analyse(frame.rgba, frame.w, frame.h);
+  } finally {
+    state.busy = false;
+  }
   state.inferMs.push(r.ms);
   if (state.inferMs.length > 600) state.inferMs.shift();
   let probs = null;
