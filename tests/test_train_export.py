@@ -148,3 +148,26 @@ def test_flip_scale_export_averages_six_views(tiny_run: Path, tmp_path: Path) ->
     onnx_model = ExpressionModel(path)
     np.testing.assert_allclose(onnx_model.predict_proba(faces), expected, atol=2e-3)
     assert onnx_model.metadata["classmood.tta"] == "flip_scale"
+
+
+def test_mixup_cutmix_and_ema_train_and_keep_the_better_weights(tmp_path: Path) -> None:
+    from classmood.training.train import mix_batch
+
+    cfg = _small_run(tmp_path, 448, 70, epochs=3, mixup_alpha=0.4, cutmix_alpha=1.0, ema_decay=0.9)
+    cfg.augment = type(cfg.augment)(rotate_deg=0, scale=(1, 1), shift=0.0, flip=0.5, erase=0)
+    summary = train(cfg)
+    rows = [json.loads(line) for line in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["images_per_s"] > 0 and r["weights"] in ("trained", "ema") for r in rows)
+    best = max(rows, key=lambda r: r["val_accuracy"])
+    assert summary["best_weights"] == best["weights"] and summary["val_no_tta"]["accuracy"] == best["val_accuracy"]
+    assert summary["val"]["accuracy"] > 0.35  # still learns the bars through mixed batches
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.stack([torch.zeros(1, 48, 48), torch.full((1, 48, 48), 100.0)])
+    for alphas in ((0.4, 0.0), (0.0, 1.0)):
+        one = TrainConfig(mixup_alpha=alphas[0], cutmix_alpha=alphas[1])
+        mixed, perm, lam = mix_batch(x, one, gen)
+        assert perm is not None and 0 <= lam <= 1
+        expected = lam * x + (1 - lam) * x[perm]  # mixup exactly; cutmix in the mean (lam = share kept)
+        assert torch.allclose(mixed.mean(dim=(1, 2, 3)), expected.mean(dim=(1, 2, 3)), atol=1e-3)
+    assert mix_batch(x, TrainConfig(), gen)[1] is None  # off by default

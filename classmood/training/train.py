@@ -76,6 +76,15 @@ class TrainConfig:
     # epoch time says how many epochs fit, and the one-cycle schedule is re-planned to end there, so a
     # run shared with others on one GPU still anneals fully instead of being cut off mid-schedule.
     time_budget_minutes: float = 0.0
+    # Batch mixing (0 = off): mixup blends two faces, cutmix pastes a patch of one onto another; the
+    # targets (and soft targets) mix in the same proportion, drawn from Beta(alpha, alpha). With both on,
+    # each mixed batch uses one of the two at random; ``mix_prob`` is the share of batches mixed.
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    mix_prob: float = 1.0
+    # An exponential moving average of the weights (0 = off; e.g. 0.999). Each epoch both the trained
+    # and the averaged weights are scored; the better becomes the epoch's candidate for best.pt.
+    ema_decay: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     degrade: DegradeConfig = field(default_factory=DegradeConfig)  # simulated video calls (data/degrade.py)
 
@@ -216,6 +225,51 @@ def _one_cycle(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int, d
     return sched
 
 
+# Dense bf16 peak of GPUs these runs meet, to say what share of the chip a run keeps busy
+# (training ~ 3 x the forward pass: 6 FLOPs per multiply-accumulate per image).
+GPU_BF16_PEAK_FLOPS = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12}
+
+
+def gpu_share(device: torch.device, macs: int, images_per_s: float) -> float | None:
+    """Share of the GPU's bf16 peak used by training at ``images_per_s`` (None on the CPU or an unknown GPU)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    peak = next((v for k, v in GPU_BF16_PEAK_FLOPS.items() if k in name), None)
+    return 6.0 * macs * images_per_s / peak if peak else None
+
+
+def mix_batch(
+    x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor | None, float]:
+    """Mixup or cutmix of a batch with a shuffled copy of itself: (mixed x, partner order or None, lam).
+
+    The loss is then ``lam * loss(y) + (1 - lam) * loss(y[perm])``; ``perm`` is None when this batch
+    is not mixed. Cutmix's ``lam`` is the share of pixels kept, after clipping the box to the image.
+    """
+    kinds = [k for k, a in (("mixup", cfg.mixup_alpha), ("cutmix", cfg.cutmix_alpha)) if a > 0]
+    if not kinds or float(torch.rand((), generator=gen, device=gen.device)) >= cfg.mix_prob:
+        return x, None, 1.0
+    kind = kinds[int(torch.randint(len(kinds), (), generator=gen, device=gen.device))]
+    alpha = cfg.mixup_alpha if kind == "mixup" else cfg.cutmix_alpha
+    # Beta(a, a) from two Gammas drawn with the run's generator (torch's Beta takes no generator)
+    g = torch._standard_gamma(torch.full((2,), alpha, device=gen.device), generator=gen)
+    lam = float(g[0] / g.sum())
+    perm = torch.randperm(len(x), device=x.device, generator=gen)
+    if kind == "mixup":
+        return lam * x + (1 - lam) * x[perm], perm, lam
+    h, w = x.shape[-2:]
+    cut = math.sqrt(1 - lam)
+    ch, cw = int(h * cut), int(w * cut)
+    cy = int(torch.randint(h, (), generator=gen, device=gen.device))
+    cx = int(torch.randint(w, (), generator=gen, device=gen.device))
+    y1, y2 = max(0, cy - ch // 2), min(h, cy + ch // 2)
+    x1, x2 = max(0, cx - cw // 2), min(w, cx + cw // 2)
+    out = x.clone()
+    out[..., y1:y2, x1:x2] = x[perm][..., y1:y2, x1:x2]
+    return out, perm, 1 - (y2 - y1) * (x2 - x1) / (h * w)
+
+
 def _epochs_within_budget(budget_s: float, started: float, epoch_ends: list[float], window: int = 4) -> int:
     """Total epochs that fit ``budget_s`` at the pace of the last ``window`` epochs (never the first)."""
     done = len(epoch_ends)
@@ -281,11 +335,16 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
     weights = class_weights(train_set.labels, cfg.class_weight_power).to(device)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
+    ema: torch.optim.swa_utils.AveragedModel | None = None
+    if cfg.ema_decay > 0:
+        ema = torch.optim.swa_utils.AveragedModel(
+            model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True
+        )
 
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     log = open(out / "metrics.jsonl", "w")  # noqa: SIM115 - open for the whole run
     best: dict[str, Any] = {"accuracy": -1.0}
-    best_epoch, best_score = 0, -1.0
+    best_epoch, best_score, best_weights = 0, -1.0, "trained"
     epochs = cfg.epochs
     started = time.time()
     epoch = 0
@@ -313,15 +372,20 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
             x = augment_batch(x_train[idx].float().unsqueeze(1), cfg.augment, gen)
             x = degrade_batch(x, cfg.degrade, gen)
             y = y_train[idx]
+            x, perm, lam = mix_batch(x, cfg, gen)
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(x).float()
                 loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=cfg.label_smoothing)
+                if perm is not None:
+                    other = F.cross_entropy(logits, y[perm], weight=weights, label_smoothing=cfg.label_smoothing)
+                    loss = lam * loss + (1 - lam) * other
                 if teachers or soft is not None:
                     with torch.no_grad():
                         if soft is not None:
-                            t_logp = soft[idx].clamp(min=1e-8).log()
-                        else:
+                            target = soft[idx] if perm is None else lam * soft[idx] + (1 - lam) * soft[idx][perm]
+                            t_logp = target.clamp(min=1e-8).log()
+                        else:  # teachers see the mixed faces themselves
                             t_logp = torch.stack([t(x).float().log_softmax(1) for t in teachers]).exp().mean(0).log()
                     t_soft = (t_logp / cfg.kd_temperature).softmax(1)
                     kd = F.kl_div((logits / cfg.kd_temperature).log_softmax(1), t_soft, reduction="batchmean")
@@ -331,19 +395,28 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
             lr_used = opt.param_groups[0]["lr"]  # what this step used (the scheduler moves on below)
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             loss_sum += float(loss.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
-        val = classification_metrics(val_set.labels, predict_probs(model, x_val, bf16, flip_tta=False))
-        score = val["accuracy"]
-        degraded_accuracy = None
-        if x_val_degraded is not None:
-            degraded = classification_metrics(
-                val_set.labels, predict_probs(model, x_val_degraded, bf16, flip_tta=False)
-            )
-            degraded_accuracy = degraded["accuracy"]
-            score = (val["accuracy"] + degraded_accuracy) / 2
+        train_s = time.time() - t0
+        candidates = [("trained", model)] + ([("ema", ema.module)] if ema is not None else [])
+        scored = []
+        for kind, candidate in candidates:
+            c_val = classification_metrics(val_set.labels, predict_probs(candidate, x_val, bf16, flip_tta=False))
+            c_score, c_degraded = c_val["accuracy"], None
+            if x_val_degraded is not None:
+                degraded = classification_metrics(
+                    val_set.labels, predict_probs(candidate, x_val_degraded, bf16, flip_tta=False)
+                )
+                c_degraded = degraded["accuracy"]
+                c_score = (c_val["accuracy"] + c_degraded) / 2
+            scored.append((c_score, kind, candidate, c_val, c_degraded))
+        score, weights_kind, chosen, val, degraded_accuracy = max(scored, key=lambda s: s[0])
+        images_per_s = seen / train_s
+        share = gpu_share(device, macs, images_per_s)
         row = {
             "epoch": epoch,
             "train_loss": loss_sum / seen,
@@ -353,6 +426,9 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
             **({} if degraded_accuracy is None else {"val_degraded_accuracy": degraded_accuracy}),
             "lr": lr_used,
             "epoch_seconds": time.time() - t0,
+            "images_per_s": images_per_s,
+            **({} if share is None else {"gpu_bf16_share": share}),
+            **({} if ema is None else {"weights": weights_kind, "val_accuracy_trained": scored[0][3]["accuracy"]}),
         }
         log.write(json.dumps(row) + "\n")
         log.flush()
@@ -360,12 +436,15 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
             f"{cfg.arch} epoch {epoch}/{epochs}: loss {row['train_loss']:.3f} train {row['train_accuracy']:.3f} "
             f"{cfg.val_split} {val['accuracy']:.4f} macro-F1 {val['macro_f1']:.3f}"
             + ("" if degraded_accuracy is None else f" degraded {degraded_accuracy:.4f}")
-            + f" ({row['epoch_seconds']:.0f}s)",
+            + ("" if ema is None else f" [{weights_kind} weights]")
+            + f" ({row['epoch_seconds']:.0f}s, {images_per_s:,.0f} img/s"
+            + ("" if share is None else f", {share:.1%} of the GPU's bf16 peak")
+            + ")",
             flush=True,
         )
         if score > best_score:
-            best, best_epoch, best_score = val, epoch, score
-            _save_checkpoint(out / "best.pt", model, cfg, epoch, val)
+            best, best_epoch, best_score, best_weights = val, epoch, score, weights_kind
+            _save_checkpoint(out / "best.pt", chosen, cfg, epoch, val)
         epoch_ends.append(time.time())
         check = epoch >= _BUDGET_FIRST_CHECK and (epoch - _BUDGET_FIRST_CHECK) % _BUDGET_CHECK_EVERY == 0
         if cfg.time_budget_minutes > 0 and check and epoch < epochs:
@@ -388,6 +467,7 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
         "params": params,
         "macs": macs,
         "best_epoch": best_epoch,
+        "best_weights": best_weights,  # "ema" when the averaged weights scored better that epoch
         "epochs": epochs,
         "epochs_planned": cfg.epochs,
         "val_split": cfg.val_split,
