@@ -56,7 +56,9 @@ def test_an_update_is_parsed_and_round_trips() -> None:
         (good(probs=["0.9", *HAPPY[1:]]), "finite number"),
         (good(face=False), "need a face"),
         (good(face=1), "true or false"),
-        (good(t=float("nan")).replace("NaN", "NaN"), "finite number"),
+        (good(t=float("nan")), "finite number"),
+        (good().replace('"t": 1.5', '"t": ' + "9" * 320), "finite number"),  # too big for a float
+        (good().replace("0.9", "9" * 320), "finite number"),
         (good(pseudonym="x" * 40), "short strings"),
         ('{"type":"leave","why":"bye"}', "no other keys"),
         ('{"type":"frame"}', "unknown message type"),
@@ -96,6 +98,39 @@ def test_class_numbers_need_k_students_with_a_face_and_counts_always_show() -> N
     assert "p-" not in json.dumps(view)  # nothing per student: no pseudonym reaches the teacher's view
     room.set_k(4)
     assert room.now_view(now=100.5)["hidden"]
+    assert room.set_k(1) == 3  # students joined under k = 3: it can be raised, never lowered below
+
+
+def test_a_recorded_class_saves_bins_as_it_goes_and_closes_finished(tmp_path: Path) -> None:
+    from classmood.store import open_store
+    from classmood.store.recorder import SessionRecorder
+
+    store = open_store(f"sqlite:///{tmp_path / 's.db'}")
+    recorder = SessionRecorder(store, "students", "student-side class T", {"min_faces": 1}).open()
+    room = Room(k=1, readout=Readout(), recorder=recorder)
+    a = room.join()
+    t0 = room.created
+    for s in range(11):
+        update(room, a, HAPPY, now=t0 + s + 0.5)
+        room.tick(now=t0 + s + 0.5)
+    assert len(store.bins(recorder.session_id)) == 2  # two 5-s bins closed and already saved
+    assert store.list_sessions()["status"].tolist() == ["running"]
+    raw, _ = room.end()
+    sessions = store.list_sessions()
+    assert sessions["status"].tolist() == ["finished"] and len(store.bins(recorder.session_id)) == len(raw) == 3
+    assert store.session(recorder.session_id)["summary"]["tracks"] == 1
+    store.close()
+
+
+def test_an_abandoned_class_is_idle_only_without_students_and_viewers() -> None:
+    from classmood.classroom.room import IDLE_CLOSE_S
+
+    room = Room(k=1, readout=Readout())
+    a = room.join()
+    later = time.time() + IDLE_CLOSE_S + 1
+    assert not room.idle(later)  # a student is still connected
+    room.leave(a)
+    assert room.idle(later) and not room.idle()
 
 
 def test_pause_leave_and_silence_remove_a_student_from_the_numbers() -> None:

@@ -168,6 +168,50 @@ def test_nothing_starts_before_consent_then_only_numbers_leave(chromium: Any, hu
     hub.close_room(room.code)
 
 
+def test_a_wrong_code_or_a_refused_connection_never_turns_the_camera_on(chromium: Any, hub: Any) -> None:
+    room = hub.open_room(3)
+    student = open_student(chromium, f"http://localhost:{hub.port}/join/WRONG1")
+    student.page.wait_for_function("() => document.getElementById('classinfo').textContent.length > 0")
+    assert "No open class" in student.page.inner_text("#classinfo")
+    student.page.check("#consent")
+    student.page.click("#start")
+    wait_for("the refusal", lambda: "no open class" in student.page.inner_text("#status").lower())
+    assert student.state()["phase"] == "consent" and not student.page.is_checked("#consent")
+    assert student.traffic.sockets == [] and not [u for _, u, _ in student.traffic.requests if "/models/" in u]
+    assert student.page.evaluate("() => document.getElementById('video').srcObject") is None
+    # the right code: the class's k and saving are shown before consent
+    student.page.fill("#code", room.code)
+    student.page.dispatch_event("#code", "change")
+    wait_for("the class's terms", lambda: "k = 3" in student.page.inner_text("#classinfo"))
+    assert "not saved" in student.page.inner_text("#classinfo")
+    # a proxy that refuses WebSockets: back to the consent box with the camera off
+    student.page.route_web_socket(re.compile(".*/ws/student.*"), lambda ws: ws.close())
+    student.page.check("#consent")
+    student.page.click("#start")
+    wait_for("the failed connection", lambda: "could not connect" in student.page.inner_text("#status").lower())
+    assert student.state()["phase"] == "consent"
+    live = "() => { const v = document.getElementById('video'); return v.srcObject !== null; }"
+    assert not student.page.evaluate(live)
+    student.page.context.close()
+    hub.close_room(room.code)
+
+
+def test_unticking_consent_leaves_and_a_student_can_join_again(chromium: Any, hub: Any) -> None:
+    room = hub.open_room(1)
+    student = open_student(chromium, hub.join_url(room.code))
+    start(student)
+    wait_for("a face present", lambda: room.now_view()["faces"] == 1)
+    student.page.uncheck("#consent")
+    wait_for("withdrawn consent to leave", lambda: room.now_view()["students"] == 0)
+    assert student.state()["phase"] == "left"
+    start(student)  # consent again, Start again
+    wait_for("the student back", lambda: room.now_view()["faces"] == 1)
+    labels = student.page.inner_text("#sentProbs")
+    assert "happy" in labels and "neutral" in labels  # the seven numbers, labelled for the student
+    student.page.context.close()
+    hub.close_room(room.code)
+
+
 def test_pause_resume_and_leave(chromium: Any, hub: Any) -> None:
     room = hub.open_room(1)
     student = open_student(chromium, hub.join_url(room.code))
@@ -179,6 +223,7 @@ def test_pause_resume_and_leave(chromium: Any, hub: Any) -> None:
     time.sleep(2.5)
     assert student.state()["sent"] == sent  # nothing read or sent while paused
     student.page.click("#pause")  # Resume
+    assert json.loads(student.page.inner_text("#sent")) == {"type": "resume"}
     wait_for("the face back", lambda: room.now_view()["faces"] == 1 and room.now_view()["paused"] == 0)
     student.page.click("#leave")
     wait_for("leaving to remove the student", lambda: room.now_view()["students"] == 0)
@@ -307,9 +352,13 @@ def test_teacher_opens_a_class_sees_the_numbers_and_ends_it(chromium: Any, app: 
     assert teacher.get_by_role("link", name=join).count() == 1
     student = open_student(chromium, join)
     start(student)
+    assert "k = 1" in student.page.inner_text("#classinfo") and "saves" in student.page.inner_text("#classinfo")
     wait_for("the dashboard to count the student", lambda: _metric(teacher, "Faces present") == 1, timeout=60)
     assert _metric(teacher, "Students connected") == 1
     teacher.get_by_text("Valence now").wait_for(timeout=30_000)  # k = 1: the class numbers show
+    teacher.reload()  # a reload (or the bookmarked address) comes back to the running class
+    teacher.get_by_text(f"Class code: {code.group(1)}").wait_for()
+    wait_for("the dashboard after the reload", lambda: _metric(teacher, "Faces present") == 1, timeout=60)
     only_numbers_left(student, f"http://localhost:{class_port}")
     student.page.click("#leave")
     wait_for("the dashboard to drop the student", lambda: _metric(teacher, "Students connected") == 0, timeout=60)

@@ -30,19 +30,23 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from classmood.classroom import vendor
 from classmood.classroom.protocol import MAX_MESSAGE_BYTES, ProtocolError, parse
-from classmood.classroom.room import TICK_S, Room
+from classmood.classroom.room import SESSION_KIND, TICK_S, Room, new_code
 from classmood.containers import MoodBin, Summary
 from classmood.errors import ClassmoodError
 from classmood.expression.model import ExpressionModel, resolve_model
 from classmood.expression.readout import Readout
 from classmood.labels import EMOTIONS
 from classmood.pipeline import PipelineConfig
+from classmood.store.recorder import SessionRecorder
 from classmood.vision.crops import FER_SIDE_PER_BOX_HEIGHT
 from classmood.vision.yunet import yunet_path
+
+if TYPE_CHECKING:
+    from classmood.store.store import SessionStore
 
 STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_PORT = 8502
@@ -100,16 +104,22 @@ class Hub:
         return self._readouts[model]
 
     # --- rooms ---------------------------------------------------------------------------------
-    def open_room(self, k: int, model: str | None = None) -> Room:
+    def open_room(self, k: int, model: str | None = None, store: SessionStore | None = None) -> Room:
+        """A new class with its code; with ``store`` it is saved as a session (kind ``students``) as it runs."""
         if not vendor.installed():
             raise ClassmoodError(
                 "onnxruntime-web is not installed for the student page: run `make run` (or "
                 "`python -m classmood.classroom.vendor`) once with access to the npm registry"
             )
         model = self._check_model(model or self.default_model)
-        room = Room(k, self.readout(model), model=model)
-        while room.code in self.rooms:
-            room = Room(k, self.readout(model), model=model)
+        code = new_code()
+        while code in self.rooms:
+            code = new_code()
+        recorder = None
+        if store is not None:
+            config = {"min_faces": k, "model": model, "mode": "student-side"}
+            recorder = SessionRecorder(store, SESSION_KIND, f"student-side class {code}", config).open()
+        room = Room(k, self.readout(model), model=model, code=code, recorder=recorder)
         self.rooms[room.code] = room
         return room
 
@@ -147,7 +157,12 @@ class Hub:
         room = self.rooms.get(code.strip().upper())
         model = room.model if room is not None else self.default_model
         readout = self.readout(model)
+        known = room is not None and not room.closed
         return {
+            # what the student reads before consenting: whether the class exists, its k, whether it is saved
+            "open": known,
+            "k": room.k if known and room is not None else None,
+            "saved": bool(known and room is not None and room.recorder is not None),
             "interval_s": self.interval_s,
             "model": model,
             "labels": list(EMOTIONS),
@@ -294,7 +309,10 @@ class Hub:
         while True:
             await asyncio.sleep(TICK_S)
             for code, room in list(self.rooms.items()):
-                room.tick()
+                if room.idle():  # the teacher left and so did every student: end it (saved if asked)
+                    await asyncio.to_thread(self.close_room, code)
+                    continue
+                await asyncio.to_thread(room.tick)  # may write a bin to the session database
                 self._notify(code)
 
     # --- running -------------------------------------------------------------------------------

@@ -47,9 +47,15 @@ class Control:
 
 
 def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ProtocolError(f"{name} must be a finite number")
-    return float(value)
+    try:
+        number = float(value)  # a JSON integer of hundreds of digits does not fit a float
+    except OverflowError:
+        raise ProtocolError(f"{name} must be a finite number") from None
+    if not math.isfinite(number):
+        raise ProtocolError(f"{name} must be a finite number")
+    return number
 
 
 def parse(text: str | bytes) -> Update | Control:

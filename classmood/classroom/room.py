@@ -29,9 +29,12 @@ from classmood.classroom.protocol import Control, Update
 from classmood.containers import Detections, MoodBin, Summary
 from classmood.expression.readout import UNCERTAIN, Readout
 from classmood.labels import EMOTIONS
+from classmood.store.recorder import SessionRecorder
 
 STALE_S = 5.0  # an update older than this no longer counts as a face present
 TICK_S = 1.0  # the mood over time takes the faces present once a second
+HEARTBEAT_S = 60.0  # a recorded class with no bin to save says it is alive this often
+IDLE_CLOSE_S = 3 * 3600.0  # a class with no student and nobody looking for this long is ended (and saved)
 SESSION_KIND = "students"
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed by students
 CODE_LENGTH = 6
@@ -62,12 +65,28 @@ class RoomStats:
 
 
 class Room:
-    """Thread-safe: the hub's event loop writes, the teacher's page reads."""
+    """Thread-safe: the hub's event loop writes, the teacher's page reads.
+
+    ``k`` at opening is what students are shown before they consent, so it is a floor: the teacher
+    may raise k during the class (it re-applies at once), never lower it below that. With a
+    ``recorder`` the class is saved as it goes (raw bins as they close, like the live worker), so a
+    crashed server leaves an "interrupted" session rather than nothing.
+    """
 
     def __init__(
-        self, k: int, readout: Readout, model: str = "accurate", bin_s: float = 5.0, code: str | None = None
+        self,
+        k: int,
+        readout: Readout,
+        model: str = "accurate",
+        bin_s: float = 5.0,
+        code: str | None = None,
+        recorder: SessionRecorder | None = None,
     ) -> None:
-        self.k = check_min_faces(k)
+        self.k = self.min_k = check_min_faces(k)
+        self.recorder = recorder
+        self._saved = 0  # bins handed to the recorder so far
+        self._last_beat = time.time()
+        self.last_activity = time.time()  # a student's message or a look at the dashboard
         self.code = code or new_code()
         self.teacher_token = secrets.token_urlsafe(24)
         self.readout, self.model = readout, model
@@ -86,6 +105,7 @@ class Room:
     def join(self, now: float | None = None) -> str:
         with self._lock:
             pseudonym = new_pseudonym()
+            self.last_activity = time.time()
             self._numbers += 1
             self._students[pseudonym] = Student(self._numbers, now or time.time())
             return pseudonym
@@ -94,6 +114,7 @@ class Room:
         """An update or a control message from the student ``pseudonym`` (unknown ones are refused)."""
         now = now or time.time()
         with self._lock:
+            self.last_activity = time.time()
             student = self._students.get(pseudonym)
             if student is None or (isinstance(message, Update) and message.pseudonym != pseudonym):
                 self.stats.refused += 1
@@ -150,19 +171,28 @@ class Room:
         """Once a second: the faces present now go into the mood over time (bins close as time passes)."""
         now = now or time.time()
         with self._lock:
+            if self.closed:
+                return
             present = self._present(now)
             self.ticks += 1
             self.faces_total += len(present)
             self._bins.extend(self._aggregator.add(now - self.created, present))
+            new, self._saved = self._bins[self._saved :], len(self._bins)
+        if self.recorder is not None and (new or time.time() - self._last_beat > HEARTBEAT_S):
+            self.recorder.save([], new)  # raw bins (the store applies k when read), or a heartbeat
+            self._last_beat = time.time()
 
-    def set_k(self, k: int) -> None:
+    def set_k(self, k: int) -> int:
+        """The teacher's k, never below the k students were shown when they joined; returns the k in force."""
         with self._lock:
-            self.k = check_min_faces(k)
+            self.k = max(check_min_faces(k), self.min_k)
+            return self.k
 
     def now_view(self, now: float | None = None) -> dict[str, Any]:
         """Counts and the "now" numbers under k: cheap, sent to the teacher after every update."""
         now = now or time.time()
         with self._lock:
+            self.last_activity = time.time()
             present = self._present(now)
             shares, valence = current_view(present, self.k)
             connected = len(self._students)
@@ -181,16 +211,22 @@ class Room:
             "note": HIDDEN_NOTE,
         }
 
+    def idle(self, now: float | None = None) -> bool:
+        """No student connected and nobody (no student, no dashboard) active for ``IDLE_CLOSE_S``."""
+        with self._lock:
+            return not self._students and (now or time.time()) - self.last_activity > IDLE_CLOSE_S
+
     def bins(self) -> list[MoodBin]:
         """The mood over time so far, under k (flags computed over what is shown)."""
         with self._lock:
             return apply_k(self._bins, self.k)
 
     def end(self) -> tuple[list[MoodBin], Summary]:
-        """Close the class: the open bin is closed, students are dropped; returns the raw bins (for the
-        session store, which applies k when read) and the summary (class numbers under k only)."""
+        """Close the class: the open bin is closed, students are dropped, a recorded class is closed as
+        "finished"; returns the raw bins and the summary (class numbers under k only)."""
         with self._lock:
-            if not self.closed:
+            was_open = not self.closed
+            if was_open:
                 self._bins.extend(self._aggregator.flush())
             self.closed = True
             self._students.clear()
@@ -209,4 +245,8 @@ class Room:
                 raw_bins=raw,
                 min_faces=self.k,
             )
+            new, self._saved = self._bins[self._saved :], len(self._bins)
+        if was_open and self.recorder is not None:
+            self.recorder.save([], new)
+            self.recorder.close("finished", summary)
         return raw, summary

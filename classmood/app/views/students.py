@@ -15,9 +15,6 @@ import streamlit as st
 from classmood.app import ui
 from classmood.errors import ClassmoodError
 from classmood.labels import EMOTIONS
-from classmood.store.recorder import SessionRecorder
-
-CODE_KEY = "student_class_code"
 
 st.title("Live — students' own browsers")
 st.caption(
@@ -32,30 +29,43 @@ except ClassmoodError as exc:
     st.error(f"The student-side hub could not start: {exc}")
     st.stop()
 
-room = hub.rooms.get(st.session_state.get(CODE_KEY, ""))
+
+def _current_code() -> str:
+    """The class this page shows: in the URL (?class=CODE), so a reload or a bookmark comes back to it."""
+    return str(st.query_params.get("class", "")).strip().upper()
+
+
+room = hub.rooms.get(_current_code())
 if room is None:
-    st.session_state.pop(CODE_KEY, None)
-    others = sorted(hub.rooms)
+    if "class" in st.query_params:
+        del st.query_params["class"]
     model = str(st.session_state.get("model", "accurate"))
     if model not in ("accurate", "fast"):
         st.caption(f"The {model} model is not run in browsers; classes use accurate.")
         model = "accurate"
+    k = ui.min_faces()
     st.markdown(
-        f"Open a class for your students. The sidebar's k (**{ui.min_faces()}**) decides how many students with a "
-        f"face in view the class numbers need; the students' browsers run the **{model}** model."
+        f"Open a class for your students. Students are told before they consent that class numbers need at "
+        f"least **k = {k}** students with a face in view (the sidebar's k): you can raise it during the class, "
+        f"not lower it. Their browsers run the **{model}** model."
+    )
+    if k < 3:
+        st.warning(f"With k = {k} the class numbers can describe one or two students. Students will be told.")
+    save = st.checkbox(
+        "Save the class numbers as a session (class-level time bins only; students are told)",
+        value=True,
+        key="student_save",
     )
     if st.button("Open a class", type="primary"):
         try:
-            st.session_state[CODE_KEY] = hub.open_room(ui.min_faces(), model).code
+            opened = hub.open_room(k, model, store=ui.store_or_warn() if save else None)
         except ClassmoodError as exc:
             st.error(str(exc))
             st.stop()
+        if opened.recorder is not None and opened.recorder.error:
+            st.warning(opened.recorder.error)
+        st.query_params["class"] = opened.code
         st.rerun()
-    if others:
-        pick = st.selectbox("Or return to a class open on this server", others, index=None)
-        if pick:
-            st.session_state[CODE_KEY] = pick
-            st.rerun()
     st.stop()
 
 url = hub.join_url(room.code)
@@ -65,20 +75,24 @@ with left:
     st.markdown(f"Join link: [{url}]({url})")
     st.caption(
         "Give students the link (or the code on the join page). Webcams need HTTPS off this computer: see the "
-        "README's reverse-proxy recipe."
+        "README's reverse-proxy recipe. This page's address brings you back to the class."
     )
 with right:
-    save = st.checkbox("Save the class numbers as a session when it ends", value=True, key="student_save")
+    saving = room.recorder is not None
+    st.caption(
+        ("Saved as a session as it runs." if saving else "Not saved.")
+        + " A class nobody uses for 3 hours (no student, this page closed) ends by itself."
+    )
     if st.button("End class"):
         ended = hub.close_room(room.code)
-        st.session_state.pop(CODE_KEY, None)
-        store = ui.store_or_warn() if save and ended is not None else None
-        if store is not None and ended is not None:
-            raw, summary = ended
-            with SessionRecorder(store, "students", f"student-side class {room.code}", {"min_faces": room.k}) as rec:
-                rec.save([], raw)
-                rec.finish(summary)
-            st.success(f"Class ended and saved as session {rec.session_id}." if rec.error is None else rec.error)
+        del st.query_params["class"]
+        error = room.recorder.error if room.recorder is not None else None
+        if ended is None:
+            st.info("This class had already ended.")
+        elif error:
+            st.warning(f"Class ended. {error}")
+        elif saving:
+            st.success(f"Class ended and saved as session {room.recorder.session_id}.")  # type: ignore[union-attr]
         else:
             st.success("Class ended. Nothing was saved.")
         st.stop()
@@ -90,7 +104,17 @@ def dashboard() -> None:
     if current is None:
         st.info("This class has ended.")
         return
-    current.set_k(ui.min_faces())
+    # Only a change of the sidebar's k made on this page applies: a reload (which resets the sidebar)
+    # must not move the class's k. It never goes below the k students joined under.
+    sidebar, seen = ui.min_faces(), f"student_k_seen_{current.code}"
+    if st.session_state.get(seen, sidebar) != sidebar:
+        current.set_k(sidebar)
+    st.session_state[seen] = sidebar
+    if current.k != sidebar:
+        st.caption(
+            f"This class uses k = {current.k} (the sidebar says {sidebar}): change the sidebar's k to raise it; "
+            f"it cannot go below {current.min_k}, the k students joined under."
+        )
     view = current.now_view()
     a, b, c = st.columns(3)
     a.metric("Students connected", view["students"])
@@ -99,7 +123,8 @@ def dashboard() -> None:
     st.markdown("Current apparent expressions")
     if view["hidden"]:
         st.caption(
-            f"Hidden: class numbers need at least {view['k']} students with a face present ({view['faces']} now)."
+            f"Hidden: class numbers need at least {view['k']} student{'s' if view['k'] != 1 else ''} with a face "
+            f"present ({view['faces']} now)."
         )
     else:
         st.bar_chart(pd.Series(view["shares"], name="share").reindex(list(EMOTIONS)), height=180)

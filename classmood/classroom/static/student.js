@@ -34,7 +34,9 @@ const state = {
   inferMs: [],
   lastMessage: null,
   busy: false,
+  classInfo: null,
 };
+const CAN_START = ["consent", "left", "closed", "error"];
 let detector = null;
 let classifier = null;
 
@@ -273,6 +275,16 @@ async function analyse(rgba, width, height) {
 
 function showSent(message) {
   $("sent").textContent = message;
+  const msg = JSON.parse(message);
+  const table = $("sentProbs");
+  table.textContent = "";
+  if (msg.probs) {
+    state.config.labels.forEach((label, i) => {
+      const row = table.insertRow();
+      row.insertCell().textContent = label;
+      row.insertCell().textContent = msg.probs[i].toFixed(3);
+    });
+  }
 }
 
 function grab() {
@@ -348,29 +360,59 @@ function finish(phase, text) {
   state.ws = null;
   setStatus(text);
   $("controls").hidden = true;
+  $("consent").checked = false; // joining again needs consent again
+  $("start").disabled = true;
+  $("pause").textContent = "Pause";
+}
+
+function cameraError(err) {
+  const name = (err && err.name) || "";
+  if (name === "NotAllowedError" || name === "SecurityError")
+    return "the camera permission was denied (allow the camera for this page and try again)";
+  if (name === "NotFoundError" || name === "OverconstrainedError") return "no camera was found on this device";
+  if (name === "NotReadableError") return "the camera is in use by another program (close it and try again)";
+  if (!navigator.mediaDevices) return "this page has no camera access: it must be opened over HTTPS";
+  return (err && err.message) || String(err);
+}
+
+function backToConsent(text) {
+  stopCamera();
+  state.phase = "consent";
+  $("consent").checked = false;
+  $("start").disabled = true;
+  setStatus(text);
 }
 
 async function start() {
-  if (state.phase !== "consent") return;
-  if (!$("consent").checked) return;
+  if (!CAN_START.includes(state.phase) || !$("consent").checked) return;
   state.code = $("code").value.trim().toUpperCase();
   if (!state.code) {
     setStatus("Enter the class code your teacher gave you.");
     return;
   }
   state.phase = "starting";
+  state.smoothed = null;
   $("start").disabled = true;
-  setStatus("Loading the models (they run on this device)...");
+  setStatus("Checking the class code...");
   try {
     await loadConfig();
+  } catch (err) {
+    backToConsent(`Could not reach the class: ${err.message || err}. Nothing was sent.`);
+    return;
+  }
+  if (!state.config.open) {
+    showClassInfo();
+    backToConsent(`There is no open class with the code ${state.code}. Check it with your teacher. Nothing was sent.`);
+    return;
+  }
+  try {
+    setStatus("Loading the models (they run on this device)...");
     await loadModels();
     setStatus("Asking for the camera...");
+    if (!navigator.mediaDevices) throw new Error("no camera access");
     state.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
   } catch (err) {
-    state.phase = "consent";
-    $("start").disabled = false;
-    setStatus(`Could not start: ${err.message || err}. Nothing was sent.`);
-    stopCamera();
+    backToConsent(`Could not start: ${cameraError(err)}. Nothing was sent.`);
     return;
   }
   $("video").srcObject = state.stream;
@@ -392,9 +434,8 @@ async function start() {
       state.timer = setInterval(() => step().catch((e) => setStatus(`Error: ${e.message || e}`)), msg.interval_s * 1000);
       step();
     } else if (msg.type === "error") {
-      finish("error", `${msg.message}. Nothing was sent; check the code with your teacher.`);
-      state.phase = "consent";
-      $("start").disabled = false;
+      state.phase = "error";
+      backToConsent(`${msg.message}. Nothing was sent; check the code with your teacher.`);
     } else if (msg.type === "closed") {
       finish("closed", "The teacher ended the class. The camera is off.");
     } else if (msg.type === "refused") {
@@ -402,7 +443,11 @@ async function start() {
     }
   };
   ws.onclose = () => {
-    if (state.phase === "running" || state.phase === "paused") finish("closed", "Disconnected from the class. The camera is off.");
+    if (state.phase === "starting") {
+      backToConsent("Could not connect to the class (the server refused the connection). The camera is off; nothing was sent.");
+    } else if (state.phase === "running" || state.phase === "paused") {
+      finish("closed", "Disconnected from the class. The camera is off. Tick the box and press Start to join again.");
+    }
   };
 }
 
@@ -417,6 +462,7 @@ function pause() {
   } else if (state.phase === "paused") {
     state.phase = "running";
     state.ws.send(JSON.stringify({ type: "resume" }));
+    showSent('{"type":"resume"}');
     state.stream.getVideoTracks().forEach((t) => (t.enabled = true));
     $("pause").textContent = "Pause";
     setStatus(`Taking part in class ${state.code} as ${state.pseudonym}.`);
@@ -428,15 +474,62 @@ function leave() {
     state.ws.send(JSON.stringify({ type: "leave" }));
     showSent('{"type":"leave"}');
   }
-  finish("left", "You left the class. The camera is off and you are no longer counted.");
+  finish("left", "You left the class. The camera is off and you are no longer counted. Tick the box and press Start to join again.");
+}
+
+// What the student reads before consenting: the class's k and whether its numbers are saved
+function showClassInfo() {
+  const cfg = state.config;
+  const el = $("classinfo");
+  if (!cfg || !state.code) {
+    el.textContent = "";
+  } else if (!cfg.open) {
+    el.textContent = `No open class has the code ${state.code}.`;
+  } else {
+    const alone =
+      cfg.k === 1
+        ? " With k = 1 your teacher can see your numbers when yours is the only face in view."
+        : cfg.k === 2
+          ? " With k = 2 the numbers can describe just two students."
+          : "";
+    el.textContent =
+      `Class ${state.code}: class numbers need at least ${cfg.k} students with a face in view (k = ${cfg.k}; ` +
+      `the teacher may raise it, not lower it).${alone} ` +
+      (cfg.saved
+        ? "The teacher saves the class-level numbers (per time bin, never per student) as a session."
+        : "The class numbers are not saved.");
+  }
+}
+
+async function lookUpClass() {
+  state.code = $("code").value.trim().toUpperCase();
+  if (!state.code) return showClassInfo();
+  try {
+    await loadConfig();
+  } catch {
+    state.config = null;
+  }
+  showClassInfo();
 }
 
 function init() {
   const parts = location.pathname.split("/").filter(Boolean);
-  const code = parts[parts.length - 1] !== "join" ? parts[parts.length - 1] || "" : "";
-  $("code").value = decodeURIComponent(code).toUpperCase();
+  let code = parts[parts.length - 1] !== "join" ? parts[parts.length - 1] || "" : "";
+  try {
+    code = decodeURIComponent(code);
+  } catch {
+    code = "";
+  }
+  $("code").value = code.toUpperCase().slice(0, 16);
+  lookUpClass();
+  $("code").addEventListener("change", lookUpClass);
   $("consent").addEventListener("change", () => {
-    $("start").disabled = !$("consent").checked || state.phase !== "consent";
+    const running = state.phase === "running" || state.phase === "paused";
+    if (running && !$("consent").checked) {
+      leave(); // withdrawing consent is leaving
+      return;
+    }
+    $("start").disabled = !$("consent").checked || !CAN_START.includes(state.phase);
   });
   $("start").addEventListener("click", start);
   $("pause").addEventListener("click", pause);
