@@ -119,6 +119,7 @@ def test_a_recorded_class_saves_bins_as_it_goes_and_closes_finished(tmp_path: Pa
     sessions = store.list_sessions()
     assert sessions["status"].tolist() == ["finished"] and len(store.bins(recorder.session_id)) == len(raw) == 3
     assert store.session(recorder.session_id)["summary"]["tracks"] == 1
+    assert (sessions["faces"][0], sessions["tracks"][0]) == (11, 1)  # from the summary: no per-face rows kept
     store.close()
 
 

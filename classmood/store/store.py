@@ -253,6 +253,7 @@ class SessionStore:
                 *[s[c] for c in SESSION_COLUMNS],
                 s.owner,
                 s.heartbeat_at,
+                s.summary,
                 face_stats.c.faces,
                 face_stats.c.tracks,
                 bin_stats.c.bins,
@@ -269,7 +270,10 @@ class SessionStore:
             rows = [tuple(r) for r in conn.execute(query)]
         df = pd.DataFrame(
             rows,
-            columns=[*SESSION_COLUMNS, "owner", "heartbeat_at", "faces", "tracks", "bins", "last_face", "last_bin"],
+            columns=[
+                *SESSION_COLUMNS,
+                *("owner", "heartbeat_at", "summary", "faces", "tracks", "bins", "last_face", "last_bin"),
+            ],
         )
         now = datetime.now(UTC)
         gone = [
@@ -278,6 +282,11 @@ class SessionStore:
         ]
         df.loc[pd.Series(gone, index=df.index, dtype=bool), "status"] = INTERRUPTED
         df["name"] = df["name"].astype(object).where(df["name"].notna(), None)
+        # Student-side classes keep no per-face rows: their counts come from the summary (faces present
+        # per second, summed; students who joined), so a list never says "0 faces" for a full class.
+        for i in df.index[df["kind"] == "students"]:
+            summary = json.loads(df.at[i, "summary"]) if df.at[i, "summary"] else {}
+            df.at[i, "faces"], df.at[i, "tracks"] = summary.get("faces"), summary.get("tracks")
         for c in ("faces", "tracks", "bins"):
             df[c] = df[c].fillna(0).astype("int64")
         # Seconds of input covered: the latest face time or bin start actually observed.
