@@ -9,6 +9,7 @@ page and downloads faces.csv. Only the system Chromium is used (no browser downl
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -29,6 +30,7 @@ import cv2
 import numpy as np
 import pytest
 
+from classmood.benchmarks.students import chromium_args
 from classmood.labels import FACE_COLUMNS
 from tests.test_app_logic import camera_frame
 from tests.test_pipeline import write_video
@@ -63,10 +65,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    tmp = tmp_path_factory.mktemp("app")
-    db, port = tmp / "sessions.db", free_port()
+@contextlib.contextmanager
+def running_app(tmp: Path, *args: str, env_extra: dict[str, str] | None = None) -> Iterator[str]:
+    """``classmood app ARGS`` started as a user would, with a fresh HOME that must stay empty; yields its URL."""
+    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -74,13 +76,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     }
     home = tmp / "home"  # a fresh HOME: the app must write nothing there (the database is given with --db)
     home.mkdir()
-    env["HOME"] = str(home)
-    xvfb = None
-    if shutil.which("Xvfb"):  # a screen for "Capture this server's screen"
-        xvfb, env["DISPLAY"] = start_xvfb("640x480x24")
-    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in teardown
+    env.update(HOME=str(home), **(env_extra or {}))
+    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "classmood.cli", "app", "--port", str(port), "--db", str(db)],
+        [sys.executable, "-m", "classmood.cli", "app", "--port", str(port), *args],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -99,7 +98,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"the app did not start: {(tmp / 'server.log').read_text()[-2000:]}")
             time.sleep(0.5)
-        yield url, db
+        yield url
     finally:
         with_group = os.getpgid(proc.pid) if proc.poll() is None else None
         if with_group is not None:
@@ -110,6 +109,18 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
         log.close()
+    assert list(home.iterdir()) == [], "the app wrote into HOME"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    tmp = tmp_path_factory.mktemp("app")
+    db = tmp / "sessions.db"
+    xvfb, display = start_xvfb("640x480x24") if shutil.which("Xvfb") else (None, None)  # for a server capture
+    try:
+        with running_app(tmp, "--db", str(db), env_extra={"DISPLAY": display} if display else None) as url:
+            yield url, db
+    finally:
         if xvfb is not None:
             xvfb.terminate()
             xvfb.wait(5)
@@ -118,20 +129,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
     y4m = write_y4m(tmp_path_factory.mktemp("camera") / "face.y4m", camera_frame())
-    args = [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={y4m}",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        # the outside network does not exist for this browser: every name but localhost fails to resolve
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-    ]
+    args = chromium_args(y4m)  # a fake webcam; the outside network does not exist for this browser
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)

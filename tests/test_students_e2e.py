@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -27,7 +23,7 @@ import cv2
 import numpy as np
 import pytest
 
-from classmood.benchmarks.students import webcam_scene, write_y4m
+from classmood.benchmarks.students import chromium_args, webcam_scene, write_y4m
 from classmood.classroom import vendor
 from classmood.classroom.protocol import MAX_MESSAGE_BYTES, UPDATE_KEYS
 from classmood.containers import Frame
@@ -35,7 +31,7 @@ from classmood.expression.model import load_model
 from classmood.pipeline import Analyzer, PipelineConfig
 from classmood.vision.crops import face_crops
 from classmood.vision.detectors import LibFaceDetector
-from tests.test_app_e2e import CHROMIUM, free_port
+from tests.test_app_e2e import CHROMIUM, free_port, running_app
 from tests.test_app_logic import camera_frame
 
 pytestmark = [
@@ -68,18 +64,7 @@ class Student:
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     y4m = write_y4m(tmp_path_factory.mktemp("camera") / "face.y4m", [camera_frame()] * 20)
-    args = [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={y4m}",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-    ]
+    args = chromium_args(y4m)
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
         yield browser
@@ -115,6 +100,15 @@ def start(student: Student) -> None:
     student.page.check("#consent")
     student.page.click("#start")
     wait_for("the student to run", lambda: student.state()["phase"] == "running" and student.state()["sent"] >= 1)
+
+
+def join_class(chromium: Any, hub: Any, k: int = 1) -> tuple[Any, Student]:
+    """A new class with one student running, whose face the class already counts."""
+    room = hub.open_room(k)
+    student = open_student(chromium, hub.join_url(room.code))
+    start(student)
+    wait_for("a face present", lambda: room.now_view()["faces"] == 1)
+    return room, student
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 45.0) -> None:
@@ -197,10 +191,7 @@ def test_a_wrong_code_or_a_refused_connection_never_turns_the_camera_on(chromium
 
 
 def test_unticking_consent_leaves_and_a_student_can_join_again(chromium: Any, hub: Any) -> None:
-    room = hub.open_room(1)
-    student = open_student(chromium, hub.join_url(room.code))
-    start(student)
-    wait_for("a face present", lambda: room.now_view()["faces"] == 1)
+    room, student = join_class(chromium, hub)
     student.page.uncheck("#consent")
     wait_for("withdrawn consent to leave", lambda: room.now_view()["students"] == 0)
     assert student.state()["phase"] == "left"
@@ -213,10 +204,7 @@ def test_unticking_consent_leaves_and_a_student_can_join_again(chromium: Any, hu
 
 
 def test_pause_resume_and_leave(chromium: Any, hub: Any) -> None:
-    room = hub.open_room(1)
-    student = open_student(chromium, hub.join_url(room.code))
-    start(student)
-    wait_for("a face present", lambda: room.now_view()["faces"] == 1)
+    room, student = join_class(chromium, hub)
     student.page.click("#pause")
     wait_for("the pause to count", lambda: room.now_view()["paused"] == 1 and room.now_view()["faces"] == 0)
     sent = student.state()["sent"]
@@ -235,10 +223,7 @@ def test_pause_resume_and_leave(chromium: Any, hub: Any) -> None:
 
 
 def test_class_numbers_appear_only_with_k_students(chromium: Any, hub: Any) -> None:
-    room = hub.open_room(2)
-    first = open_student(chromium, hub.join_url(room.code))
-    start(first)
-    wait_for("one face", lambda: room.now_view()["faces"] == 1)
+    room, first = join_class(chromium, hub, k=2)
     time.sleep(1.5)
     assert room.now_view()["hidden"] and room.now_view()["shares"] is None
     second = open_student(chromium, hub.join_url(room.code))
@@ -296,39 +281,9 @@ def test_the_browser_reads_faces_as_the_python_pipeline_does(chromium: Any, hub:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, Path]]:
     tmp = tmp_path_factory.mktemp("students_app")
-    db, port, class_port = tmp / "sessions.db", free_port(), free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "CLASSMOOD_PASSWORD", "CLASSMOOD_PASSWORD_HASH")
-    }
-    (tmp / "home").mkdir()
-    env["HOME"] = str(tmp / "home")
-    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed in teardown
-    cmd = [sys.executable, "-m", "classmood.cli", "app", "--port", str(port), "--class-port", str(class_port)]
-    proc = subprocess.Popen(
-        [*cmd, "--db", str(db)], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the app did not start: {(tmp / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    db, class_port = tmp / "sessions.db", free_port()
+    with running_app(tmp, "--class-port", str(class_port), "--db", str(db)) as url:
         yield url, class_port, db
-    finally:
-        if proc.poll() is None:
-            os.killpg(os.getpgid(proc.pid), signal.SIGTERM)
-        proc.wait(15)
-        log.close()
-        assert list((tmp / "home").iterdir()) == [], "the app wrote into HOME"
 
 
 def _metric(page: Any, label: str) -> int | None:

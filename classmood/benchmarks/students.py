@@ -143,6 +143,24 @@ def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
     return path
 
 
+def chromium_args(y4m: Path) -> list[str]:
+    """Headless Chromium with a fake webcam playing ``y4m``, and no outside network: every host name
+    but localhost fails to resolve (the benchmark's and the tests' browsers)."""
+    return [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-video-capture={y4m}",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+    ]
+
+
 # --- the load test -------------------------------------------------------------------------------
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -227,17 +245,8 @@ async def _teacher(url: str, code: str, token: str, stop: asyncio.Event, out: li
 async def _browsers(join: str, n: int, y4m: Path, stop: asyncio.Event, infer: list[float], notes: list[str]) -> None:
     from playwright.async_api import async_playwright
 
-    args = [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-video-capture={y4m}",
-        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-    ]
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(y4m), headless=True)
         pages = []
         for _ in range(n):
             page = await (await browser.new_context()).new_page()
