@@ -326,3 +326,24 @@ def test_a_busy_port_or_a_model_browsers_cannot_run_is_refused() -> None:
             Hub(port=busy.getsockname()[1]).start()
     with pytest.raises(ClassmoodError, match="accurate, fast"):
         Hub(model="ensemble")
+
+
+def test_a_flooding_client_is_refused_then_disconnected(hub: object) -> None:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    from classmood.classroom.hub import MAX_REFUSED
+
+    room = hub.open_room(1)  # type: ignore[attr-defined]
+    with connect(_ws(hub, f"/ws/student?class={room.code}")) as ws:
+        pseudonym = json.loads(ws.recv(timeout=5))["pseudonym"]
+        message = update_message(room.code, pseudonym, 1.0, True, HAPPY)
+        replies = []
+        with pytest.raises(ConnectionClosed):
+            for _ in range(MAX_REFUSED + 20):
+                ws.send(message)
+            while True:
+                replies.append(json.loads(ws.recv(timeout=5)))
+    assert replies and all(r["type"] == "refused" and "a second" in r["reason"] for r in replies)
+    assert room.stats.updates <= 10 and room.stats.refused >= MAX_REFUSED
+    hub.close_room(room.code)  # type: ignore[attr-defined]

@@ -53,6 +53,9 @@ DEFAULT_PORT = 8502
 BROWSER_MODELS = ("accurate", "fast")  # single files; the ensemble is two models, for recordings
 DEFAULT_MODEL = "accurate"  # the live default; measured in the browser: README "Student-side mode"
 INTERVAL_S = 1.0
+# A student's page sends one update per interval (and a pause or resume now and then): more is refused,
+# and a connection refused this often is closed, so one client cannot flood the class's hub.
+RATE_PER_S, BURST, MAX_REFUSED = 3.0, 6, 50
 CSP = (
     "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; "
     "media-src 'self' blob: mediastream:; connect-src 'self'; worker-src 'self' blob:; "
@@ -220,16 +223,27 @@ class Hub:
             self._students.setdefault(code, set()).add(ws)
             await ws.send_text(json.dumps({"type": "welcome", "pseudonym": pseudonym, "interval_s": self.interval_s}))
             self._notify(code)
+            tokens, refill_at, refused = float(BURST), time.monotonic(), 0
             try:
                 while True:
                     message = await ws.receive()
                     if message["type"] == "websocket.disconnect":
                         break
+                    now = time.monotonic()
+                    tokens = min(float(BURST), tokens + (now - refill_at) * RATE_PER_S)
+                    refill_at = now
                     try:
+                        if tokens < 1:
+                            raise ProtocolError(f"more than {RATE_PER_S:g} messages a second")
+                        tokens -= 1
                         text = message.get("text")
                         parsed = parse(text if text is not None else message.get("bytes", b""))
                     except ProtocolError as exc:
                         room.refuse()
+                        refused += 1
+                        if refused >= MAX_REFUSED:  # not a student's page: stop listening to it
+                            await ws.close(1008)
+                            break
                         await ws.send_text(json.dumps({"type": "refused", "reason": str(exc)}))
                         continue
                     room.apply(pseudonym, parsed)
