@@ -347,3 +347,16 @@ def test_a_flooding_client_is_refused_then_disconnected(hub: object) -> None:
     assert replies and all(r["type"] == "refused" and "a second" in r["reason"] for r in replies)
     assert room.stats.updates <= 10 and room.stats.refused >= MAX_REFUSED
     hub.close_room(room.code)  # type: ignore[attr-defined]
+
+
+def test_join_links_name_an_address_students_can_open() -> None:
+    from classmood.classroom.hub import Hub
+
+    local = Hub(host="127.0.0.1", port=8502)
+    assert local.join_url("ABCDEF") == "http://localhost:8502/join/ABCDEF"
+    assert not local.camera_needs_https("ABCDEF")
+    every = Hub(host="0.0.0.0", port=8502)
+    assert "0.0.0.0" not in every.join_url("ABCDEF") and every.camera_needs_https("ABCDEF")
+    proxied = Hub(host="0.0.0.0", port=8502, public_url="https://class.example.edu/class/")
+    assert proxied.join_url("ABCDEF") == "https://class.example.edu/class/join/ABCDEF"
+    assert not proxied.camera_needs_https("ABCDEF")

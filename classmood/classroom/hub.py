@@ -144,9 +144,24 @@ class Hub:
         self._notify(code)
 
     def join_url(self, code: str) -> str:
-        host = "localhost" if self.host in ("127.0.0.1", "::1") else self.host
-        base = self.public_url or f"http://{host}:{self.port}"
+        """The link students open: ``public_url`` (behind an HTTPS proxy), else this machine's address."""
+        if self.public_url:
+            base = self.public_url
+        else:
+            if self.host in ("127.0.0.1", "::1", "localhost"):
+                host = "localhost"
+            elif self.host in ("0.0.0.0", "::", ""):  # every interface: this machine's name on the network
+                fqdn = socket.getfqdn()
+                host = fqdn if fqdn not in ("localhost", "localhost.localdomain") else socket.gethostname()
+            else:
+                host = f"[{self.host}]" if ":" in self.host else self.host
+            base = f"http://{host}:{self.port}"
         return f"{base.rstrip('/')}/join/{code}"
+
+    def camera_needs_https(self, code: str) -> bool:
+        """Browsers give the webcam only to HTTPS pages or localhost: a plain http link to another machine fails."""
+        url = self.join_url(code)
+        return url.startswith("http://") and not url.startswith(("http://localhost", "http://127.0.0.1"))
 
     def _notify(self, code: str, t: float | None = None) -> None:
         for listener in self._listeners.get(code, ()):

@@ -77,6 +77,11 @@ with left:
         "Give students the link (or the code on the join page). Webcams need HTTPS off this computer: see the "
         "README's reverse-proxy recipe. This page's address brings you back to the class."
     )
+    if hub.camera_needs_https(room.code):
+        st.warning(
+            "Students on other computers will not get their camera from a plain http:// link. Put an HTTPS "
+            "reverse proxy in front (README) and start the app with --public-url https://..."
+        )
 with right:
     saving = room.recorder is not None
     st.caption(
