@@ -13,9 +13,13 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 # Runtime only: NumPy, ONNX Runtime, OpenCV (no PyTorch).
-# onnxruntime-web for the student page comes from the npm registry (sha512 checked), not from a CDN at run time.
 $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[app]'
+	touch $@
+
+# onnxruntime-web for the student page comes from the npm registry (sha512 checked), not from a CDN at run time.
+ORT_WEB := classmood/classroom/static/vendor/onnxruntime-web/VERSION
+$(ORT_WEB): classmood/classroom/vendor.py | $(BIN)/python
 	$(BIN)/python -m classmood.classroom.vendor
 	touch $@
 
@@ -23,11 +27,10 @@ $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e '.[train,app,postgres,cluster,dev]'
-	$(BIN)/python -m classmood.classroom.vendor
 	touch $@
 
 # The classroom web app on http://localhost:8501 (HOST=0.0.0.0 needs CLASSMOOD_PASSWORD_HASH; see README).
-run: $(VENV)/.runtime
+run: $(VENV)/.runtime $(ORT_WEB)
 	$(BIN)/classmood app --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8501)
 
 lint: $(VENV)/.dev
@@ -37,7 +40,7 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-unit: $(VENV)/.dev
+unit: $(VENV)/.dev $(ORT_WEB)
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit

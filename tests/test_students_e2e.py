@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import time
 import urllib.parse
@@ -34,6 +35,8 @@ from classmood.vision.detectors import LibFaceDetector
 from tests.test_app_e2e import CHROMIUM, free_port, running_app
 from tests.test_app_logic import camera_frame
 
+if not vendor.installed() and os.environ.get("CLASSMOOD_REQUIRE_BROWSER"):  # CI: never skip these
+    raise RuntimeError("CLASSMOOD_REQUIRE_BROWSER is set but onnxruntime-web is missing (make installs it)")
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"needs the system Chromium at {CHROMIUM}"),
     pytest.mark.skipif(
