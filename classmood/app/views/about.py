@@ -31,6 +31,11 @@ changes. Class numbers are hidden while fewer than *k* faces are present (defaul
 
 **Privacy:** frames are processed in memory only; no images, crops or embeddings of faces are stored. The
 session database holds numbers only (boxes, pseudonymous ids, probabilities, per-bin aggregates).
+
+**Student-side mode** (*Live — students' browsers*): no video of a student reaches this server. Each
+student consents on a page that says what is measured; their own browser finds the face (YuNet-s, the
+network inside libfacedetection) and reads it with the class's model in onnxruntime-web, and sends only
+seven probabilities and whether a face is in view, once a second. The teacher sees the class under k.
 """
 )
 
