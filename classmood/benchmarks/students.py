@@ -291,11 +291,11 @@ def run_students_bench(
             y4m = write_y4m(Path(tmp) / "webcam.y4m", [webcam_scene(s).image for s in (7001, 7002, 7003)] * 10)
 
             async def main() -> tuple[float, float, float]:
+                import websockets
+
                 stop = asyncio.Event()
                 for _ in range(100):  # the hub process may still be starting
                     try:
-                        import websockets
-
                         async with websockets.connect(f"{url}/ws/student?class=NOCLASS") as ws:
                             await ws.recv()
                         break

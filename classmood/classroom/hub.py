@@ -43,7 +43,7 @@ from classmood.labels import EMOTIONS
 from classmood.pipeline import PipelineConfig
 from classmood.store.recorder import SessionRecorder
 from classmood.vision.crops import FER_SIDE_PER_BOX_HEIGHT
-from classmood.vision.yunet import yunet_path
+from classmood.vision.yunet import FACE_THRESHOLD, yunet_path
 
 if TYPE_CHECKING:
     from classmood.store.store import SessionStore
@@ -93,7 +93,6 @@ class Hub:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
-        self.started = time.time()
 
     @staticmethod
     def _check_model(name: str) -> str:
@@ -172,19 +171,19 @@ class Hub:
     # --- the web app ---------------------------------------------------------------------------
     def config(self, code: str = "") -> dict[str, Any]:
         """What the student page needs to read a face as the server would, for the class ``code``."""
-        room = self.rooms.get(code.strip().upper())
+        found = self.rooms.get(code.strip().upper())
+        room = found if found is not None and not found.closed else None
         model = room.model if room is not None else self.default_model
         readout = self.readout(model)
-        known = room is not None and not room.closed
         return {
             # what the student reads before consenting: whether the class exists, its k, whether it is saved
-            "open": known,
-            "k": room.k if known and room is not None else None,
-            "saved": bool(known and room is not None and room.recorder is not None),
+            "open": room is not None,
+            "k": room.k if room is not None else None,
+            "saved": room is not None and room.recorder is not None,
             "interval_s": self.interval_s,
             "model": model,
             "labels": list(EMOTIONS),
-            "face_threshold": 0.5,
+            "face_threshold": FACE_THRESHOLD,
             "crop_scale": FER_SIDE_PER_BOX_HEIGHT,
             "min_face_px": readout.min_face_px,
             "min_detail": readout.min_detail,

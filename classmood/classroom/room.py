@@ -2,7 +2,7 @@
 
 A ``Room`` keeps, per connected student, only the last update (face present or not, seven
 probabilities) and when it came; nothing older is kept per student. What the teacher sees comes
-from ``state()``, built with the same k rule as every other view (``analytics/privacy.py``): the
+from ``now_view()`` and ``bins()``, built with the same k rule as every other view (``analytics/privacy.py``): the
 "now" numbers need at least k students with a face present *now*; each time bin of the mood over
 time needs at least k faces on average. Counts (students connected, faces present) are not
 expressions and are always shown. Nothing per student ever leaves this module: pseudonyms stay
@@ -51,7 +51,6 @@ def new_pseudonym() -> str:
 @dataclass
 class Student:
     number: int  # a small int for the aggregator's per-face baseline; session-local, never shown
-    joined: float
     last_seen: float | None = None  # server time of the last update
     face: bool = False
     probs: np.ndarray | None = None  # raw model probabilities of the last update
@@ -102,12 +101,12 @@ class Room:
         self.faces_total = 0  # sum over ticks of the faces present
 
     # --- what students do -------------------------------------------------------------------
-    def join(self, now: float | None = None) -> str:
+    def join(self) -> str:
         with self._lock:
             pseudonym = new_pseudonym()
             self.last_activity = time.time()
             self._numbers += 1
-            self._students[pseudonym] = Student(self._numbers, now or time.time())
+            self._students[pseudonym] = Student(self._numbers)
             return pseudonym
 
     def apply(self, pseudonym: str, message: Update | Control, now: float | None = None) -> None:

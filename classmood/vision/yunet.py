@@ -21,6 +21,7 @@ from classmood.containers import Detections
 
 STRIDES = (8, 16, 32)
 NMS_IOU = 0.3  # libfacedetection's
+FACE_THRESHOLD = 0.5  # the score a face needs, here and in the students' browsers (hub config)
 
 
 def yunet_path() -> Path:
@@ -93,7 +94,7 @@ class YuNetDetector:
 
     name = "yunet"
 
-    def __init__(self, threshold: float = 0.5, path: str | Path | None = None) -> None:
+    def __init__(self, threshold: float = FACE_THRESHOLD, path: str | Path | None = None) -> None:
         import onnxruntime as ort
 
         ort.disable_telemetry_events()
