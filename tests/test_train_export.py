@@ -162,12 +162,12 @@ def test_mixup_cutmix_and_ema_train_and_keep_the_better_weights(tmp_path: Path) 
     assert summary["best_weights"] == best["weights"] and summary["val_no_tta"]["accuracy"] == best["val_accuracy"]
     assert summary["val"]["accuracy"] > 0.35  # still learns the bars through mixed batches
 
-    gen = torch.Generator().manual_seed(0)
+    gen, rng = torch.Generator().manual_seed(0), np.random.default_rng(0)
     x = torch.stack([torch.zeros(1, 48, 48), torch.full((1, 48, 48), 100.0)])
     for alphas in ((0.4, 0.0), (0.0, 1.0)):
         one = TrainConfig(mixup_alpha=alphas[0], cutmix_alpha=alphas[1])
-        mixed, perm, lam = mix_batch(x, one, gen)
+        mixed, perm, lam = mix_batch(x, one, gen, rng)
         assert perm is not None and 0 <= lam <= 1
         expected = lam * x + (1 - lam) * x[perm]  # mixup exactly; cutmix in the mean (lam = share kept)
         assert torch.allclose(mixed.mean(dim=(1, 2, 3)), expected.mean(dim=(1, 2, 3)), atol=1e-3)
-    assert mix_batch(x, TrainConfig(), gen)[1] is None  # off by default
+    assert mix_batch(x, TrainConfig(), gen, rng)[1] is None  # off by default

@@ -240,29 +240,28 @@ def gpu_share(device: torch.device, macs: int, images_per_s: float) -> float | N
 
 
 def mix_batch(
-    x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator
+    x: torch.Tensor, cfg: TrainConfig, gen: torch.Generator, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor | None, float]:
     """Mixup or cutmix of a batch with a shuffled copy of itself: (mixed x, partner order or None, lam).
 
     The loss is then ``lam * loss(y) + (1 - lam) * loss(y[perm])``; ``perm`` is None when this batch
     is not mixed. Cutmix's ``lam`` is the share of pixels kept, after clipping the box to the image.
+    The per-batch numbers (whether, which, lam, the box) come from the seeded host generator ``rng``:
+    drawing them on the GPU would make every step wait for the device to hand them back.
     """
     kinds = [k for k, a in (("mixup", cfg.mixup_alpha), ("cutmix", cfg.cutmix_alpha)) if a > 0]
-    if not kinds or float(torch.rand((), generator=gen, device=gen.device)) >= cfg.mix_prob:
+    if not kinds or rng.random() >= cfg.mix_prob:
         return x, None, 1.0
-    kind = kinds[int(torch.randint(len(kinds), (), generator=gen, device=gen.device))]
+    kind = kinds[int(rng.integers(len(kinds)))]
     alpha = cfg.mixup_alpha if kind == "mixup" else cfg.cutmix_alpha
-    # Beta(a, a) from two Gammas drawn with the run's generator (torch's Beta takes no generator)
-    g = torch._standard_gamma(torch.full((2,), alpha, device=gen.device), generator=gen)
-    lam = float(g[0] / g.sum())
+    lam = float(rng.beta(alpha, alpha))
     perm = torch.randperm(len(x), device=x.device, generator=gen)
     if kind == "mixup":
         return lam * x + (1 - lam) * x[perm], perm, lam
     h, w = x.shape[-2:]
     cut = math.sqrt(1 - lam)
     ch, cw = int(h * cut), int(w * cut)
-    cy = int(torch.randint(h, (), generator=gen, device=gen.device))
-    cx = int(torch.randint(w, (), generator=gen, device=gen.device))
+    cy, cx = int(rng.integers(h)), int(rng.integers(w))
     y1, y2 = max(0, cy - ch // 2), min(h, cy + ch // 2)
     x1, x2 = max(0, cx - cw // 2), min(w, cx + cw // 2)
     out = x.clone()
@@ -335,6 +334,7 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
     weights = class_weights(train_set.labels, cfg.class_weight_power).to(device)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
+    mix_rng = np.random.default_rng(cfg.seed)  # batch mixing's per-batch numbers, drawn on the host
     ema: torch.optim.swa_utils.AveragedModel | None = None
     if cfg.ema_decay > 0:
         ema = torch.optim.swa_utils.AveragedModel(
@@ -372,7 +372,7 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
             x = augment_batch(x_train[idx].float().unsqueeze(1), cfg.augment, gen)
             x = degrade_batch(x, cfg.degrade, gen)
             y = y_train[idx]
-            x, perm, lam = mix_batch(x, cfg, gen)
+            x, perm, lam = mix_batch(x, cfg, gen, mix_rng)
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(x).float()
