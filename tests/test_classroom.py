@@ -360,3 +360,16 @@ def test_join_links_name_an_address_students_can_open() -> None:
     proxied = Hub(host="0.0.0.0", port=8502, public_url="https://class.example.edu/class/")
     assert proxied.join_url("ABCDEF") == "https://class.example.edu/class/join/ABCDEF"
     assert not proxied.camera_needs_https("ABCDEF")
+
+
+def test_a_class_whose_database_fails_is_not_said_to_be_saved() -> None:
+    from classmood.store.recorder import SessionRecorder
+
+    class Broken:
+        def start_session(self, **_: object) -> int:
+            raise OSError("disk full")
+
+    recorder = SessionRecorder(Broken(), "students", "student-side class T", {}).open()  # type: ignore[arg-type]
+    room = Room(k=3, readout=Readout(), recorder=recorder)
+    assert recorder.error and "disk full" in recorder.error and not room.saving
+    assert Room(k=3, readout=Readout()).saving is False

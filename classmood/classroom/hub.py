@@ -179,7 +179,7 @@ class Hub:
             # what the student reads before consenting: whether the class exists, its k, whether it is saved
             "open": room is not None,
             "k": room.k if room is not None else None,
-            "saved": room is not None and room.recorder is not None,
+            "saved": room is not None and room.saving,
             "interval_s": self.interval_s,
             "model": model,
             "labels": list(EMOTIONS),

@@ -100,6 +100,11 @@ class Room:
         self.ticks = 0  # seconds in which the faces present went into the mood over time
         self.faces_total = 0  # sum over ticks of the faces present
 
+    @property
+    def saving(self) -> bool:
+        """Whether the class is being saved: a recorder that opened its session and has not failed since."""
+        return self.recorder is not None and self.recorder.error is None
+
     # --- what students do -------------------------------------------------------------------
     def join(self) -> str:
         with self._lock:

@@ -13,6 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from classmood.app import ui
+from classmood.classroom.hub import BROWSER_MODELS, DEFAULT_MODEL
+from classmood.classroom.room import IDLE_CLOSE_S
 from classmood.errors import ClassmoodError
 from classmood.labels import EMOTIONS
 
@@ -39,10 +41,10 @@ room = hub.rooms.get(_current_code())
 if room is None:
     if "class" in st.query_params:
         del st.query_params["class"]
-    model = str(st.session_state.get("model", "accurate"))
-    if model not in ("accurate", "fast"):
-        st.caption(f"The {model} model is not run in browsers; classes use accurate.")
-        model = "accurate"
+    model = str(st.session_state.get("model", DEFAULT_MODEL))
+    if model not in BROWSER_MODELS:
+        st.caption(f"The {model} model is not run in browsers; classes use {DEFAULT_MODEL}.")
+        model = DEFAULT_MODEL
     k = ui.min_faces()
     st.markdown(
         f"Open a class for your students. Students are told before they consent that class numbers need at "
@@ -62,8 +64,6 @@ if room is None:
         except ClassmoodError as exc:
             st.error(str(exc))
             st.stop()
-        if opened.recorder is not None and opened.recorder.error:
-            st.warning(opened.recorder.error)
         st.query_params["class"] = opened.code
         st.rerun()
     st.stop()
@@ -83,12 +83,15 @@ with left:
             "reverse proxy in front (README) and start the app with --public-url https://..."
         )
 with right:
-    saving = room.recorder is not None
+    error = room.recorder.error if room.recorder is not None else None
+    if error:
+        st.warning(error)  # the database failed at opening or since: students are told it is not saved
     st.caption(
-        ("Saved as a session as it runs." if saving else "Not saved.")
-        + " A class nobody uses for 3 hours (no student, this page closed) ends by itself."
+        ("Saved as a session as it runs." if room.saving else "Not saved.")
+        + f" A class nobody uses for {IDLE_CLOSE_S / 3600:g} hours (no student, this page closed) ends by itself."
     )
     if st.button("End class"):
+        saved = room.saving
         ended = hub.close_room(room.code)
         del st.query_params["class"]
         error = room.recorder.error if room.recorder is not None else None
@@ -96,7 +99,7 @@ with right:
             st.info("This class had already ended.")
         elif error:
             st.warning(f"Class ended. {error}")
-        elif saving:
+        elif saved:
             st.success(f"Class ended and saved as session {room.recorder.session_id}.")  # type: ignore[union-attr]
         else:
             st.success("Class ended. Nothing was saved.")
