@@ -11,6 +11,7 @@ from pathlib import Path
 from classmood.data.compact import array_path_for, is_compact_dir, read_compact
 from classmood.data.dataset import FaceSet
 from classmood.data.fer_csv import read_fer_csv
+from classmood.data.ferplus import read_votes, votes_path
 from classmood.data.folders import read_image_folders
 from classmood.errors import DataError
 
@@ -37,6 +38,8 @@ def load_splits(path: str | Path, splits: list[str] | None = None) -> dict[str, 
         found = read_fer_csv(csv_file)
     else:
         found = read_image_folders(path)
+    if path.is_dir():
+        found = _with_ferplus_votes(path, found)
     if not splits:
         return found
     out = {}
@@ -46,6 +49,21 @@ def load_splits(path: str | Path, splits: list[str] | None = None) -> dict[str, 
             raise DataError(f"{path}: no split {s!r}; available: {', '.join(sorted(found))}")
         out[name] = found[name]
     return out
+
+
+def _with_ferplus_votes(root: Path, sets: dict[str, FaceSet]) -> dict[str, FaceSet]:
+    """Each split with FER+'s votes when ``root`` holds ``ferplus_votes.csv`` with as many rows for it.
+
+    The votes file is aligned row by row with the compact arrays and the CSV of the same folder;
+    a split whose row count differs (another export) is left without votes rather than misaligned.
+    """
+    if not votes_path(root).is_file():
+        return sets
+    votes = read_votes(root)
+    return {
+        name: faces.with_votes(votes[name]) if name in votes and len(votes[name]) == len(faces) else faces
+        for name, faces in sets.items()
+    }
 
 
 def _canonical(split: str, names: list[str]) -> str:
