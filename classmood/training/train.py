@@ -34,6 +34,7 @@ from classmood.labels import NUM_CLASSES
 from classmood.models import count_macs, count_params, create_model
 from classmood.training.augment import AugmentConfig, augment_batch
 from classmood.training.degrade import DegradeConfig, degrade_batch
+from classmood.training.targets import ferplus_eval_labels, training_targets
 
 
 @dataclass
@@ -85,6 +86,22 @@ class TrainConfig:
     # An exponential moving average of the weights (0 = off; e.g. 0.999). Each epoch both the trained
     # and the averaged weights are scored; the better becomes the epoch's candidate for best.pt.
     ema_decay: float = 0.0
+    # What each face is taught (training/targets.py): "fer2013" = its FER2013 label; "ferplus" = the
+    # ten FER+ annotators' vote distribution (needs ferplus_votes.csv beside the data), with a share
+    # ``ferplus_label_mix`` of the FER2013 label blended in. Contempt votes are dropped or folded into a
+    # class; faces without votes keep their FER2013 label or are dropped; not-a-face images are dropped.
+    targets: str = "fer2013"
+    ferplus_label_mix: float = 0.0
+    ferplus_contempt: str = "drop"
+    ferplus_missing: str = "fer2013"
+    ferplus_drop_not_face: bool = True
+    # Which accuracy picks the best epoch: "fer2013" (its labels), "ferplus" (FER+ majority labels of the
+    # validation split), "both" (their mean), or "auto" (the labels the run is taught). With simulated
+    # calls on, the degraded validation accuracy on the same labels is averaged in.
+    select_on: str = "auto"
+    # After training, fit a second head on the frozen features to FER+'s unknown + not-a-face vote share
+    # (training/unreadable.py); exported as the model's second output ``unreadable``.
+    unreadable_head: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     degrade: DegradeConfig = field(default_factory=DegradeConfig)  # simulated video calls (data/degrade.py)
 
@@ -139,10 +156,39 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def class_weights(labels: np.ndarray, power: float) -> torch.Tensor:
-    counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64).clip(min=1)
+def class_weights(labels: np.ndarray, power: float, dist: np.ndarray | None = None) -> torch.Tensor:
+    """Loss weight per class ~ frequency^-power (mean 1 over faces); frequencies from ``dist``'s mass if given."""
+    counts = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64) if dist is None else dist.sum(0)
+    counts = np.asarray(counts, np.float64).clip(min=1)
     w = counts**-power
     return torch.tensor(w / (w * counts).sum() * counts.sum(), dtype=torch.float32)
+
+
+def soft_cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, smoothing: float = 0.0
+) -> torch.Tensor:
+    """Cross-entropy against target distributions, each class's term weighted like ``F.cross_entropy``'s
+    ``weight`` (the weighted mean over faces and classes), with label smoothing towards uniform."""
+    if smoothing:
+        target = target * (1 - smoothing) + smoothing / target.shape[1]
+    wt = target * weights
+    return -(wt * logits.log_softmax(1)).sum() / wt.sum().clamp(min=1e-12)
+
+
+def selection_labels(cfg: TrainConfig) -> str:
+    """The labels that choose the best epoch: ``select_on`` with "auto" resolved to the run's targets."""
+    choice = cfg.targets if cfg.select_on == "auto" else cfg.select_on
+    if choice not in ("fer2013", "ferplus", "both"):
+        raise ValueError(f"select_on must be auto, fer2013, ferplus or both, not {cfg.select_on!r}")
+    return choice
+
+
+def label_accuracy(labels: np.ndarray | None, probs: np.ndarray) -> float | None:
+    """Accuracy on the faces that have a label (``labels >= 0``), or None without labels."""
+    if labels is None:
+        return None
+    has = labels >= 0
+    return float((probs[has].argmax(1) == labels[has]).mean()) if has.any() else None
 
 
 @torch.no_grad()
@@ -188,6 +234,12 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> nn.
     ckpt = torch.load(path, map_location=device, weights_only=True)
     model = create_model(ckpt["arch"], **ckpt["arch_kwargs"])
     model.load_state_dict(ckpt["state_dict"])
+    if "unreadable_head" in ckpt:  # fitted after training (training/unreadable.py)
+        from classmood.models.unreadable import WithUnreadable
+
+        head = nn.Linear(ckpt["unreadable_head"]["weight"].shape[1], 1)
+        head.load_state_dict(ckpt["unreadable_head"])
+        model = WithUnreadable(model, head)
     return model.to(device).eval()
 
 
@@ -269,6 +321,23 @@ def mix_batch(
     return out, perm, 1 - (y2 - y1) * (x2 - x1) / (h * w)
 
 
+def _selection_score(selection: str, val: dict[str, Any], degraded: dict[str, float | None] | None) -> float:
+    """One number per candidate: the chosen labels' accuracy, averaged with its degraded twin when present."""
+    names = ["fer2013", "ferplus"] if selection == "both" else [selection]
+    clean = {"fer2013": val["accuracy"], "ferplus": val["ferplus_accuracy"]}
+    parts = [clean[n] for n in names]
+    if degraded is not None:
+        parts += [degraded[n] for n in names]
+    return float(np.mean([p for p in parts if p is not None]))
+
+
+def _train_prior(labels: np.ndarray, dist: np.ndarray | None, weights: np.ndarray) -> list[float]:
+    """The class balance the loss sees: each class's target mass times its loss weight, normalised."""
+    mass = np.bincount(labels, minlength=NUM_CLASSES).astype(np.float64) if dist is None else dist.sum(0)
+    p = np.asarray(mass, np.float64) * weights
+    return [round(float(v), 5) for v in p / p.sum()]
+
+
 def _epochs_within_budget(budget_s: float, started: float, epoch_ends: list[float], window: int = 4) -> int:
     """Total epochs that fit ``budget_s`` at the pace of the last ``window`` epochs (never the first)."""
     done = len(epoch_ends)
@@ -291,8 +360,30 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
         splits = load_splits(cfg.data, [cfg.train_split, cfg.val_split])
     train_set = next(s for s in splits.values() if s.split.lower() == cfg.train_split.lower())
     val_set = next(s for s in splits.values() if s.split.lower() == cfg.val_split.lower())
-    x_train = torch.from_numpy(train_set.images[: cfg.limit or None]).to(device)
-    y_train = torch.from_numpy(train_set.labels[: cfg.limit or None]).to(device)
+    targets = training_targets(
+        train_set,
+        cfg.targets,
+        cfg.ferplus_label_mix,
+        cfg.ferplus_contempt,
+        cfg.ferplus_missing,
+        cfg.ferplus_drop_not_face,
+    )
+    keep = targets.keep[targets.keep < (cfg.limit or len(train_set))]
+    selection = selection_labels(cfg)
+    val_ferplus = ferplus_eval_labels(val_set)
+    if selection != "fer2013" and val_ferplus is None:
+        raise ValueError(f"select_on = {selection!r} needs FER+ votes for {val_set.split}")
+    if targets.dist is not None:
+        print(
+            f"targets: FER+ votes for {targets.from_votes:,} faces (FER2013 label mix {cfg.ferplus_label_mix:g}), "
+            f"{targets.dropped_not_face} not-a-face and {targets.dropped_missing:,} unvoted faces dropped",
+            flush=True,
+        )
+    train_images = train_set.images[keep]
+    x_train = torch.from_numpy(train_images).to(device)
+    y_train = torch.from_numpy(train_set.labels[keep]).to(device)
+    dist_np = None if targets.dist is None else targets.dist[: len(keep)]
+    dist_train = None if dist_np is None else torch.from_numpy(dist_np).to(device)
     x_val = torch.from_numpy(val_set.images)
     # With simulated calls on, each epoch is also scored on PublicTest through a fixed set of calls, and
     # the kept checkpoint is the best mean of clean and degraded accuracy (a robust model is the goal).
@@ -315,8 +406,7 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
     teachers = [load_checkpoint(p, device) for p in cfg.teacher]
     soft: torch.Tensor | None = None
     if cfg.teacher_onnx:
-        images = train_set.images[: cfg.limit or None]
-        soft = torch.from_numpy(onnx_soft_targets(cfg, images, out.parent / "_teacher_cache")).to(device)
+        soft = torch.from_numpy(onnx_soft_targets(cfg, train_images, out.parent / "_teacher_cache")).to(device)
     params, macs = count_params(model), count_macs(model)
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
@@ -331,7 +421,7 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
         nesterov=True,
     )
     sched = _one_cycle(opt, cfg, total_steps)
-    weights = class_weights(train_set.labels, cfg.class_weight_power).to(device)
+    weights = class_weights(train_set.labels[keep], cfg.class_weight_power, dist_np).to(device)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
     mix_rng = np.random.default_rng(cfg.seed)  # batch mixing's per-batch numbers, drawn on the host
@@ -376,10 +466,15 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
             x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits = model(x).float()
-                loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=cfg.label_smoothing)
-                if perm is not None:
-                    other = F.cross_entropy(logits, y[perm], weight=weights, label_smoothing=cfg.label_smoothing)
-                    loss = lam * loss + (1 - lam) * other
+                if dist_train is not None:  # FER+ vote distributions (mixed faces: mixed distributions)
+                    tgt = dist_train[idx] if perm is None else lam * dist_train[idx] + (1 - lam) * dist_train[idx][perm]
+                    loss = soft_cross_entropy(logits, tgt, weights, cfg.label_smoothing)
+                    y = tgt.argmax(1)
+                else:
+                    loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=cfg.label_smoothing)
+                    if perm is not None:
+                        other = F.cross_entropy(logits, y[perm], weight=weights, label_smoothing=cfg.label_smoothing)
+                        loss = lam * loss + (1 - lam) * other
                 if teachers or soft is not None:
                     with torch.no_grad():
                         if soft is not None:
@@ -405,16 +500,20 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
         candidates = [("trained", model)] + ([("ema", ema.module)] if ema is not None else [])
         scored = []
         for kind, candidate in candidates:
-            c_val = classification_metrics(val_set.labels, predict_probs(candidate, x_val, bf16, flip_tta=False))
-            c_score, c_degraded = c_val["accuracy"], None
+            p_val = predict_probs(candidate, x_val, bf16, flip_tta=False)
+            c_val = classification_metrics(val_set.labels, p_val)
+            c_val["ferplus_accuracy"] = label_accuracy(val_ferplus, p_val)
+            c_degraded: dict[str, float | None] | None = None
             if x_val_degraded is not None:
-                degraded = classification_metrics(
-                    val_set.labels, predict_probs(candidate, x_val_degraded, bf16, flip_tta=False)
-                )
-                c_degraded = degraded["accuracy"]
-                c_score = (c_val["accuracy"] + c_degraded) / 2
+                p_deg = predict_probs(candidate, x_val_degraded, bf16, flip_tta=False)
+                c_degraded = {
+                    "fer2013": label_accuracy(val_set.labels, p_deg),
+                    "ferplus": label_accuracy(val_ferplus, p_deg),
+                }
+            c_score = _selection_score(selection, c_val, c_degraded)
             scored.append((c_score, kind, candidate, c_val, c_degraded))
-        score, weights_kind, chosen, val, degraded_accuracy = max(scored, key=lambda s: s[0])
+        score, weights_kind, chosen, val, degraded = max(scored, key=lambda s: s[0])
+        degraded_accuracy = None if degraded is None else degraded["fer2013"]
         images_per_s = seen / train_s
         share = gpu_share(device, macs, images_per_s)
         row = {
@@ -424,6 +523,13 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
             "val_accuracy": val["accuracy"],
             "val_macro_f1": val["macro_f1"],
             **({} if degraded_accuracy is None else {"val_degraded_accuracy": degraded_accuracy}),
+            **({} if val["ferplus_accuracy"] is None else {"val_ferplus_accuracy": val["ferplus_accuracy"]}),
+            **(
+                {}
+                if degraded is None or degraded["ferplus"] is None
+                else {"val_degraded_ferplus_accuracy": degraded["ferplus"]}
+            ),
+            "selection_score": score,
             "lr": lr_used,
             "epoch_seconds": time.time() - t0,
             "images_per_s": images_per_s,
@@ -436,6 +542,8 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
             f"{cfg.arch} epoch {epoch}/{epochs}: loss {row['train_loss']:.3f} train {row['train_accuracy']:.3f} "
             f"{cfg.val_split} {val['accuracy']:.4f} macro-F1 {val['macro_f1']:.3f}"
             + ("" if degraded_accuracy is None else f" degraded {degraded_accuracy:.4f}")
+            + ("" if val["ferplus_accuracy"] is None else f" FER+ {val['ferplus_accuracy']:.4f}")
+            + ("" if degraded is None or degraded["ferplus"] is None else f" (degraded {degraded['ferplus']:.4f})")
             + ("" if ema is None else f" [{weights_kind} weights]")
             + f" ({row['epoch_seconds']:.0f}s, {images_per_s:,.0f} img/s"
             + ("" if share is None else f", {share:.1%} of the GPU's bf16 peak")
@@ -459,7 +567,22 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
     train_seconds = time.time() - started
 
     model = load_checkpoint(out / "best.pt", device)
-    final = classification_metrics(val_set.labels, predict_probs(model, x_val, bf16, flip_tta=True))
+    p_final = predict_probs(model, x_val, bf16, flip_tta=True)
+    final = classification_metrics(val_set.labels, p_final)
+    if val_ferplus is not None:
+        has = val_ferplus >= 0
+        final["ferplus"] = classification_metrics(val_ferplus[has], p_final[has])
+    unreadable: dict[str, Any] = {}
+    if cfg.unreadable_head:
+        from classmood.models.unreadable import WithUnreadable
+        from classmood.training.unreadable import fit_unreadable_head, unreadable_report
+
+        model = WithUnreadable(model, fit_unreadable_head(model, train_set).to(device))
+        unreadable = unreadable_report(model, val_set)
+        ckpt = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
+        ckpt["unreadable_head"] = {k: v.detach().cpu() for k, v in model.unreadable.state_dict().items()}
+        torch.save(ckpt, out / "best.pt")
+        print(f"unreadable head on {cfg.val_split}: " + ", ".join(f"{k} {v:.3g}" for k, v in unreadable.items()))
     summary = {
         "name": out.name,
         "arch": cfg.arch,
@@ -479,6 +602,13 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
         "bf16": bf16,
         "torch": torch.__version__,
         "distilled_from": cfg.teacher + cfg.teacher_onnx,
+        "targets": cfg.targets,
+        **({"unreadable": unreadable} if unreadable else {}),
+        "selected_on": selection,
+        "train_faces": len(keep),
+        # The class balance the model learnt (mean target under the class weights): what a readout's
+        # deployment prior divides by (expression/calibrate.py).
+        "train_prior": _train_prior(train_set.labels[keep], dist_np, weights.cpu().numpy()),
         "initialised_from": cfg.init_onnx,
         "config": dataclasses.asdict(cfg),
     }
@@ -489,12 +619,19 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
             model.cpu().float(),
             out / "model.onnx",
             tta="flip",
-            metadata={"name": out.name, "arch": cfg.arch, "val_accuracy": f"{final['accuracy']:.4f}"},
+            metadata={
+                "name": out.name,
+                "arch": cfg.arch,
+                "val_accuracy": f"{final['accuracy']:.4f}",
+                "classmood.targets": cfg.targets,
+                "classmood.train_prior": json.dumps(summary["train_prior"]),
+            },
         )
     (out / "run.json").write_text(json.dumps(summary, indent=2))
     recall = ", ".join(f"{k} {v:.2f}" for k, v in final["per_class_recall"].items())
+    plus = "" if "ferplus" not in final else f", FER+ majority {final['ferplus']['accuracy']:.4f}"
     print(
-        f"{cfg.arch}: best epoch {best_epoch}, {cfg.val_split} accuracy {final['accuracy']:.4f} with flip TTA, "
+        f"{cfg.arch}: best epoch {best_epoch}, {cfg.val_split} accuracy {final['accuracy']:.4f}{plus} with flip TTA, "
         f"macro-F1 {final['macro_f1']:.3f}, {train_seconds / 60:.1f} min on {summary['hardware']}; recall: {recall}",
         flush=True,
     )
