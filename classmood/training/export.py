@@ -1,7 +1,9 @@
 """Export a trained model to ONNX, the format every inference path in classmood runs (ONNX Runtime).
 
 The exported graph takes raw grey pixels ``faces`` (N, 1, 48, 48) float32 in [0, 255] and returns
-softmax ``probs`` (N, 7). Test-time augmentation is baked in (``tta="flip"`` averages the face and
+softmax ``probs`` (N, 7) and, for a model with an unreadable head (``models/unreadable.py``), a
+second output ``unreadable`` (N,): the predicted share of people who could not read the face.
+Test-time augmentation is baked in (``tta="flip"`` averages the face and
 its mirror image), so evaluation and the video pipeline cannot disagree about it. Weights are
 stored as float16 with a Cast back to float32 (``fp16_weights``): half the file size, while the
 arithmetic stays float32 because ONNX Runtime folds the casts when it loads the model.
@@ -22,6 +24,7 @@ from torch import nn
 
 INPUT_NAME = "faces"
 OUTPUT_NAME = "probs"
+UNREADABLE_NAME = "unreadable"
 
 
 TTA_MODES = ("none", "flip", "flip_scale")
@@ -53,13 +56,18 @@ class ProbabilityHead(nn.Module):
             raise ValueError(f"unknown tta {tta!r} ({' | '.join(TTA_MODES)})")
         self.model, self.tta = model, tta
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if self.tta == "none":
-            return self.model(x).softmax(1)
-        views = [x] if self.tta == "flip" else [x, zoomed(x, 1), zoomed(x, -1)]
-        views += [v.flip(3) for v in views]
-        probs = self.model(torch.cat(views, 0)).softmax(1)
-        return probs.reshape(len(views), x.shape[0], -1).mean(0)
+            views = [x]
+        else:
+            views = [x] if self.tta == "flip" else [x, zoomed(x, 1), zoomed(x, -1)]
+            views += [v.flip(3) for v in views]
+        out = self.model(torch.cat(views, 0) if len(views) > 1 else x)
+        logits, unreadable = out if isinstance(out, tuple) else (out, None)
+        probs = logits.softmax(1).reshape(len(views), x.shape[0], -1).mean(0)
+        if unreadable is None:
+            return probs
+        return probs, unreadable.sigmoid().reshape(len(views), x.shape[0]).mean(0)
 
 
 def weights_to_fp16(model: onnx.ModelProto, min_size: int = 16) -> onnx.ModelProto:
@@ -93,6 +101,9 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     head = ProbabilityHead(model.cpu().float().eval(), tta).eval()
+    with torch.no_grad():
+        two = isinstance(head(torch.zeros(1, 1, 48, 48)), tuple)
+    outputs = [OUTPUT_NAME, UNREADABLE_NAME] if two else [OUTPUT_NAME]
     buf = io.BytesIO()
     # The TorchScript exporter (dynamo=False) handles these small static graphs without onnxscript
     # rewrites; its deprecation notice is not actionable for users, so it is silenced here.
@@ -103,8 +114,8 @@ def export_onnx(
             (torch.zeros(2, 1, 48, 48),),
             buf,  # type: ignore[arg-type]  # file-like objects are accepted
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            output_names=outputs,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
             opset_version=17,
             dynamo=False,
         )

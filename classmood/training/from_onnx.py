@@ -38,6 +38,9 @@ def load_onnx_weights(path: str | Path, arch: str, **arch_kwargs: Any) -> nn.Mod
     arrays = _initializers(proto)
     convs = [n for n in proto.graph.node if n.op_type == "Conv"]
     linears = [n for n in proto.graph.node if n.op_type in ("Gemm", "MatMul")]
+    # A model exported with an unreadable head (models/unreadable.py) has one more linear layer with a
+    # single output; fine-tuning starts from its expression network (the head is refitted afterwards).
+    linears = [n for n in linears if min(arrays[n.input[1]].shape) > 1] or linears
     model = create_model(arch, **arch_kwargs)
     torch_convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     torch_bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
