@@ -64,6 +64,18 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--min-confidence", type=float, default=0.0, help="uncertain below this top probability")
     p.add_argument("--min-face-px", type=float, default=0.0, help="uncertain below this face-box height in pixels")
     p.add_argument("--min-detail", type=float, default=0.0, help="uncertain below this crop detail (readout.detail)")
+    p.add_argument(
+        "--max-unreadable",
+        type=float,
+        default=0.0,
+        help="uncertain above this predicted unreadable share (models with the learned head; 0 = off)",
+    )
+    p.add_argument(
+        "--labels",
+        choices=["auto", "fer2013", "ferplus"],
+        default="auto",
+        help="labels the temperature is fitted to (auto: those the model was taught, from its metadata)",
+    )
     p.add_argument("--write", action="store_true", help="store the readout in the model file's metadata")
     p.set_defaults(func=_cmd_calibrate)
 
@@ -158,17 +170,22 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    """Fit a model's temperature on PublicTest, add the classroom prior and the uncertain rule,
-    print what they change (raw and deployed side by side) and, with --write, store them in the model."""
+    """Fit a model's temperature on PublicTest, add the classroom prior and the uncertain rules,
+    print what they change (raw and deployed side by side, on FER2013's labels and on FER+'s
+    majority where the data has votes) and, with --write, store them in the model."""
+    import numpy as np
+
+    from classmood.data import ferplus as fp
     from classmood.data import load_split
     from classmood.expression.calibrate import (
         classroom_prior,
         expected_calibration_error,
+        fit_soft_temperature,
         fit_temperature,
+        model_train_prior,
         prior_weights,
-        training_prior,
     )
-    from classmood.expression.evaluate import deployed_metrics
+    from classmood.expression.evaluate import deployed_metrics, ferplus_metrics
     from classmood.expression.metrics import classification_metrics
     from classmood.expression.model import ENSEMBLE, load_model, resolve_model
     from classmood.expression.readout import Readout
@@ -177,29 +194,58 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         raise ClassmoodError("calibrate one file at a time; the ensemble uses its first member's readout")
     model = load_model(args.model)
     split = load_split(args.data, "PublicTest")
-    raw = model.predict_proba(split.images, raw=True)
-    temperature = fit_temperature(raw, split.labels) if args.temperature is None else args.temperature
+    raw, unreadable = model.predict(split.images, raw=True)
+    labels = args.labels if args.labels != "auto" else model.metadata.get("classmood.targets", "fer2013")
+    if labels == "ferplus" and split.votes is None:
+        raise ClassmoodError(f"--labels ferplus needs {fp.VOTES_FILE} in {args.data}")
+    if args.max_unreadable and unreadable is None:
+        raise ClassmoodError(f"{args.model} has no unreadable head (train with unreadable_head = true)")
+    if args.temperature is not None:
+        temperature = args.temperature
+    elif labels == "ferplus":
+        assert split.votes is not None
+        soft = fp.soft_targets(split.votes)
+        voted = soft.sum(axis=1) > 0
+        temperature = fit_soft_temperature(raw[voted], soft[voted])
+    else:
+        temperature = fit_temperature(raw, split.labels)
     prior = None
+    train_prior = model_train_prior(model.metadata, args.class_weight_power)
     if args.neutral is not None:
-        prior = prior_weights(classroom_prior(args.neutral), training_prior(args.class_weight_power))
+        # the other classes keep the proportions of the labels the model learnt
+        base = train_prior if "classmood.train_prior" in model.metadata else None
+        prior = prior_weights(classroom_prior(args.neutral, base), train_prior)
     try:
-        readout = Readout(temperature, prior, args.min_confidence, args.min_face_px, args.min_detail)
+        readout = Readout(
+            temperature, prior, args.min_confidence, args.min_face_px, args.min_detail, args.max_unreadable
+        )
     except ValueError as exc:
         raise ClassmoodError(f"invalid readout: {exc}") from None
     calibrated = Readout(temperature).calibrate(raw)
     metrics = classification_metrics(split.labels, raw)
-    deployed = deployed_metrics(split.labels, raw, split.images, readout)
-    print(f"{model.name} on PublicTest (n={len(split.labels)})")
+    deployed = deployed_metrics(split.labels, raw, split.images, readout, unreadable)
+    print(f"{model.name} on PublicTest (n={len(split.labels)}), temperature fitted to {labels} labels")
     ece_raw, ece = (expected_calibration_error(p, split.labels) for p in (raw, calibrated))
-    print(f"  temperature {temperature:g}: expected calibration error {ece_raw:.4f} -> {ece:.4f}")
-    print(f"  raw:      accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}")
-    print(
-        f"  deployed: accuracy {deployed['accuracy']:.4f}  macro-F1 {deployed['macro_f1']:.4f}  "
-        f"coverage {deployed['coverage']:.1%}  accuracy of read faces {deployed['accuracy_read']:.4f}"
-    )
-    for name in ("neutral", "happy", "sad", "angry", "fear"):
+    print(f"  temperature {temperature:g}: expected calibration error (FER2013 labels) {ece_raw:.4f} -> {ece:.4f}")
+    rows = [("FER2013", metrics, deployed)]
+    plus = ferplus_metrics(split, raw, readout, unreadable)
+    if plus is not None:
+        rows.append(("FER+", plus, plus["deployed"]))
+    for name, m, d in rows:
+        print(f"  {name} labels, raw:      accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
         print(
-            f"    recall {name:8s} {metrics['per_class_recall'][name]:.2f} -> {deployed['per_class_recall'][name]:.2f}"
+            f"  {name} labels, deployed: accuracy {d['accuracy']:.4f}  macro-F1 {d['macro_f1']:.4f}  "
+            f"coverage {d['coverage']:.1%}  accuracy of read faces {d['accuracy_read']:.4f}"
+        )
+        for cls in ("neutral", "happy", "sad", "angry", "fear"):
+            print(f"    recall {cls:8s} {m['per_class_recall'][cls]:.2f} -> {d['per_class_recall'][cls]:.2f}")
+    if unreadable is not None and split.votes is not None:
+        share = fp.unreadable_share(split.votes)
+        hard = share >= 0.3
+        flagged = unreadable > args.max_unreadable if args.max_unreadable else np.zeros(len(raw), bool)
+        print(
+            f"  unreadable head: {int(hard.sum())} faces with >= 3 of 10 'unknown'/'not a face' votes; "
+            f"the rule flags {flagged.mean():.1%} of all faces and {flagged[hard].mean():.1%} of those"
         )
     print(f"  readout: {readout.describe()}")
     if args.write:

@@ -34,11 +34,12 @@ def training_prior(class_weight_power: float = 0.5) -> np.ndarray:
     return p / p.sum()
 
 
-def classroom_prior(neutral: float) -> np.ndarray:
-    """``neutral`` of faces at rest; the other six classes in FER2013 Training's proportions."""
+def classroom_prior(neutral: float, base: np.ndarray | None = None) -> np.ndarray:
+    """``neutral`` of faces at rest; the other six classes in ``base``'s proportions (default FER2013
+    Training's; a model taught FER+ votes passes FER+'s, where fear is 4 % instead of 14 %)."""
     if not 0 < neutral < 1:
         raise ValueError("the neutral share must be between 0 and 1")
-    others = TRAINING_COUNTS.copy()
+    others = (TRAINING_COUNTS if base is None else np.asarray(base, np.float64)).copy()
     others[NEUTRAL] = 0
     p = others / others.sum() * (1 - neutral)
     p[NEUTRAL] = neutral
@@ -49,6 +50,33 @@ def prior_weights(deploy: np.ndarray, train: np.ndarray) -> tuple[float, ...]:
     """Per-class weights ``deploy / train``, scaled so the largest is 1 (only ratios matter)."""
     w = np.asarray(deploy, np.float64) / np.asarray(train, np.float64)
     return tuple(round(float(v), 4) for v in w / w.max())
+
+
+def model_train_prior(metadata: dict[str, str], class_weight_power: float = 0.5) -> np.ndarray:
+    """The class balance a model learnt: stored by ``train`` in its metadata, else FER2013's under the power."""
+    import json
+
+    raw = metadata.get("classmood.train_prior")
+    if raw:
+        p = np.asarray(json.loads(raw), np.float64)
+        if p.shape == (len(EMOTIONS),) and (p > 0).all():
+            return p / p.sum()
+    return training_prior(class_weight_power)
+
+
+def soft_nll(probs: np.ndarray, targets: np.ndarray, temperature: float) -> float:
+    """Cross-entropy of temperature-scaled probabilities against target distributions (FER+ votes)."""
+    logp = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
+    logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    return float(-(targets * logp).sum(axis=1).mean())
+
+
+def fit_soft_temperature(probs: np.ndarray, targets: np.ndarray) -> float:
+    """The temperature that minimises the cross-entropy against vote distributions (bounded 0.25-4)."""
+    from scipy.optimize import minimize_scalar
+
+    res = minimize_scalar(lambda t: soft_nll(probs, targets, t), bounds=(0.25, 4.0), method="bounded")
+    return round(float(res.x), 3)
 
 
 def nll(probs: np.ndarray, labels: np.ndarray, temperature: float) -> float:

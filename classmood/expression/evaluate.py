@@ -1,9 +1,15 @@
 """Accuracy of an ONNX expression model on a labelled dataset split (the interface accuracy is judged by).
 
-The top-level numbers are the raw model's (arg-max of its probabilities), comparable with every
-published FER2013 result. When the model ships a readout (a deployment prior, uncertain
-thresholds: see ``expression/readout.py``), ``deployed`` gives the same metrics as a teacher would
-see them through that readout, with ``coverage`` the share of faces it read.
+The top-level numbers are the raw model's (arg-max of its probabilities) against the dataset's own
+labels, comparable with every published FER2013 result. When the model ships a readout (a
+deployment prior, uncertain thresholds: see ``expression/readout.py``), ``deployed`` gives the same
+metrics as a teacher would see them through that readout, with ``coverage`` the share of faces it read.
+
+When the dataset folder has FER+'s ten-annotator votes (``data/ferplus.py``), ``ferplus`` gives the
+same metrics against the FER+ majority label (faces with a single 7-class majority; ties, contempt,
+unknown and not-a-face majorities left out), plus ``soft_cross_entropy``: the mean cross-entropy of
+the model's probabilities against the annotators' vote distribution (lower is better; the entropy of
+the votes themselves is its floor, given as ``vote_entropy``).
 """
 
 from __future__ import annotations
@@ -13,18 +19,25 @@ from typing import Any
 
 import numpy as np
 
-from classmood.data import load_splits
+from classmood.data import FaceSet, load_splits
+from classmood.data import ferplus as fp
 from classmood.expression.metrics import classification_metrics
 from classmood.expression.model import ExpressionModel, load_model
 from classmood.expression.readout import UNCERTAIN, Readout
 from classmood.labels import EMOTIONS, NUM_CLASSES
 
 
-def deployed_metrics(labels: np.ndarray, probs: np.ndarray, faces: np.ndarray, readout: Readout) -> dict[str, Any]:
+def deployed_metrics(
+    labels: np.ndarray,
+    probs: np.ndarray,
+    faces: np.ndarray,
+    readout: Readout,
+    unreadable: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Metrics of ``readout``'s decisions. An uncertain face is a miss for its class and nobody's
     false alarm; ``coverage`` is the share read, ``confusion`` has an 8th column for uncertain."""
     labels = np.asarray(labels, np.int64)
-    pred = readout.decide(probs, faces)
+    pred = readout.decide(probs, faces, unreadable=unreadable)
     read = pred != UNCERTAIN
     cm = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
     np.add.at(cm, (labels, np.where(read, pred, NUM_CLASSES)), 1)
@@ -56,11 +69,38 @@ def evaluate(
     clf = model if isinstance(model, ExpressionModel) else load_model(model)
     out = {}
     for name, faces in splits.items():
-        probs = clf.predict_proba(faces.images, raw=True)
+        probs, unreadable = clf.predict(faces.images, raw=True)
         metrics = classification_metrics(faces.labels, probs)
         if clf.readout != Readout():
-            metrics["deployed"] = deployed_metrics(faces.labels, probs, faces.images, clf.readout)
+            metrics["deployed"] = deployed_metrics(faces.labels, probs, faces.images, clf.readout, unreadable)
+        plus = ferplus_metrics(faces, probs, clf.readout, unreadable)
+        if plus is not None:
+            metrics["ferplus"] = plus
         out[name] = metrics
+    return out
+
+
+def ferplus_metrics(
+    faces: FaceSet, probs: np.ndarray, readout: Readout | None = None, unreadable: np.ndarray | None = None
+) -> dict[str, Any] | None:
+    """Metrics against FER+'s majority labels and vote distributions, or None when ``faces`` has no votes."""
+    if faces.votes is None:
+        return None
+    majority = fp.majority_labels(faces.votes)
+    has = majority >= 0
+    if not has.any():
+        return None
+    out = classification_metrics(majority[has], probs[has])
+    soft = fp.soft_targets(faces.votes)
+    voted = fp.has_votes(faces.votes) & (soft.sum(axis=1) > 0)
+    logp = np.log(np.clip(np.asarray(probs, np.float64)[voted], 1e-12, 1.0))
+    t = soft[voted].astype(np.float64)
+    out["soft_cross_entropy"] = float(-(t * logp).sum(axis=1).mean())
+    out["vote_entropy"] = float(-(t * np.log(np.clip(t, 1e-12, 1.0))).sum(axis=1).mean())
+    out["n_voted"] = int(voted.sum())
+    if readout is not None and readout != Readout():
+        u = None if unreadable is None else unreadable[has]
+        out["deployed"] = deployed_metrics(majority[has], probs[has], faces.images[has], readout, u)
     return out
 
 
@@ -75,4 +115,11 @@ def format_metrics(name: str, m: dict[str, Any]) -> str:
             f"\n  deployed ({d['readout']}): accuracy {d['accuracy']:.4f} (read faces {d['accuracy_read']:.4f}, "
             f"coverage {d['coverage']:.1%})  macro-F1 {d['macro_f1']:.4f}\n  recall: {recall}"
         )
+    plus = m.get("ferplus")
+    if plus:
+        text += "\n" + format_metrics(
+            f"  {name} against FER+ majority labels (soft-label cross-entropy {plus['soft_cross_entropy']:.3f}, "
+            f"votes' own entropy {plus['vote_entropy']:.3f})",
+            plus,
+        ).replace("\n", "\n  ")
     return text

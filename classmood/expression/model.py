@@ -22,6 +22,7 @@ ENSEMBLE = "ensemble"
 # add a differently-initialised opinion to the ensemble. Adding fast as a third member measured
 # 0.1 points lower on PublicTest, at more cost.
 ENSEMBLE_MEMBERS = ("accurate", "accurate_alt")
+UNREADABLE_OUTPUT = "unreadable"
 MODEL_NAMES = ("accurate", "fast", ENSEMBLE)
 DEFAULT_MODEL = "accurate"
 
@@ -63,6 +64,11 @@ class ExpressionModel:
             raise ClassmoodError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:160]})") from None
         self.path = Path(path)
         self.input_name = self.session.get_inputs()[0].name
+        outputs = [o.name for o in self.session.get_outputs()]
+        # A second output "unreadable" (training/unreadable.py): the predicted share of people who could
+        # not read the face; the readout's max_unreadable rule uses it.
+        self.has_unreadable = UNREADABLE_OUTPUT in outputs
+        self._outputs = [outputs[0], *([UNREADABLE_OUTPUT] if self.has_unreadable else [])]
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         labels = self.metadata.get("classmood.labels")
         if labels and tuple(labels.split(",")) != EMOTIONS:
@@ -85,18 +91,26 @@ class ExpressionModel:
 
         Calibrated by the model's readout (temperature, deployment prior) unless ``raw``.
         """
+        return self.predict(faces, batch_size, raw)[0]
+
+    def predict(
+        self, faces: np.ndarray, batch_size: int = 256, raw: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities as ``predict_proba`` gives them, and the unreadable score (N,) or None without that head."""
         x = np.asarray(faces, dtype=np.float32)
         if x.ndim == 3:
             x = x[:, None]
         if x.ndim != 4 or x.shape[1:] != (1, 48, 48):
             raise ValueError(f"expected faces of shape (N, 48, 48), got {faces.shape}")
         if len(x) == 0:
-            return np.zeros((0, len(EMOTIONS)), np.float32)
-        out = [
-            self.session.run(None, {self.input_name: x[i : i + batch_size]})[0] for i in range(0, len(x), batch_size)
+            return np.zeros((0, len(EMOTIONS)), np.float32), (np.zeros(0, np.float32) if self.has_unreadable else None)
+        runs = [
+            self.session.run(self._outputs, {self.input_name: x[i : i + batch_size]})
+            for i in range(0, len(x), batch_size)
         ]
-        probs = np.concatenate(out).astype(np.float32)
-        return probs if raw else self.readout.calibrate(probs)
+        probs = np.concatenate([r[0] for r in runs]).astype(np.float32)
+        unreadable = np.concatenate([r[1] for r in runs]).astype(np.float32) if self.has_unreadable else None
+        return (probs if raw else self.readout.calibrate(probs)), unreadable
 
 
 class EnsembleModel(ExpressionModel):
@@ -114,14 +128,21 @@ class EnsembleModel(ExpressionModel):
         tta = ",".join(m.metadata.get("classmood.tta", "none") for m in members)
         self.metadata = {"name": ENSEMBLE, "classmood.tta": tta, "members": ",".join(m.name for m in members)}
         self.readout = members[0].readout  # members share one calibration; see ENSEMBLE_MEMBERS
+        self.has_unreadable = any(m.has_unreadable for m in members)
 
     @property
     def file_bytes(self) -> int:
         return sum(m.file_bytes for m in self.members)
 
-    def predict_proba(self, faces: np.ndarray, batch_size: int = 256, raw: bool = False) -> np.ndarray:
-        probs = np.mean([m.predict_proba(faces, batch_size, raw=True) for m in self.members], axis=0)
-        return probs.astype(np.float32) if raw else self.readout.calibrate(probs)
+    def predict(
+        self, faces: np.ndarray, batch_size: int = 256, raw: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The members' mean probabilities, and the mean unreadable score of the members that have one."""
+        outs = [m.predict(faces, batch_size, raw=True) for m in self.members]
+        probs = np.mean([p for p, _ in outs], axis=0).astype(np.float32)
+        scores = [u for _, u in outs if u is not None]
+        unreadable = np.mean(scores, axis=0).astype(np.float32) if scores else None
+        return (probs if raw else self.readout.calibrate(probs)), unreadable
 
 
 def load_model(name_or_path: str | None = None, threads: int | None = None) -> ExpressionModel:

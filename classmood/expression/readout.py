@@ -10,7 +10,10 @@ the pipeline, the app and the browser read a face the same way:
 - **uncertain**: a face is not read when its box is smaller than ``min_face_px`` in the frame, when
   its crop carries too little detail (``min_detail``, an edge-energy measure that does not depend on
   contrast), or when the top calibrated probability is below ``min_confidence``. Uncertain faces
-  are counted on their own and never folded into an expression.
+  are counted on their own and never folded into an expression;
+- **unreadable** (models with the learned head, ``training/unreadable.py``): a face is also not read
+  when the predicted share of people who could not read it (FER+'s unknown / not-a-face votes)
+  exceeds ``max_unreadable``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class Readout:
     min_confidence: float = 0.0
     min_face_px: float = 0.0
     min_detail: float = 0.0
+    max_unreadable: float = 0.0  # 0 = off; else uncertain above this predicted unreadable share
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -78,6 +82,8 @@ class Readout:
             parts.append(f"or faces under {self.min_face_px:g} px")
         if self.min_detail:
             parts.append(f"or detail under {self.min_detail:g}")
+        if self.max_unreadable:
+            parts.append(f"or predicted unreadable over {self.max_unreadable:g}")
         return ", ".join(parts)
 
     def calibrate(self, probs: np.ndarray) -> np.ndarray:
@@ -97,11 +103,13 @@ class Readout:
         faces: np.ndarray | None = None,
         face_px: np.ndarray | None = None,
         calibrated: bool = False,
+        unreadable: np.ndarray | None = None,
     ) -> np.ndarray:
         """A label per face (index into EMOTIONS) or ``UNCERTAIN``.
 
         ``probs`` are the model's raw probabilities unless ``calibrated``; ``faces`` (the 48x48
-        crops) and ``face_px`` (box heights in the frame) enable the detail and size checks.
+        crops) and ``face_px`` (box heights in the frame) enable the detail and size checks;
+        ``unreadable`` (the model's second output) the learned unreadable check.
         """
         p = np.asarray(probs) if calibrated else self.calibrate(probs)
         labels = p.argmax(axis=1).astype(np.int64) if len(p) else np.zeros(0, np.int64)
@@ -110,6 +118,8 @@ class Readout:
             unsure |= np.asarray(face_px) < self.min_face_px
         if self.min_detail and faces is not None and len(faces):
             unsure |= detail(faces) < self.min_detail
+        if self.max_unreadable and unreadable is not None and len(unreadable):
+            unsure |= np.asarray(unreadable) > self.max_unreadable
         labels[unsure] = UNCERTAIN
         return labels
 
