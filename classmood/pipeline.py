@@ -33,6 +33,9 @@ from classmood.vision.sources import FrameSource, open_source
 from classmood.vision.tracker import IoUTracker
 
 
+MIN_BIN_S = 0.001  # the shortest class-mood bin, in seconds
+
+
 @dataclass
 class PipelineConfig:
     detector: str = DEFAULT_DETECTOR
@@ -55,8 +58,9 @@ class PipelineConfig:
         """Refuse settings that would run but mean nothing (a negative rate, an empty bin, k below 1)."""
         if not isinstance(self.rate_hz, int | float) or not math.isfinite(self.rate_hz) or self.rate_hz < 0:
             raise ClassmoodError(f"rate must be a finite number of analysed frames per second >= 0, not {self.rate_hz}")
-        if not isinstance(self.bin_s, int | float) or not math.isfinite(self.bin_s) or self.bin_s <= 0:
-            raise ClassmoodError(f"bin must be a finite number of seconds > 0, not {self.bin_s}")
+        if not isinstance(self.bin_s, int | float) or not math.isfinite(self.bin_s) or self.bin_s < MIN_BIN_S:
+            # (a bin of 1e-320 s would overflow the bin index; under 1 ms cannot be a chunk boundary)
+            raise ClassmoodError(f"bin must be a finite number of seconds >= {MIN_BIN_S}, not {self.bin_s}")
         if not (isinstance(self.smoothing, int | float) and 0 < self.smoothing <= 1):
             raise ClassmoodError(f"smoothing must be in (0, 1], not {self.smoothing}")
         self.min_faces = check_min_faces(self.min_faces)
@@ -118,7 +122,7 @@ class Analyzer:
         if len(dets):
             hidden = dets.uncertain.copy()  # coasted by the tracker: present, covered, not to be read
             crops = face_crops(frame.image, dets.xyxy)
-            probs = self.model.predict_proba(crops)
+            probs, unreadable_score = self.model.predict(crops)
             a = self.config.smoothing
             for i, tid in enumerate(dets.track_id):
                 prev = self._smoothed.get(int(tid))
@@ -130,7 +134,11 @@ class Analyzer:
             dets.uncertain = hidden
             if self.config.uncertain:
                 heights = dets.xyxy[:, 3] - dets.xyxy[:, 1]
-                unreadable = self.model.readout.decide(dets.probs, crops, heights, calibrated=True) == UNCERTAIN
+                # the learnt unreadable score is this frame's (a covered moment is unreadable now), not smoothed
+                decided = self.model.readout.decide(
+                    dets.probs, crops, heights, calibrated=True, unreadable=unreadable_score
+                )
+                unreadable = decided == UNCERTAIN
                 dets.uncertain = hidden | unreadable
         return Update(frame, dets, self.mood.add(frame.time_s, dets))
 

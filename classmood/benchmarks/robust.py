@@ -169,9 +169,9 @@ def run_robust_bench(
             readouts["raw"] = Readout()
         scores: dict[str, dict[str, Any]] = {r: {} for r in readouts}
         for s in sets:
-            probs = model.predict_proba(s.faces, raw=True) if len(s.faces) else np.zeros((0, len(EMOTIONS)))
+            probs, unreadable = model.predict(s.faces, raw=True)
             for rname, readout in readouts.items():
-                pred = readout.decide(probs, s.faces, s.px)
+                pred = readout.decide(probs, s.faces, s.px, unreadable=unreadable)
                 row = read_scores(s.labels, pred)
                 scores[rname][s.name] = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
         result["models"][name] = {"readouts": {r: readouts[r].describe() for r in readouts}, "scores": scores}

@@ -62,6 +62,14 @@ def add_parsers(sub: Any) -> None:
         help="instead: N students at 1 update/s on the student-side hub (a few real Chromium, the rest light "
         "clients): delay to the teacher's view, hub CPU, browser inference time, browser vs server detector",
     )
+    p.add_argument(
+        "--real",
+        action="store_true",
+        help="instead: real photos and video frames labelled by eye, read through the whole pipeline "
+        "(found, read, accuracy, calm faces read negative, smiles recognised; tune and report splits)",
+    )
+    p.add_argument("--real-data", help="--real: folder with labels.csv and the images (default bench/realfaces)")
+    p.add_argument("--detector", help="--real: face detector (libface, mtcnn, yunet; default libface)")
     p.add_argument("--browsers", type=int, default=2, help="--students: how many are real headless Chromium pages")
     p.add_argument(
         "--seed", type=int, default=0, help="--robust: seed of the degradations and subset; --events: recording (1)"
@@ -104,6 +112,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if not args.json:
             soak.pop("samples")
         print(json.dumps(soak, indent=2))
+        return 0
+    if args.real:
+        from classmood.benchmarks import realfaces
+
+        real = realfaces.run(
+            args.model or ["fast", "accurate"], args.real_data or realfaces.DEFAULT_DIR, detector=args.detector
+        )
+        if args.json:
+            print(json.dumps(real, indent=2))
+        else:
+            print(realfaces.format_table(real, "tune") + "\n\n" + realfaces.format_table(real, "report"))
         return 0
     if args.robust:
         from classmood.benchmarks.robust import format_table, run_robust_bench
