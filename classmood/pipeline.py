@@ -32,7 +32,6 @@ from classmood.vision.refine import FaceRefiner
 from classmood.vision.sources import FrameSource, open_source
 from classmood.vision.tracker import IoUTracker
 
-
 MIN_BIN_S = 0.001  # the shortest class-mood bin, in seconds
 
 

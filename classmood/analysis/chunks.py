@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from classmood.analytics.face_rows import FaceRows
@@ -29,9 +28,9 @@ from classmood.analytics.mood import MoodAggregator
 from classmood.analytics.privacy import apply_k
 from classmood.containers import Detections, Frame, MoodBin
 from classmood.errors import ClassmoodError
-from classmood.imageio import to_bgr8
 from classmood.labels import EMOTIONS
 from classmood.pipeline import Analyzer, PipelineConfig, summarize
+from classmood.vision.sources import VideoFile
 
 
 @dataclass
@@ -42,25 +41,72 @@ class ChunkResult:
     analysed: list[tuple[int, float]] = field(default_factory=list)  # (frame, time) of every analysed frame
     frames: int = 0  # input frames this chunk owns
     skipped: int = 0
+    truncated: bool = False  # the file ended (a cut copy) before this chunk's end
 
 
 def video_length(path: str | Path) -> tuple[float, int, float]:
-    """(seconds, frames, fps) from the container, or a one-line error."""
-    cap = cv2.VideoCapture(str(path))
+    """(seconds, frames, fps) as the container declares them, or a one-line error.
+
+    The seconds are the longer of the declared duration and the declared frame count at the
+    nominal rate: the two agree for a constant frame rate, and either may be missing or short
+    (an AVI cut before its index declares a short duration, a Matroska file no frame count).
+    """
+    video = VideoFile(path)
+    video.close()
+    count = video.declared_frames or 0
+    return max(video.duration_s or 0.0, count / video.fps), count, video.fps
+
+
+def frame_times(path: str | Path, until_s: float | None = None) -> np.ndarray:
+    """The presentation times of a video's frames, sorted, from its packets (demuxed, not decoded).
+
+    A chunk starts with a seek, after which no decoder knows how many frames came before; with a
+    variable frame rate, time x nominal fps is not it either. The frame at time t is frame
+    ``searchsorted(times, t - 1 ms)``, as in an unsplit run of an undamaged file. Reading stops a
+    few seconds past ``until_s`` (packets come in decoding order, a little out of presentation
+    order) or where the file cannot be read on.
+    """
+    import av
+
+    times: list[float] = []
     try:
-        if not cap.isOpened():
-            raise ClassmoodError(f"{path}: not a video OpenCV can decode")
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        fps = fps if 0 < fps < 1000 else 25.0
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        cap.release()
-    return count / fps, count, fps
+        with av.open(str(path), metadata_errors="ignore") as container:
+            stream = container.streams.video[0]
+            base, start = stream.time_base, stream.start_time or 0
+            for packet in container.demux(stream):
+                stamp = packet.pts if packet.pts is not None else packet.dts
+                if not packet.size or packet.is_discard or stamp is None or base is None:
+                    continue
+                times.append(float((stamp - start) * base))
+                if until_s is not None and times[-1] > until_s + 5.0:
+                    break
+    except (av.FFmpegError, OSError, ValueError, IndexError):
+        pass  # what was read until the damage or the end
+    return np.sort(np.array(times, np.float64))
 
 
 def plan_chunks(duration_s: float, chunk_s: float, bin_s: float, rate_hz: float) -> list[tuple[float, float]]:
-    """Chunk boundaries on time-bin edges (and on the analysis grid), each about ``chunk_s`` long."""
-    grid = bin_s if rate_hz <= 0 else math.lcm(round(bin_s * 1000), round(1000 / rate_hz)) / 1000
+    """Chunk boundaries on time-bin edges (and on the analysis grid), each about ``chunk_s`` long.
+
+    The grid is the least common multiple of the bin and the analysis step, in whole milliseconds;
+    a bin under 1 ms cannot be a boundary and is refused. An analysis step under 1 ms (a rate over
+    1000 Hz: every frame) adds nothing to the grid. A grid as long as the recording, or a chunk
+    length that is not a positive number, gives one chunk.
+    """
+    if not (math.isfinite(duration_s) and duration_s > 0):
+        return [(0.0, max(duration_s, 0.0) if math.isfinite(duration_s) else 0.0)]
+    if not (math.isfinite(bin_s) and bin_s >= 0.001):
+        raise ClassmoodError(f"bin must be at least 0.001 s to split a recording into chunks, not {bin_s}")
+    if not (math.isfinite(chunk_s) and chunk_s > 0) or bin_s >= duration_s:
+        return [(0.0, float(duration_s))]
+    grid_ms = round(bin_s * 1000)
+    if rate_hz > 0 and math.isfinite(rate_hz) and 1 / rate_hz < duration_s:
+        step_ms = round(1000 / rate_hz)
+        if step_ms >= 1:
+            grid_ms = math.lcm(grid_ms, step_ms)
+    grid = grid_ms / 1000
+    if grid >= duration_s:
+        return [(0.0, float(duration_s))]
     step = max(grid, round(chunk_s / grid) * grid)
     starts = np.arange(0.0, duration_s, step)
     return [(float(s), float(min(s + step, duration_s))) for s in starts]
@@ -75,45 +121,53 @@ def analyze_chunk(
     detector: Any = None,
     model: Any = None,
 ) -> ChunkResult:
-    """Analyse ``[start_s - overlap_s, end_s)`` of a video with absolute frame indices and times."""
+    """Analyse ``[start_s - overlap_s, end_s)`` of a video with absolute frame indices and times.
+
+    Decoded as in an unsplit run (``VideoFile``: the frames' own timestamps, the same pixels),
+    from a seek to the key frame before the chunk's first frame; indices are the frames' places
+    among the container's packets (``frame_times``). The chunk that ends at the recording's
+    declared end reads on to the end of the stream, wherever the last frame really is. Packets the
+    decoder refuses and frames the container holds but never came are counted in ``skipped``; a
+    file that stops before the chunk's end sets ``truncated``.
+    """
     analyzer = Analyzer(config, detector, model)
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise ClassmoodError(f"{path}: not a video OpenCV can decode")
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    fps = fps if 0 < fps < 1000 else 25.0
-    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    step = 1.0 / config.rate_hz if config.rate_hz > 0 else 1.0 / fps
-    begin = max(0.0, math.floor((start_s - overlap_s) / step + 1e-9) * step)  # on the analysis grid
-    index = round(begin * fps)
+    video = VideoFile(path)
+    length = max(video.duration_s or 0.0, (video.declared_frames or 0) / video.fps)
+    last_chunk = end_s >= length - 1e-6
+    step = 1.0 / config.rate_hz if config.rate_hz > 0 else 0.0
+    begin = max(0.0, start_s - overlap_s)
+    if step:
+        begin = max(0.0, math.floor(begin / step + 1e-9) * step)  # on the analysis grid
+    times = frame_times(path, None if last_chunk else end_s)
     result = ChunkResult(start_s, end_s)
+    previous: float | None = None
+    widest, stopped = 0.0, True  # stopped: the stream ended before end_s
+    analyzer.start_at(begin)
     try:
-        if index:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-        analyzer.start_at(index / fps)
-        failures = 0
-        while count is None or index < count:
-            time_s = index / fps
-            if time_s >= end_s - 1e-9:
+        for time_s, frame in video.frames(begin):
+            if previous is not None:
+                widest = max(widest, time_s - previous)
+            previous = time_s
+            if time_s < begin - 1e-9:
+                continue  # from the key frame before the chunk's first frame
+            if not last_chunk and time_s >= end_s - 1e-9:
+                stopped = False
                 break
-            wanted = analyzer.due(time_s)
-            ok, image = cap.read() if wanted else (cap.grab(), None)
-            if not ok:
-                failures += 1
-                if failures > 250 or count is None:
-                    break
-                result.skipped += int(time_s >= start_s)
-                index += 1
-                continue
-            failures = 0
+            index = int(np.searchsorted(times, time_s - 1e-3)) if len(times) else round(time_s * video.fps)
             result.frames += int(time_s >= start_s - 1e-9)
-            if wanted and image is not None:
-                update = analyzer.process(Frame(index, time_s, to_bgr8(image)))
+            if analyzer.due(time_s):
+                update = analyzer.process(Frame(index, time_s, video.image(frame)))
                 result.faces.extend(update.face_rows())
                 result.analysed.append((index, round(time_s, 3)))
-            index += 1
     finally:
-        cap.release()
+        video.close()
+    reached = previous if previous is not None else begin
+    if stopped and reached + max(1.0, 2 * widest, 2.0 / video.fps) < (length if last_chunk else end_s):
+        result.truncated = True  # the file ended before this chunk's end: what is missing is not damage
+    else:
+        own = (times >= start_s - 1e-9) & ((times < end_s - 1e-9) | last_chunk)
+        refused = sum(1 for t in video.errors if t >= start_s - 1e-9 and (t < end_s - 1e-9 or last_chunk))
+        result.skipped = max(refused, int(own.sum()) - result.frames)
     return result
 
 
@@ -231,6 +285,7 @@ def write_chunked_outputs(
         raw,
         skipped_frames=sum(c.skipped for c in chunks),
     ).to_dict()
+    summary["truncated"] = any(c.truncated for c in chunks)
     summary["chunks"] = len(chunks)
     summary["tracks_continued_across_chunks"] = continued
     out = prepare_out(out)

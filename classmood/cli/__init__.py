@@ -1,25 +1,39 @@
 """The ``classmood`` command: one entry point, one subcommand per job, each group in its own module.
 
-User mistakes (bad files, unknown names) end with a one-line ``classmood: error: ...`` and exit
-status 2; heavy imports (PyTorch, ONNX Runtime) happen inside the subcommand that needs them.
+User mistakes (bad files, unknown names, bad option values) end with a one-line
+``classmood: error: ...`` and exit status 2; a failure of the machine while a command runs (a
+full disk, a read-only or vanished output folder, no permission: any ``OSError`` that reaches
+here) with one line and exit status 1 - ``analyze`` writes its outputs in a work folder and moves
+them into place only when all are written, so the previous outputs stay as they were. Anything
+else reaching here is a bug: one line naming it and exit status 1 (``CLASSMOOD_DEBUG=1`` shows
+the traceback). Heavy imports (PyTorch, ONNX Runtime) happen inside the subcommand that needs them.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import signal
 import sys
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from classmood.cli import analysis, app, bench, expression, training
 from classmood.errors import ClassmoodError, Stopped
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (the usage block is what ``--help`` is for)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"classmood: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="classmood",
         description="Apparent facial expressions in online-class video, aggregated into class mood.",
     )
@@ -37,7 +51,10 @@ def _one_line_warning(message: Warning | str, category: type[Warning], *_: objec
 def main(argv: Sequence[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning  # type: ignore[assignment]
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad option (2, already said in one line)
+        return exc.code if isinstance(exc.code, int) else 2
     func: Callable[[argparse.Namespace], int] = args.func
     previous = _stop_on_sigterm() if args.command == "analyze" else None
     try:
@@ -45,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("default")
             return func(args)
     except ClassmoodError as exc:
-        print(f"classmood: error: {exc}", file=sys.stderr)
+        print(f"classmood: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("classmood: interrupted", file=sys.stderr)
@@ -53,9 +70,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Stopped:
         print("classmood: stopped (SIGTERM); what was analysed is saved", file=sys.stderr)
         return 143
+    except BrokenPipeError:  # the reader of our output went away (``classmood sessions list | head``)
+        _silence_stdout()
+        return 141
+    except OSError as exc:
+        print(f"classmood: error: {_os_error(exc, args)}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"classmood: error: out of memory running {args.command}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if os.environ.get("CLASSMOOD_DEBUG"):
+            raise
+        print(
+            f"classmood: internal error: {type(exc).__name__}: {_one_line(exc)} "
+            "(a bug; CLASSMOOD_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _os_error(exc: OSError, args: argparse.Namespace) -> str:
+    """One line for an OSError: the file, the reason, and - when writing outputs - that the old ones are kept.
+
+    ``write()`` errors (ENOSPC, EDQUOT, EFBIG) carry no file name; the output folder is named instead.
+    """
+    reason = exc.strerror or _one_line(exc)
+    code = errno.errorcode.get(exc.errno or 0)
+    if code:
+        reason += f" [{code}]"
+    out = getattr(args, "out", None)
+    where = exc.filename or out
+    line = f"{where}: {reason}" if where else reason
+    if args.command == "analyze" and out:
+        line += f"; the outputs already in {out} are unchanged"
+    return line
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's own flush at exit does not fail (and print) again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _stop_on_sigterm() -> Any:

@@ -161,13 +161,21 @@ def _analyze_and_save(args: argparse.Namespace, source: Any, config: Any, store:
     if s.get("skipped_frames"):
         print(f"classmood: warning: skipped {s['skipped_frames']} damaged or unreadable frames", file=sys.stderr)
     if s["truncated"]:
-        print(f"classmood: warning: {args.input} ended early (truncated?); what was read is saved", file=sys.stderr)
+        print(f"classmood: warning: {_ended_early(args.input, source)}; what was read is saved", file=sys.stderr)
     if recorder is not None:
         if recorder.error:
             print(f"classmood: warning: {recorder.error}", file=sys.stderr)
         else:
             print(f"saved as session {recorder.session_id} ({store!r})")
     return 0
+
+
+def _ended_early(name: str, source: Any) -> str:
+    """Where a truncated input stopped, against the length its container declares."""
+    at, length = getattr(source, "ended_at_s", None), getattr(source, "duration_s", None)
+    if at is not None and length:
+        return f"{name} ended early, at {at:.1f} s of the {length:.1f} s its container declares (truncated file?)"
+    return f"{name} ended early (truncated, or the device went away)"
 
 
 def _open_session_store(url: str | None = None) -> SessionStore:
