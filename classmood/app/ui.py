@@ -333,9 +333,9 @@ HUB_PORT_ENV, PUBLIC_URL_ENV = "CLASSMOOD_CLASS_PORT", "CLASSMOOD_PUBLIC_URL"
 
 @st.cache_resource(show_spinner=False)
 def _hub(host: str, port: int, public_url: str | None) -> Any:
-    from classmood.classroom.hub import Hub
+    from classmood.classroom.hub import Hub, hub_settings
 
-    return Hub(host=host, port=port, public_url=public_url).start()
+    return Hub(host=host, port=port, public_url=public_url, **hub_settings(os.environ)).start()
 
 
 def class_hub() -> Any:

@@ -167,9 +167,13 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def _start_hub(k: int, model: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+def _start_hub(k: int, model: str, students: int) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    # every simulated student comes from this machine's one address: seats and connections sized to them
+    seats = ["--class-size", str(students), "--per-client", str(students)]
+    seats += ["--connections-per-client", str(4 * students + 64)]
+    hub = [sys.executable, "-m", "classmood.classroom.hub", "--port", "0", "--open-class", str(k), "--model", model]
     proc = subprocess.Popen(  # closed by the caller (terminate, wait, then its pipes)
-        [sys.executable, "-m", "classmood.classroom.hub", "--port", "0", "--open-class", str(k), "--model", model],
+        [*hub, *seats],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -279,7 +283,7 @@ def run_students_bench(
     else:
         browser_note = ""
     browsers = min(browsers, students)
-    proc, info = _start_hub(k, model)
+    proc, info = _start_hub(k, model, students)
     url, code, token = info["url"].replace("http", "ws", 1), info["code"], info["token"]
     counts = {"sent": 0, "errors": 0}
     latencies: list[tuple[float, float]] = []

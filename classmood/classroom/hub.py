@@ -14,6 +14,15 @@ Every response carries a Content-Security-Policy that lets a page load nothing f
 and send nothing but WebSocket text to this one, so even a bug in the page cannot fetch a CDN or
 post an image. The server runs in a thread of the app's process (``start``) or on its own
 (``python -m classmood.classroom.hub``, used by ``classmood bench --students``).
+
+What one client can do is bounded (README "Student-side mode", numbers below; rules in ``netguard``):
+seats per class and per address (``room``); wrong class codes per address and over all clients
+(429 with Retry-After, right and wrong codes alike once exhausted); requests whose Host is not one of
+the hub's names or whose Origin is another site (403); connections per address and in all, each
+request answered within ``REQUEST_TIMEOUT_S`` or closed; the soft descriptor limit raised at start and
+at most half of it used, so the app sharing this process keeps the rest; one log line per kind of error
+a minute. It stays in the app's process because the teacher's page reads its ``Room`` objects directly;
+those bounds are what keep an attack on it from taking the app down.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import secrets
 import signal
@@ -29,12 +39,22 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from classmood import netguard
 from classmood.classroom import vendor
 from classmood.classroom.protocol import MAX_MESSAGE_BYTES, ProtocolError, parse
-from classmood.classroom.room import SESSION_KIND, TICK_S, Room, new_code
+from classmood.classroom.room import (
+    MAX_STUDENTS,
+    SESSION_KIND,
+    TICK_S,
+    JoinRefused,
+    Room,
+    new_code,
+    well_formed,
+)
 from classmood.containers import MoodBin, Summary
 from classmood.errors import ClassmoodError
 from classmood.expression.model import ExpressionModel, resolve_model
@@ -56,11 +76,41 @@ INTERVAL_S = 1.0
 # A student's page sends one update per interval (and a pause or resume now and then): more is refused,
 # and a connection refused this often is closed, so one client cannot flood the class's hub.
 RATE_PER_S, BURST, MAX_REFUSED = 3.0, 6, 50
+# Wrong class codes (29.7 bits): 10 per address, then one per 5 s; over all addresses 100, then 2 a
+# second. An address that used its 10 gets 429 for every code until it may try again.
+CODE_BURST, CODE_RATE, CODE_GLOBAL_BURST, CODE_GLOBAL_RATE = 10, 0.2, 100, 2.0
+# Connections: per address, in all (at most half the open-file limit: the app shares the process),
+# and how long a request may take to arrive before its connection is closed.
+CONNECTIONS_PER_CLIENT, MAX_CONNECTIONS, REQUEST_TIMEOUT_S = 256, 4096, 10.0
+# classmood app passes its options to the hub it starts in this environment (app/ui.class_hub)
+CLASS_SIZE_ENV, PER_CLIENT_ENV = "CLASSMOOD_CLASS_SIZE", "CLASSMOOD_PER_CLIENT"
+TRUSTED_PROXIES_ENV, ALLOWED_HOSTS_ENV = "CLASSMOOD_TRUSTED_PROXIES", "CLASSMOOD_ALLOWED_HOSTS"
 CSP = (
     "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data: blob:; "
     "media-src 'self' blob: mediastream:; connect-src 'self'; worker-src 'self' blob:; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+HEADERS = (
+    ("Content-Security-Policy", CSP),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Permissions-Policy", "camera=(self), microphone=(), geolocation=()"),
+)
+
+
+def hub_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The hub's limits from ``classmood app``'s environment (``server.run_app`` writes it)."""
+    out: dict[str, Any] = {}
+    if env.get(CLASS_SIZE_ENV):
+        out["max_students"] = int(env[CLASS_SIZE_ENV])
+    if env.get(PER_CLIENT_ENV):
+        out["per_client"] = int(env[PER_CLIENT_ENV])
+    for key, name in ((TRUSTED_PROXIES_ENV, "trusted_proxies"), (ALLOWED_HOSTS_ENV, "allowed_hosts")):
+        values = [v.strip() for v in env.get(key, "").split(",") if v.strip()]
+        if values:
+            out[name] = values
+    return out
 
 
 class _Listener:
@@ -81,12 +131,39 @@ class Hub:
         port: int = DEFAULT_PORT,
         public_url: str | None = None,
         interval_s: float = INTERVAL_S,
+        max_students: int = MAX_STUDENTS,
+        per_client: int | None = None,
+        trusted_proxies: Sequence[str] = (),
+        allowed_hosts: Sequence[str] = (),
+        connections_per_client: int = CONNECTIONS_PER_CLIENT,
+        max_connections: int | None = None,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
     ) -> None:
         self.default_model = self._check_model(model)
         self._readouts: dict[str, Readout] = {}
         self.host, self.port = host, port
         self.public_url = public_url
         self.interval_s = interval_s
+        for name, value in (
+            ("class size", max_students),
+            ("seats per client", per_client),
+            ("connections per client", connections_per_client),
+            ("connections", max_connections),
+        ):
+            if value is not None and value < 1:
+                raise ClassmoodError(f"the hub's {name} must be at least 1, not {value}")
+        if not request_timeout_s > 0:
+            raise ClassmoodError(f"the hub's request timeout must be positive, not {request_timeout_s}")
+        self.max_students, self.per_client = max_students, per_client
+        try:
+            self.proxies = netguard.parse_networks(trusted_proxies)
+        except ValueError as exc:
+            raise ClassmoodError(f"trusted proxy: {exc}") from None
+        self.names = netguard.Names([*allowed_hosts, host], [public_url])
+        self.connections_per_client, self.max_connections = connections_per_client, max_connections
+        self.request_timeout_s = request_timeout_s
+        self.guesses = netguard.GuessLimiter(CODE_BURST, CODE_RATE, CODE_GLOBAL_BURST, CODE_GLOBAL_RATE)
+        self.gate: netguard.ConnectionGate | None = None
         self.rooms: dict[str, Room] = {}
         self._listeners: dict[str, set[_Listener]] = {}
         self._students: dict[str, set[Any]] = {}  # open student sockets per room, to tell them a class ended
@@ -106,8 +183,16 @@ class Hub:
         return self._readouts[model]
 
     # --- rooms ---------------------------------------------------------------------------------
-    def open_room(self, k: int, model: str | None = None, store: SessionStore | None = None) -> Room:
-        """A new class with its code; with ``store`` it is saved as a session (kind ``students``) as it runs."""
+    def open_room(
+        self,
+        k: int,
+        model: str | None = None,
+        store: SessionStore | None = None,
+        max_students: int | None = None,
+        per_client: int | None = None,
+    ) -> Room:
+        """A new class with its code; with ``store`` it is saved as a session (kind ``students``) as it runs.
+        Its seats default to the hub's (``max_students``, ``per_client``)."""
         if not vendor.installed():
             raise ClassmoodError(
                 "onnxruntime-web is not installed for the student page: run `make run` (or "
@@ -121,7 +206,15 @@ class Hub:
         if store is not None:
             config = {"min_faces": k, "model": model, "mode": "student-side"}
             recorder = SessionRecorder(store, SESSION_KIND, f"student-side class {code}", config).open()
-        room = Room(k, self.readout(model), model=model, code=code, recorder=recorder)
+        room = Room(
+            k,
+            self.readout(model),
+            model=model,
+            code=code,
+            recorder=recorder,
+            max_students=max_students or self.max_students,
+            per_client=per_client or self.per_client,
+        )
         self.rooms[room.code] = room
         return room
 
@@ -192,10 +285,18 @@ class Hub:
             "ort_version": vendor.VERSION,
         }
 
+    def client(self, conn: Any) -> str:
+        """The client key of a request or WebSocket (``X-Forwarded-For`` only from a trusted proxy)."""
+        peer = conn.client.host if conn.client is not None else None
+        return netguard.client_key(netguard.client_address(peer, conn.headers.get("x-forwarded-for"), self.proxies))
+
+    @staticmethod
+    def _slow_down(wait: float) -> tuple[str, int]:
+        return f"too many wrong class codes from your address: try again in {netguard.wait_text(wait)}", math.ceil(wait)
+
     def app(self) -> Any:
         from starlette.applications import Starlette
         from starlette.middleware import Middleware
-        from starlette.middleware.base import BaseHTTPMiddleware
         from starlette.requests import Request
         from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
         from starlette.routing import Mount, Route, WebSocketRoute
@@ -211,7 +312,18 @@ class Hub:
             return RedirectResponse("/join/")
 
         async def config(request: Request) -> Response:
-            return JSONResponse(self.config(request.query_params.get("class", "")))
+            code = request.query_params.get("class", "").strip().upper()
+            if code:
+                key = self.client(request)
+                wait = self.guesses.retry_after(key)
+                if wait:
+                    text, seconds = self._slow_down(wait)
+                    headers = {"Retry-After": str(seconds)}
+                    return JSONResponse({"error": text, "retry_after": seconds}, status_code=429, headers=headers)
+                room = self.rooms.get(code)
+                if (room is None or room.closed) and well_formed(code):
+                    self.guesses.failed(key)
+            return JSONResponse(self.config(code))
 
         async def face_model(request: Request) -> Response:
             return FileResponse(yunet_path(), media_type="application/octet-stream")
@@ -223,17 +335,33 @@ class Hub:
             return FileResponse(resolve_model(name), media_type="application/octet-stream")
 
         async def health(request: Request) -> Response:
-            return JSONResponse({"ok": True, "rooms": len(self.rooms), "onnxruntime_web": vendor.installed()})
+            connections = self.gate.total if self.gate is not None else None
+            state = {"ok": True, "rooms": len(self.rooms), "onnxruntime_web": vendor.installed()}
+            return JSONResponse({**state, "connections": connections})
+
+        async def refuse(ws: WebSocket, message: str, code: int) -> None:
+            await ws.send_text(json.dumps({"type": "error", "message": message}))
+            await ws.close(code)
 
         async def student_socket(ws: WebSocket) -> None:
             await ws.accept()
             code = ws.query_params.get("class", "").strip().upper()
+            key = self.client(ws)
+            wait = self.guesses.retry_after(key)
+            if wait:
+                await refuse(ws, self._slow_down(wait)[0], 4429)
+                return
             room = self.rooms.get(code)
             if room is None or room.closed:
-                await ws.send_text(json.dumps({"type": "error", "message": f"no open class with the code {code!r}"}))
-                await ws.close(4404)
+                if well_formed(code):
+                    self.guesses.failed(key)
+                await refuse(ws, f"no open class with the code {code!r}: check it with your teacher", 4404)
                 return
-            pseudonym = room.join()
+            try:
+                pseudonym = room.join(key)
+            except JoinRefused as exc:
+                await refuse(ws, str(exc), 4409)
+                return
             self._students.setdefault(code, set()).add(ws)
             await ws.send_text(json.dumps({"type": "welcome", "pseudonym": pseudonym, "interval_s": self.interval_s}))
             self._notify(code)
@@ -278,7 +406,12 @@ class Hub:
             code = ws.path_params["code"].upper()
             room = self.rooms.get(code)
             token = ws.query_params.get("token", "")
-            if room is None or not secrets.compare_digest(token, room.teacher_token):
+            key = self.client(ws)
+            if self.guesses.retry_after(key):
+                await ws.close(4429)
+                return
+            if room is None or not secrets.compare_digest(token.encode(), room.teacher_token.encode()):
+                self.guesses.failed(key)
                 await ws.close(4403)
                 return
             listener = _Listener()
@@ -297,15 +430,6 @@ class Hub:
             finally:
                 self._listeners.get(code, set()).discard(listener)
 
-        class Headers(BaseHTTPMiddleware):
-            async def dispatch(self, request: Request, call_next: Any) -> Response:
-                response: Response = await call_next(request)
-                response.headers["Content-Security-Policy"] = CSP
-                response.headers["X-Content-Type-Options"] = "nosniff"
-                response.headers["Referrer-Policy"] = "no-referrer"
-                response.headers["Permissions-Policy"] = "camera=(self), microphone=(), geolocation=()"
-                return response
-
         return Starlette(
             routes=[
                 Route("/", index),
@@ -319,7 +443,7 @@ class Hub:
                 WebSocketRoute("/ws/student", student_socket),
                 WebSocketRoute("/ws/teacher/{code}", teacher_socket),
             ],
-            middleware=[Middleware(Headers)],
+            middleware=[Middleware(netguard.SiteGuard, names=self.names, headers=HEADERS)],
             lifespan=self._lifespan,
         )
 
@@ -354,15 +478,28 @@ class Hub:
             sock.close()
             where = f"{self.host}:{self.port}"
             raise ClassmoodError(f"the student-side hub cannot listen on {where} ({exc.strerror})") from None
+        sock.listen(2048)  # connections wait in the backlog until the server runs (bench and tests connect at once)
         self.port = sock.getsockname()[1]
         return sock
 
     def _uvicorn(self) -> Any:
         import uvicorn
+        from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
+        soft = netguard.raise_fd_limit()
+        total = self.max_connections or min(MAX_CONNECTIONS, max(64, (soft - 256) // 2))
+        self.gate = netguard.ConnectionGate(total, self.connections_per_client, self.request_timeout_s, self.proxies)
         config = uvicorn.Config(
-            self.app(), log_level="warning", ws_max_size=MAX_MESSAGE_BYTES * 4, ws_ping_interval=10, lifespan="on"
+            self.app(),
+            http=netguard.guarded(AutoHTTPProtocol, self.gate),  # type: ignore[arg-type]
+            log_level="warning",
+            ws_max_size=MAX_MESSAGE_BYTES * 4,
+            ws_ping_interval=10,
+            ws_ping_timeout=20,
+            timeout_keep_alive=5,
+            lifespan="on",
         )
+        netguard.limit_logs()
         return uvicorn.Server(config)
 
     def start(self) -> Hub:
@@ -392,20 +529,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--public-url")
     parser.add_argument("--open-class", type=int, metavar="K", help="open one class with this k and print its code")
+    parser.add_argument("--class-size", type=int, default=MAX_STUDENTS, help="seats in a class")
+    parser.add_argument("--per-client", type=int, help="seats one address may hold (default: min(4, k - 2))")
+    parser.add_argument("--trusted-proxy", action="append", default=[], help="read X-Forwarded-For from this proxy")
+    parser.add_argument("--allowed-host", action="append", default=[], help="another name the hub is reached at")
+    parser.add_argument("--connections-per-client", type=int, default=CONNECTIONS_PER_CLIENT)
+    parser.add_argument("--max-connections", type=int, help="default: min(4096, half the open-file limit)")
+    parser.add_argument("--request-timeout", type=float, default=REQUEST_TIMEOUT_S, help="seconds")
     args = parser.parse_args(argv)
     try:
-        hub = Hub(args.model, args.host, args.port, args.public_url)
+        hub = Hub(
+            args.model,
+            args.host,
+            args.port,
+            args.public_url,
+            max_students=args.class_size,
+            per_client=args.per_client,
+            trusted_proxies=args.trusted_proxy,
+            allowed_hosts=args.allowed_host,
+            connections_per_client=args.connections_per_client,
+            max_connections=args.max_connections,
+            request_timeout_s=args.request_timeout,
+        )
         room = hub.open_room(args.open_class) if args.open_class else None
         sock = hub._socket()
     except ClassmoodError as exc:
         print(f"classmood: error: {exc}", file=sys.stderr)
         return 2
-    info = {"url": f"http://{hub.host}:{hub.port}", "pid": os.getpid()}
+    signal.signal(signal.SIGTERM, lambda *_: setattr(hub._server, "should_exit", True))
+    hub._server = hub._uvicorn()
+    assert hub.gate is not None
+    info: dict[str, Any] = {"url": f"http://{hub.host}:{hub.port}", "pid": os.getpid()}
+    info["max_connections"] = hub.gate.max_total
     if room is not None:
         info.update(code=room.code, token=room.teacher_token, join=hub.join_url(room.code))
     print(json.dumps(info), flush=True)
-    signal.signal(signal.SIGTERM, lambda *_: setattr(hub._server, "should_exit", True))
-    hub._server = hub._uvicorn()
     hub._server.run(sockets=[sock])
     return 0
 

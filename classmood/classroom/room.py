@@ -10,6 +10,13 @@ server-side keys and are dropped when a student leaves.
 
 A student who pauses, leaves, closes the tab or stops sending for ``STALE_S`` seconds no longer
 counts as a face present; one who leaves or disconnects is removed at once.
+
+Seats are limited so that one client cannot fake the k rule: a class holds at most ``max_students``
+(default ``MAX_STUDENTS``), and one client address (``netguard.client_key``) at most
+``seats_per_client()`` of them at a time. Unless the teacher set that number, it is
+``min(PER_CLIENT, k - 2)`` for k >= 3: one address can then never fill k - 1 seats, the seats it takes
+to read a single real student's numbers through the class view. The address is kept in memory with
+the seat and dropped with it; it is never shown or saved.
 """
 
 from __future__ import annotations
@@ -38,10 +45,22 @@ IDLE_CLOSE_S = 3 * 3600.0  # a class with no student and nobody looking for this
 SESSION_KIND = "students"
 CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I/L: read aloud and typed by students
 CODE_LENGTH = 6
+MAX_STUDENTS = 100  # seats in one class (classmood app --class-size)
+PER_CLIENT = 4  # seats one client address may hold at most (classmood app --per-client sets it exactly)
+
+
+class JoinRefused(Exception):
+    """A join the class cannot take (full, or too many seats from one address); the text says why."""
 
 
 def new_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def well_formed(code: str) -> bool:
+    """Whether ``code`` could be a class code at all: only such codes count as guesses (a shorter or
+    misspelt one cannot be right, so answering it tells nothing)."""
+    return len(code) == CODE_LENGTH and all(c in CODE_ALPHABET for c in code)
 
 
 def new_pseudonym() -> str:
@@ -55,12 +74,14 @@ class Student:
     face: bool = False
     probs: np.ndarray | None = None  # raw model probabilities of the last update
     paused: bool = False
+    client: str = ""  # the client key the seat counts against (memory only)
 
 
 @dataclass
 class RoomStats:
     updates: int = 0
     refused: int = 0  # messages that broke the protocol (counted, not applied)
+    turned_away: int = 0  # joins refused: the class full or an address over its seats
 
 
 class Room:
@@ -80,8 +101,13 @@ class Room:
         bin_s: float = 5.0,
         code: str | None = None,
         recorder: SessionRecorder | None = None,
+        max_students: int = MAX_STUDENTS,
+        per_client: int | None = None,
     ) -> None:
         self.k = self.min_k = check_min_faces(k)
+        if max_students < 1 or (per_client is not None and per_client < 1):
+            raise ValueError("a class needs at least one seat, and one per client")
+        self.max_students, self.per_client = max_students, per_client
         self.recorder = recorder
         self._saved = 0  # bins handed to the recorder so far
         self._last_beat = time.time()
@@ -105,13 +131,33 @@ class Room:
         """Whether the class is being saved: a recorder that opened its session and has not failed since."""
         return self.recorder is not None and self.recorder.error is None
 
+    def seats_per_client(self) -> int:
+        """Seats one client address may hold now: the teacher's number, else ``min(PER_CLIENT, k - 2)``
+        for k >= 3 (so one address cannot reach k - 1), else ``PER_CLIENT`` (k <= 2 protects nobody's
+        numbers from a second seat; the teacher was warned)."""
+        if self.per_client is not None:
+            return self.per_client
+        return min(PER_CLIENT, self.k - 2) if self.k >= 3 else PER_CLIENT
+
     # --- what students do -------------------------------------------------------------------
-    def join(self) -> str:
+    def join(self, client: str = "") -> str:
+        """A seat for a new student from ``client`` (a ``netguard.client_key``); ``JoinRefused`` when the
+        class is full or that address holds its seats already."""
         with self._lock:
+            if len(self._students) >= self.max_students:
+                self.stats.turned_away += 1
+                raise JoinRefused(f"the class is full ({self.max_students} students)")
+            seats = self.seats_per_client()
+            if client and sum(s.client == client for s in self._students.values()) >= seats:
+                self.stats.turned_away += 1
+                raise JoinRefused(
+                    f"this class takes at most {seats} student{'s' if seats != 1 else ''} from one network "
+                    "address (ask your teacher if you share a connection)"
+                )
             pseudonym = new_pseudonym()
             self.last_activity = time.time()
             self._numbers += 1
-            self._students[pseudonym] = Student(self._numbers)
+            self._students[pseudonym] = Student(self._numbers, client=client)
             return pseudonym
 
     def apply(self, pseudonym: str, message: Update | Control, now: float | None = None) -> None:
@@ -213,6 +259,7 @@ class Room:
             "valence": valence,
             "hidden": shares is None,
             "note": HIDDEN_NOTE,
+            "turned_away": self.stats.turned_away,
         }
 
     def idle(self, now: float | None = None) -> bool:

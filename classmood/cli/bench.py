@@ -72,12 +72,23 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--detector", help="--real: face detector (libface, mtcnn, yunet; default libface)")
     p.add_argument("--browsers", type=int, default=2, help="--students: how many are real headless Chromium pages")
     p.add_argument(
+        "--hostile",
+        action="store_true",
+        help="instead: a hostile client against a fresh student hub on loopback (2,000 unfinished connections, "
+        "junk, code guessing, foreign Host/Origin): what it tried and what held (JSON)",
+    )
+    p.add_argument(
         "--seed", type=int, default=0, help="--robust: seed of the degradations and subset; --events: recording (1)"
     )
     p.set_defaults(func=_cmd_bench)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.hostile:
+        from classmood.benchmarks.hostile import run_hostile_bench
+
+        print(json.dumps(run_hostile_bench(), indent=2))
+        return 0
     if args.students is not None:
         from classmood.benchmarks.students import run_students_bench
         from classmood.errors import ClassmoodError

@@ -128,6 +128,11 @@ def dashboard() -> None:
     a.metric("Students connected", view["students"])
     b.metric("Faces present", view["faces"])
     c.metric("Paused", view["paused"])
+    if view["turned_away"]:
+        st.caption(
+            f"{view['turned_away']} join(s) turned away: the class was full or one network address had its "
+            f"{current.seats_per_client()} seats (classmood app --class-size / --per-client / --trusted-proxy)."
+        )
     st.markdown("Current apparent expressions")
     if view["hidden"]:
         st.caption(

@@ -73,6 +73,11 @@ async function loadConfig() {
   const url = new URL("config.json", BASE);
   if (state.code) url.searchParams.set("class", state.code);
   const response = await fetch(url.href, { cache: "no-store" });
+  if (!response.ok) {
+    // 429 after too many wrong codes from this address (the hub says how long to wait), 403 from another site
+    const body = await response.json().catch(() => ({}));
+    throw new Error(body.error || `the class server answered ${response.status}`);
+  }
   state.config = await response.json();
   return state.config;
 }
@@ -434,8 +439,8 @@ async function start() {
       state.timer = setInterval(() => step().catch((e) => setStatus(`Error: ${e.message || e}`)), msg.interval_s * 1000);
       step();
     } else if (msg.type === "error") {
-      state.phase = "error";
-      backToConsent(`${msg.message}. Nothing was sent; check the code with your teacher.`);
+      state.phase = "error"; // a wrong code, a full class, too many seats from this address, too many wrong codes
+      backToConsent(`${msg.message}. Nothing was sent.`);
     } else if (msg.type === "closed") {
       finish("closed", "The teacher ended the class. The camera is off.");
     } else if (msg.type === "refused") {
@@ -506,8 +511,11 @@ async function lookUpClass() {
   if (!state.code) return showClassInfo();
   try {
     await loadConfig();
-  } catch {
+  } catch (err) {
     state.config = null;
+    showClassInfo();
+    $("classinfo").textContent = `Could not check the code: ${err.message || err}.`;
+    return;
   }
   showClassInfo();
 }
