@@ -135,6 +135,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         context.on("request", lambda request: _note_outside(request.url))
         page = context.new_page()
+        page.on("console", lambda message: _note_blocked(message.text))
         page.set_default_timeout(30_000)
         yield page
         context.close()
@@ -152,12 +153,23 @@ def _note_outside(url: str) -> None:
         OUTSIDE.append(url)
 
 
+BLOCKED: list[str] = []  # what the app's Content-Security-Policy refused in the browser
+
+
+def _note_blocked(text: str) -> None:
+    if "Content Security Policy" in text:
+        BLOCKED.append(text)
+
+
 @pytest.fixture(autouse=True)
 def nothing_fetched_from_outside() -> Iterator[None]:
-    """Fail any test during which the app asked the browser for anything outside this machine."""
+    """Fail any test during which the app asked the browser for anything outside this machine, or its
+    own Content-Security-Policy blocked something of the app's (the policy must not break a page)."""
     OUTSIDE.clear()
+    BLOCKED.clear()
     yield
     assert OUTSIDE == [], f"the app fetched from outside: {OUTSIDE[:5]}"
+    assert BLOCKED == [], f"the app's Content-Security-Policy blocked: {BLOCKED[:3]}"
 
 
 def _number(page: Page, label: str) -> int | None:

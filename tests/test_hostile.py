@@ -1,25 +1,32 @@
-"""A hostile client against the student hub, on loopback only, every attack bounded.
+"""A hostile client against the student hub and the app, on loopback only, every attack bounded.
 
 What one client tries (issue 22) and what must hold:
 - fake student sockets to lift the k rule: seats per address (at most k - 2 by default) and per class;
   a spoofed X-Forwarded-For counts only from a configured proxy;
 - guessing class codes: 429 with Retry-After after 10 wrong codes per address and 100 over all,
   refusing the right code too while blocked (no oracle);
-- a foreign Host (DNS rebinding) or Origin, on pages and WebSockets;
+- a foreign Host (DNS rebinding) or Origin, on the hub and on the Streamlit app, pages and WebSockets;
 - 2,000 connections that never finish a request, from 20 addresses and from one, plus junk bytes:
   the hub answers a health check within 1 s throughout, closes them after its request timeout, raises
-  its own open-file limit from 1,024 and logs one line per kind.
+  its own open-file limit from 1,024 and logs one line per kind;
+- wrong passwords at full speed: backoff, then a lockout, answered with a plain message.
 Source addresses are 127.0.0.0/8 aliases (Linux loopback answers on all of them).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -351,3 +358,172 @@ def test_an_error_repeated_ten_thousand_times_is_logged_once() -> None:
     assert len(records) == 2
     assert records[0].exc_info is not None  # the first keeps its traceback
     assert records[1].exc_info is None and "9999 more like this" in records[1].getMessage()
+
+
+# --- the Streamlit app ---------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    pytest.importorskip("streamlit", reason="needs the app extra")
+    tmp = tmp_path_factory.mktemp("hostile_app")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("CLASSMOOD_PASSWORD", "CLASSMOOD_PASSWORD_HASH")}
+    env["HOME"] = str(tmp)
+    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed below
+    cmd = ["app", "--port", str(port), "--db", str(tmp / "s.db"), "--allowed-host", "class.example.edu"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "classmood.cli", *cmd],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r,
+            ):
+                if r.read() == b"ok":
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the app did not start: {(tmp / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.5)
+        yield port
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        log.close()
+
+
+def _app_socket(port: int, host: str, origin: str | None) -> str:
+    from websockets.sync.client import connect
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        with connect(f"ws://{host}/_stcore/stream", sock=sock, origin=origin, subprotocols=["streamlit"]):  # type: ignore[arg-type, list-item]
+            return "open"
+    except Exception as exc:  # the refusal is the answer
+        return str(exc)
+
+
+def test_the_app_refuses_dns_rebinding_and_foreign_origins(app: int) -> None:
+    ours = f"127.0.0.1:{app}"
+    assert _app_socket(app, ours, f"http://{ours}") == "open"
+    assert "403" in _app_socket(app, f"evil.example:{app}", f"http://evil.example:{app}")  # rebinding
+    assert "403" in _app_socket(app, ours, "http://evil.example")  # a foreign page
+    assert _app_socket(app, f"class.example.edu:{app}", f"https://class.example.edu:{app}") == "open"  # --allowed-host
+    assert hostile.request(app, "/", "127.0.0.1", headers={"Host": f"evil.example:{app}"})[0] == 403
+    assert hostile.request(app, "/_stcore/health", "127.0.0.1", headers={"Host": ours})[0] == 200
+
+
+def test_app_pages_carry_a_content_security_policy_and_no_framing(app: int) -> None:
+    status, headers, body = hostile.request(app, "/", "127.0.0.1", headers={"Host": f"localhost:{app}"})
+    csp = headers["content-security-policy"]
+    assert (
+        status == 200 and headers["x-frame-options"] == "SAMEORIGIN" and headers["x-content-type-options"] == "nosniff"
+    )
+    assert "frame-ancestors 'self'" in csp and "default-src 'self'" in csp and "object-src 'none'" in csp
+    script = next(d for d in csp.split(";") if d.strip().startswith("script-src"))
+    assert "unsafe-inline" not in script and "unsafe-eval" not in script and "http" not in csp
+    from classmood.app.asgi import inline_script_hashes
+
+    assert all(h in script for h in inline_script_hashes(body.decode()))  # Streamlit's own inline script runs
+
+
+# --- wrong passwords -----------------------------------------------------------------------------------
+def test_wrong_passwords_back_off_then_lock_and_a_try_while_waiting_is_not_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from classmood.app import auth
+
+    now = [0.0]
+    backoff = netguard.Backoff(free=3, max_delay_s=60, lockout_after=10, lockout_s=900, clock=lambda: now[0])
+    stored = auth.hash_password("s3cret")
+    checked = []
+    verify = auth.verify_password
+    monkeypatch.setattr(auth, "verify_password", lambda p, s: checked.append(p) or verify(p, s))
+    delays, messages = [], []
+    for i in range(10):  # ten wrong passwords in a row, each as soon as it is allowed
+        ok, message = auth.sign_in("wrong", stored, "10.0.0.5", backoff)
+        assert not ok
+        messages.append(message)
+        delays.append(backoff.wait_s("10.0.0.5"))
+        if i == 3:  # while waiting, even the right password is refused unchecked, and the wait stands
+            assert auth.sign_in("s3cret", stored, "10.0.0.5", backoff) == (
+                False,
+                "Too many wrong passwords: try again in 2 s.",
+            )
+            assert checked[-1] == "wrong" and backoff.wait_s("10.0.0.5") == delays[-1]
+        now[0] += delays[-1]
+    assert delays == [0, 0, 1, 2, 4, 8, 16, 32, 60, 900]
+    assert messages[0] == "Wrong password." and messages[2] == "Wrong password. Try again in 1 s."
+    assert "in a row, sign-in from this address is locked for 15 min" in messages[-1]
+    assert len(checked) == 10
+    assert auth.sign_in("s3cret", stored, "10.0.0.5", backoff)[0] and backoff.wait_s("10.0.0.5") == 0
+    assert auth.client_of(None, "1.2.3.4", {auth.TRUSTED_PROXIES_ENV: "127.0.0.1"}) == "1.2.3.4"
+    assert auth.client_of("198.51.100.9", "1.2.3.4", {}) == "198.51.100.9"  # not from a proxy: ignored
+
+
+def test_the_sign_in_page_makes_a_guesser_wait_even_for_the_right_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("streamlit", reason="needs the app extra")
+    from streamlit import config
+    from streamlit.testing.v1 import AppTest
+
+    from classmood.app import auth
+
+    monkeypatch.setenv("CLASSMOOD_DB", str(tmp_path / "app.db"))
+    monkeypatch.setenv(auth.HASH_ENV, auth.hash_password("s3cret"))
+    monkeypatch.setattr(auth, "BACKOFF", netguard.Backoff())
+    previous = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")
+    try:
+        at = AppTest.from_file(str(Path(auth.__file__).parent / "main.py"), default_timeout=30).run()
+        for _ in range(3):  # the third wrong one in a row starts the backoff
+            at.text_input[0].input("wrong")
+            at.button[0].click().run()
+        errors = [str(e.value) for e in at.error]
+        assert errors == ["Wrong password. Try again in 1 s."], errors
+        at.text_input[0].input("s3cret")
+        at.button[0].click().run()
+        assert [str(e.value) for e in at.error] == ["Too many wrong passwords: try again in 1 s."]
+        time.sleep(1.1)
+        at.text_input[0].input("s3cret")
+        at.button[0].click().run()
+        assert not at.error and not [t for t in at.text_input if t.label == "Password"]  # signed in
+    finally:
+        config.set_option("server.address", previous)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--class-size", "0"], "--class-size 0"),
+        (["--per-client", "-1"], "--per-client -1"),
+        (["--trusted-proxy", "proxy.example"], "--trusted-proxy"),
+        (["--allowed-host", "a,b"], "--allowed-host"),
+    ],
+)
+def test_bad_network_limits_get_one_line(
+    capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch, args: list[str], fragment: str
+) -> None:
+    from classmood.app import server
+    from classmood.cli import main
+
+    monkeypatch.setattr(server.os, "execve", lambda *a: pytest.fail("the server must not start"))
+    code = main(["app", *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and fragment in err, err

@@ -63,10 +63,12 @@ def _gate() -> None:
     with st.form("login"):
         password = st.text_input("Password", type="password")
         if st.form_submit_button("Sign in"):
-            if auth.verify_password(password, stored):
+            client = auth.client_of(st.context.ip_address, st.context.headers.get("X-Forwarded-For"))
+            signed_in, message = auth.sign_in(password, stored, client)  # slower after each wrong one
+            if signed_in:
                 st.session_state["authenticated"] = True
                 st.rerun()
-            st.error("Wrong password.")
+            st.error(message)
     st.stop()
 
 

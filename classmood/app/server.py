@@ -12,12 +12,46 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from classmood import netguard
 from classmood.app import auth
 from classmood.errors import ClassmoodError
 
-MAIN = Path(__file__).resolve().parent / "main.py"
+MAIN = Path(__file__).resolve().parent / "asgi.py"  # the pages (main.py) behind the app's network rules
+
+
+@dataclass(frozen=True)
+class NetworkLimits:
+    """What ``classmood app`` passes to the student hub and the app's gate (README "Deployment")."""
+
+    class_size: int | None = None
+    per_client: int | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
+
+    def env(self) -> dict[str, str]:
+        """Checked, as the environment the server reads (``classroom.hub.hub_settings``, ``app/asgi``)."""
+        for flag, value in (("--class-size", self.class_size), ("--per-client", self.per_client)):
+            if value is not None and value < 1:
+                raise ClassmoodError(f"{flag} {value}: at least 1")
+        try:
+            netguard.parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise ClassmoodError(f"--trusted-proxy: {exc}") from None
+        if any(not h.strip() or "," in h for h in self.allowed_hosts):
+            raise ClassmoodError("--allowed-host: one host name each, e.g. class.example.edu")
+        out = {}
+        if self.class_size is not None:
+            out["CLASSMOOD_CLASS_SIZE"] = str(self.class_size)
+        if self.per_client is not None:
+            out["CLASSMOOD_PER_CLIENT"] = str(self.per_client)
+        if self.trusted_proxies:
+            out[auth.TRUSTED_PROXIES_ENV] = ",".join(self.trusted_proxies)
+        if self.allowed_hosts:
+            out["CLASSMOOD_ALLOWED_HOSTS"] = ",".join(h.strip() for h in self.allowed_hosts)
+        return out
 
 
 def build_command(host: str, port: int, max_upload: int) -> list[str]:
@@ -43,6 +77,8 @@ def build_command(host: str, port: int, max_upload: int) -> list[str]:
         "false",
         "--client.toolbarMode",
         "viewer",
+        "--client.showErrorDetails",  # an uncaught error shows a generic message: no traceback, no file paths
+        "none",
     ]
 
 
@@ -79,6 +115,7 @@ def run_app(
     max_upload: int | None = None,
     class_port: int | None = None,
     public_url: str | None = None,
+    limits: NetworkLimits | None = None,
 ) -> int:
     if not 0 < port < 65536:
         raise ClassmoodError(f"--port {port}: not a TCP port")
@@ -86,6 +123,7 @@ def run_app(
         raise ClassmoodError(f"--class-port {class_port}: not a free TCP port other than --port")
     if public_url is not None and not public_url.startswith(("http://", "https://")):
         raise ClassmoodError(f"--public-url {public_url!r}: give the full address, e.g. https://class.example.edu")
+    limit_env = (limits or NetworkLimits()).env()
     password_hash = auth.check_bind(host, os.environ)
     from classmood.app.uploads import max_upload_mb
 
@@ -100,6 +138,8 @@ def run_app(
         env["CLASSMOOD_CLASS_PORT"] = str(class_port)  # read by app/ui.class_hub()
     if public_url is not None:
         env["CLASSMOOD_PUBLIC_URL"] = public_url
+    env.update(limit_env)
+    netguard.raise_fd_limit()  # inherited by the server: a thousand idle connections must not reach 1,024
     shown = f"[{host}]" if ":" in host else host
     print(f"classmood app on http://{shown}:{port} (Ctrl-C stops it)", flush=True)
     if os.name == "posix":

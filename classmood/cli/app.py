@@ -22,6 +22,26 @@ def add_parsers(sub: Any) -> None:
         help="the address students reach the hub at, e.g. https://class.example.edu behind a reverse proxy "
         "(shown in the join link; webcams need HTTPS off localhost)",
     )
+    p.add_argument("--class-size", type=int, help="most students in one student-side class (default 100)")
+    p.add_argument(
+        "--per-client",
+        type=int,
+        help="most students of one class from one network address (default: 4, and at most k - 2 for k >= 3)",
+    )
+    p.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a reverse proxy (address or network) whose X-Forwarded-For names the client; repeatable",
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another host name the app and the hub are reached at (others are refused); repeatable",
+    )
     p.add_argument(
         "--hash-password",
         action="store_true",
@@ -36,4 +56,7 @@ def _cmd_app(args: argparse.Namespace) -> int:
     if args.hash_password:
         print(auth.hash_password(server.read_new_password()))
         return 0
-    return server.run_app(args.host, args.port, args.db, args.max_upload_mb, args.class_port, args.public_url)
+    limits = server.NetworkLimits(args.class_size, args.per_client, tuple(args.trusted_proxy), tuple(args.allowed_host))
+    return server.run_app(
+        args.host, args.port, args.db, args.max_upload_mb, args.class_port, args.public_url, limits=limits
+    )
