@@ -46,6 +46,7 @@ class LabelledFace:
     box: tuple[float, float, float, float]  # x1, y1, x2, y2
     expression: str  # a class word or "unclear"
     split: str
+    kind: str = ""  # call, webcam, room (classrooms, meetings), group (group photos), portrait
 
 
 @dataclass
@@ -84,7 +85,8 @@ def load_labels(root: str | Path = DEFAULT_DIR) -> RealFaces:
                 raise ClassmoodError(f"{path}, line {n}: bad expression {expression!r}, split {split!r} or box")
             if not (root / image).is_file():
                 raise ClassmoodError(f"{path}, line {n}: image {image} is missing")
-            out.faces.append(LabelledFace(image, (x, y, x + w, y + h), expression, split))
+            kind = (row.get("kind") or "").strip().lower()
+            out.faces.append(LabelledFace(image, (x, y, x + w, y + h), expression, split, kind))
     return out
 
 
@@ -144,9 +146,10 @@ def _share(k: int, n: int) -> dict[str, Any]:
     return {"value": round(k / n, 4) if n else None, "k": k, "n": n, "ci95": wilson(k, n)}
 
 
-def score(results: list[FaceResult], split: str) -> dict[str, Any]:
-    """The figures of one split (see the module docstring)."""
+def score(results: list[FaceResult], split: str, by_kind: bool = True) -> dict[str, Any]:
+    """The figures of one split (see the module docstring), also per kind of scene."""
     rows = [r for r in results if r.face.split == split]
+    kinds = sorted({r.face.kind for r in rows if r.face.kind}) if by_kind else []
     found = [r for r in rows if r.found]
     read = [r for r in found if r.reading != "uncertain"]
     clear = [r for r in read if r.face.expression != UNCLEAR]
@@ -166,6 +169,11 @@ def score(results: list[FaceResult], split: str) -> dict[str, Any]:
         "smiles_recognised": _share(sum(r.reading == "happy" for r in smiles), len(smiles)),
         "unclear_read_uncertain": _share(sum(r.reading == "uncertain" for r in unclear_found), len(unclear_found)),
         "confusion": confusion,
+        **(
+            {"by_kind": {k: score([r for r in rows if r.face.kind == k], split, by_kind=False) for k in kinds}}
+            if kinds
+            else {}
+        ),
     }
 
 
@@ -185,17 +193,21 @@ def run(models: list[str], root: str | Path = DEFAULT_DIR, detector: str | None 
 
 def format_table(result: dict[str, Any], split: str = "report") -> str:
     """A plain-text table of one split, a line per model."""
-    head = f"{'model':34s} found   read  accuracy  calm->negative  smiles  (95% CI of calm->negative / smiles)"
+    head = f"{'model / kind of scene':34s} found   read  accuracy  calm->negative  smiles  (95% CI: calm->neg / smiles)"
     lines = [f"real faces, {split} split: {sum(result['labels'][split].values())} faces", head]
+    rows = []
     for name, m in result["models"].items():
-        s = m[split]
+        path = Path(name)
+        rows.append((f"{path.parent.name}/{path.name}" if path.suffix == ".onnx" else name, m[split]))
+        rows += [(f"  {kind}", sub) for kind, sub in m[split].get("by_kind", {}).items()]
+    for name, s in rows:
         v = {
             k: float("nan") if s[k]["value"] is None else s[k]["value"]
             for k in s
             if isinstance(s[k], dict) and "value" in s[k]
         }
         lines.append(
-            f"{Path(name).name[:34]:34s} {v['found']:5.1%} {v['read']:6.1%}  {v['accuracy']:7.1%}  "
+            f"{name[:34]:34s} {v['found']:5.1%} {v['read']:6.1%}  {v['accuracy']:7.1%}  "
             f"{v['calm_read_negative']:13.1%}  {v['smiles_recognised']:6.1%}  "
             f"({s['calm_read_negative']['ci95'][0]:.0%}-{s['calm_read_negative']['ci95'][1]:.0%} / "
             f"{s['smiles_recognised']['ci95'][0]:.0%}-{s['smiles_recognised']['ci95'][1]:.0%})"
