@@ -31,6 +31,11 @@ def export_checkpoint(
     out = shipped_model_path(ship) if ship else Path(out_path or ckpt.with_suffix(".onnx"))
     model = load_checkpoint(ckpt)
     meta = {"name": ship or ckpt.parent.name, "arch": run.get("arch", ""), "run": ckpt.parent.name}
+    # what the readout's calibration needs to know about the run (training/train.py writes the same keys)
+    if run.get("targets"):
+        meta["classmood.targets"] = run["targets"]
+    if run.get("train_prior"):
+        meta["classmood.train_prior"] = json.dumps(run["train_prior"])
     export_onnx(model, out, tta=tta, metadata=meta)
     if ship:
         from classmood.expression.evaluate import evaluate
@@ -53,6 +58,8 @@ def export_checkpoint(
                 "train_seconds": run.get("train_seconds"),
                 "hardware": run.get("hardware"),
                 "distilled_from": run.get("distilled_from", []),
+                "targets": run.get("targets", "fer2013"),
+                "initialised_from": run.get("initialised_from", ""),
             },
         )
         return out, val
