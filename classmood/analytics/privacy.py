@@ -15,7 +15,7 @@ never written to a file or shown without passing through this module.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,38 @@ def check_min_faces(k: Any) -> int:
     if not math.isfinite(float(k)) or float(k) != int(k) or int(k) < 1:
         raise ClassmoodError(f"k (min faces) must be a whole number of at least 1, not {k}")
     return int(k)
+
+
+def floored_k(asked: int | None, own: int, floor: int | None) -> tuple[int, str | None]:
+    """The k a read of a saved session uses, and a note when a lower k was asked for and refused.
+
+    ``asked`` is the reader's k (None: the session's ``own``, the k it was analysed with); ``floor`` is
+    the k promised with the session (a student-side class: the k its students were shown before they
+    consented), which no read goes below, by any route: a lower request is raised to the floor, and
+    the note says so. A session without a floor reads at any k >= 1 (its per-face rows are the
+    analyst's anyway). Every read path of the store takes its k from here.
+    """
+    k = check_min_faces(own if asked is None else asked)
+    if floor is None:
+        return k, None
+    floor = check_min_faces(floor)
+    if k >= floor:
+        return k, None
+    return floor, f"k raised from {k} to {floor}: this class promised its students k >= {floor}"
+
+
+def blank_below(rows: Sequence[Mapping[str, Any]], floor: int) -> list[dict[str, Any]]:
+    """Bin rows (``MoodBin.as_row``) with the class numbers of every bin below ``floor`` faces removed.
+
+    What a session with a k floor stores: since no read may go below the floor, the raw numbers of
+    such a bin have no reader, and a database that never held them cannot leak them.
+    """
+    floor = check_min_faces(floor)
+    out = []
+    for row in rows:
+        b = MoodBin.from_row(dict(row))
+        out.append(dict(row) if enough_faces(b.faces, floor) else _hidden(b).as_row())
+    return out
 
 
 def enough_faces(faces: float, k: int) -> bool:

@@ -240,14 +240,17 @@ def class_numbers(raw: list[MoodBin]) -> dict[str, Any]:
     return class_summary(raw, min_faces())
 
 
-def mood_charts(bins: pd.DataFrame) -> None:
-    """Faces per bin, then - only for bins with at least k faces - valence, expression shares and flags."""
+def mood_charts(bins: pd.DataFrame, k: int | None = None) -> None:
+    """Faces per bin, then - only for bins with at least k faces - valence, expression shares and flags.
+
+    ``k``: the k the bins were read with when it is not the sidebar's (a saved class's floor)."""
     if len(bins):
         st.line_chart(bins.set_index("start_s")[["faces"]], height=160, x_label="seconds", y_label="mean faces")
     shown = bins[~bins["suppressed"].astype(bool) & bins["valence"].notna()] if len(bins) else bins
     if not len(shown):
+        where = "k" if k else "k, in the sidebar"
         st.info(
-            f"Class numbers hidden: no time bin had at least {min_faces()} faces (k, in the sidebar), or there "
+            f"Class numbers hidden: no time bin had at least {k or min_faces()} faces ({where}), or there "
             "are no bins yet. With fewer faces the numbers would describe one or two people, not a class."
         )
         return

@@ -36,8 +36,9 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
 
 def _config(args: argparse.Namespace, **extra: Any) -> Any:
     from classmood.pipeline import PipelineConfig
+    from classmood.store.engine import check_db
 
-    if args.db and not args.save:
+    if check_db(args.db) is not None and not args.save:
         raise ClassmoodError("--db names the session database for --save; add --save")
     return PipelineConfig(
         detector=args.detector,
@@ -163,10 +164,10 @@ def _analyze_and_save(args: argparse.Namespace, source: Any, config: Any, store:
     if s["truncated"]:
         print(f"classmood: warning: {_ended_early(args.input, source)}; what was read is saved", file=sys.stderr)
     if recorder is not None:
-        if recorder.error:
-            print(f"classmood: warning: {recorder.error}", file=sys.stderr)
-        else:
-            print(f"saved as session {recorder.session_id} ({store!r})")
+        if recorder.error:  # the files in --out are complete; the session is not (and is marked so)
+            print(f"classmood: error: {recorder.error}", file=sys.stderr)
+            return 1
+        print(f"saved as session {recorder.session_id} ({store!r})")
     return 0
 
 
@@ -185,7 +186,9 @@ def _open_session_store(url: str | None = None) -> SessionStore:
 
 
 def _cmd_sessions(args: argparse.Namespace) -> int:
-    store = _open_session_store(args.db)
+    from classmood.store.engine import check_db
+
+    store = _open_session_store(check_db(args.db))
     try:
         _sessions_action(store, args)
     finally:
@@ -193,10 +196,18 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _k_note(session_id: int, note: str | None) -> None:
+    """Say on stderr that a read asked for a k below the session's floor and was raised to it."""
+    if note:
+        print(f"classmood: note: session {session_id}: {note}", file=sys.stderr)
+
+
 def _sessions_action(store: SessionStore, args: argparse.Namespace) -> None:
     from classmood.analytics.privacy import check_min_faces
 
     k = None if args.min_faces is None else check_min_faces(args.min_faces)
+    if args.action in ("show", "export"):
+        _k_note(args.id, store.read_k(args.id, k)[1])
     if args.action == "list":
         table = store.list_sessions()
         print(table.to_string(index=False) if len(table) else f"no sessions in {store!r}")
@@ -220,6 +231,8 @@ def _sessions_action(store: SessionStore, args: argparse.Namespace) -> None:
         print(f"deleted session {args.id}")
     elif args.action == "compare":
         table = store.compare(args.a, args.b, min_faces=k)
+        for sid, note in table.attrs.get("k_notes", {}).items():
+            _k_note(sid, note)
         table.columns = [f"session {args.a}", f"session {args.b}", f"{args.b} - {args.a}"]
         print(table.to_string(float_format=lambda v: f"{v:.4f}"))
         print("(apparent facial expressions, not inner emotional states; shares and valence from unsuppressed bins)")
@@ -233,7 +246,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     from classmood.store.engine import as_url
 
     config = _config(args, threads=1)  # one inference thread per worker: the workers are the parallelism
-    db_url = (as_url(args.db) if args.db else default_url()) if args.save else None
+    db_url = (as_url(args.db) if args.db is not None else default_url()) if args.save else None
     if db_url:
         _open_session_store(db_url).close()  # a bad database fails before any work
     bar = tqdm(unit="recording", desc="recordings", disable=not sys.stderr.isatty())

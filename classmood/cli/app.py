@@ -52,7 +52,9 @@ def add_parsers(sub: Any) -> None:
 
 def _cmd_app(args: argparse.Namespace) -> int:
     from classmood.app import auth, server
+    from classmood.store.engine import check_db
 
+    check_db(args.db)  # --db '' is refused, never the default database
     if args.hash_password:
         print(auth.hash_password(server.read_new_password()))
         return 0

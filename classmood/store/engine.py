@@ -34,9 +34,22 @@ def _shown(url: str | URL) -> str:
         return "<unparseable URL>"
 
 
+def check_db(given: str | None) -> str | None:
+    """A ``--db`` value as given, None when not given, or a one-line error when it is empty.
+
+    ``--db ''`` (an unset shell variable, a template left blank) must not quietly mean the default
+    database: the sessions would go where the user did not say, or be read from there."""
+    if given is not None and not given.strip():
+        raise ClassmoodError(
+            "--db is empty: give a SQLite file path or a SQLAlchemy URL, or leave --db out for the default database"
+        )
+    return given
+
+
 def as_url(given: str) -> str:
     """A SQLAlchemy URL as given, or a plain path (``sessions.db``, ``~/s.db``) as a SQLite URL."""
-    text = given.strip()
+    text = check_db(given) or ""
+    text = text.strip()
     if "://" in text:
         return text
     return f"sqlite:///{Path(text).expanduser().absolute()}"
@@ -56,6 +69,9 @@ def default_url() -> str:
     return f"sqlite:///{path.absolute()}"
 
 
+BUSY_TIMEOUT_S = 30.0  # how long one SQLite statement waits for another writer's lock before "database is locked"
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     try:
@@ -73,7 +89,7 @@ def _create_engine(url: str) -> Engine:
     if backend == "sqlite":
         database = parsed.database or ""
         memory = database in ("", ":memory:") or parsed.query.get("mode") == "memory"
-        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}
         if memory:
             kwargs["poolclass"] = StaticPool  # one shared connection, or each thread sees its own empty DB
         else:

@@ -10,13 +10,19 @@ closes the session with the status that matches how it ended:
 - an ``Exception`` escaped -> "failed" (the error in the summary; rows saved so far stay);
 - anything else escaped (Ctrl-C, SIGTERM's ``Stopped``, a web page being left) -> "stopped".
 
-A database problem never stops the analysis: saving ends and ``error`` says why in one line.
+A database problem never stops the analysis. A database that is locked or unreachable for a while
+(another writer holding SQLite, a PostgreSQL restart) is retried with bounded backoff: the rows
+wait in memory (up to ``MAX_PENDING_FACES`` face rows) and go in with the next write that succeeds,
+and closing waits up to ``CLOSE_BUDGET_S`` for what is still pending. Rows that could not be
+written make the session "incomplete" (``summary["incomplete"]`` says how many), and ``error``
+says so in one line; any other database error ends saving at once, with ``error`` saying why.
+A session that cannot even be closed shows as "interrupted" once its process has ended.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from contextlib import suppress
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +30,10 @@ if TYPE_CHECKING:
     from classmood.containers import MoodBin
     from classmood.pipeline import Update
     from classmood.store.store import SessionStore
+
+RETRY_FIRST_S, RETRY_MAX_S = 0.5, 8.0  # the wait before the next try, doubling, while the database is unavailable
+CLOSE_BUDGET_S = 30.0  # how long closing keeps trying to write what is pending (each try waits up to 30 s on SQLite)
+MAX_PENDING_FACES = 50_000  # face rows held in memory while the database is unavailable (~50 MB); more are lost
 
 
 class SessionRecorder:
@@ -34,6 +44,13 @@ class SessionRecorder:
         self.error: str | None = None
         self._summary: dict[str, Any] | None = None
         self._finished = False
+        self._closer: SessionStore | None = None  # the store to close the session with, even after saving stopped
+        self._faces: list[dict[str, Any]] = []  # rows waiting for an unavailable database
+        self._bins: list[MoodBin] = []
+        self._seen_faces = self._lost_faces = self._lost_bins = 0
+        self._trouble: str | None = None  # the last reason the database was unavailable
+        self._lost_reason: str | None = None  # why the rows counted as lost could not be kept
+        self._delay, self._next_try = RETRY_FIRST_S, 0.0
 
     def open(self) -> SessionRecorder:
         """Start the session (what entering the ``with`` block does), for owners that are not one block."""
@@ -45,22 +62,60 @@ class SessionRecorder:
             self.session_id = self.store.start_session(kind=self.kind, source=self.source, config=self.config)
         except Exception as exc:
             self.store, self.error = None, f"not saved as a session: {exc}"
+        self._closer = self.store
         return self
+
+    @property
+    def pending(self) -> int:
+        """Face rows and bins analysed but not yet in the database (it is unavailable, being retried)."""
+        return len(self._faces) + len(self._bins)
 
     def add(self, update: Update) -> None:
         """One analysed frame's faces and the bins it closed (raw: the store applies k when read)."""
         self.save(update.face_rows(), update.bins)
 
     def save(self, face_rows: list[dict[str, Any]], bins: list[MoodBin]) -> None:
-        if self.store is None or self.session_id is None:
+        """Write ``face_rows`` and ``bins`` (with any still pending), or keep them for the next try."""
+        if self._closer is None or self.session_id is None:
+            return  # not saving: the session never opened, or it is closed
+        self._seen_faces += len(face_rows)
+        if self.store is None:  # saving stopped on a lasting error: what comes now is lost
+            self._lost_faces, self._lost_bins = self._lost_faces + len(face_rows), self._lost_bins + len(bins)
             return
+        room = max(0, MAX_PENDING_FACES - len(self._faces))
+        if len(face_rows) > room:  # the database has been unavailable for too many rows
+            self._lost_faces += len(face_rows) - room
+            self._lost_reason = self._lost_reason or self._trouble
+        self._faces.extend(face_rows[:room])
+        self._bins.extend(bins)
+        if time.monotonic() >= self._next_try:
+            self._flush()
+
+    def _flush(self) -> bool:
+        """One try at writing what is pending (a heartbeat when nothing is); whether it went in."""
+        from classmood.store.store import DatabaseUnavailable
+
+        if self.store is None or self.session_id is None:
+            return False
         try:
-            if face_rows or bins:
-                self.store.add_update(self.session_id, face_rows=face_rows, bin_rows=[b.as_row() for b in bins])
+            if self._faces or self._bins:
+                rows = [b.as_row() for b in self._bins]
+                self.store.add_update(self.session_id, face_rows=self._faces, bin_rows=rows)
             else:
                 self.store.heartbeat(self.session_id)
+        except DatabaseUnavailable as exc:  # locked, busy, unreachable: try again after a pause
+            self._trouble = str(exc)
+            self._next_try = time.monotonic() + self._delay
+            self._delay = min(2 * self._delay, RETRY_MAX_S)
+            return False
         except Exception as exc:
+            self._lost_faces, self._lost_bins = self._lost_faces + len(self._faces), self._lost_bins + len(self._bins)
+            self._faces, self._bins = [], []
             self.store, self.error = None, f"saving the session stopped: {exc}"
+            return False
+        self._faces, self._bins = [], []
+        self._trouble, self._delay, self._next_try = None, RETRY_FIRST_S, 0.0
+        return True
 
     def finish(self, summary: Mapping[str, Any] | None = None) -> None:
         """The analysis ran to its end: the session closes as "finished" with ``summary``."""
@@ -79,12 +134,63 @@ class SessionRecorder:
         self.close(status, summary)
 
     def close(self, status: str, summary: Mapping[str, Any] | None = None) -> None:
-        """Close the session with ``status`` (what leaving the ``with`` block does); later calls do nothing."""
-        if self.store is None or self.session_id is None:
+        """Close the session with ``status`` (what leaving the ``with`` block does); later calls do nothing.
+
+        What is pending is written first, retried for up to ``CLOSE_BUDGET_S``; if rows are still
+        missing, a session that would have been "finished" or "stopped" becomes "incomplete"."""
+        closer, self._closer = self._closer, None
+        if closer is None or self.session_id is None:
             return
-        try:
-            self.store.finish_session(self.session_id, summary=dict(summary) if summary else None, status=status)
-        except Exception as exc:
-            self.error = f"could not close the saved session: {exc}"
-        with suppress(Exception):
-            self.store = None  # closed: later calls do nothing
+        deadline = time.monotonic() + CLOSE_BUDGET_S
+        while self.store is not None and self.pending and not self._flush():
+            wait = self._next_try - time.monotonic()
+            if time.monotonic() + max(wait, 0.0) >= deadline:
+                break
+            time.sleep(max(wait, 0.0))
+        missing = self._missing()
+        summary = dict(summary) if summary else None
+        if missing:
+            status = "incomplete" if status in ("finished", "stopped") else status
+            summary = {**(summary or {}), "incomplete": missing}
+        self.store = None  # closed: later saves do nothing
+        closed = self._finish_session(closer, status, summary, deadline)
+        if missing:
+            what = f"{missing['face_rows_lost']} of {missing['face_rows']} face rows"
+            what += f" and {missing['bins_lost']} time bins" if missing["bins_lost"] else ""
+            state = "is incomplete" if closed else "could not be closed either (it shows as interrupted)"
+            self.error = f"session {self.session_id} {state}: {what} could not be saved ({missing['reason']})"
+        elif not closed and self.error is None:
+            self.error = f"could not close the saved session {self.session_id} ({self._trouble})"
+
+    def _missing(self) -> dict[str, Any] | None:
+        """What the session lacks of what was analysed (None: nothing), for its summary and ``error``."""
+        lost, lost_bins = self._lost_faces + len(self._faces), self._lost_bins + len(self._bins)
+        if not lost and not lost_bins:
+            return None
+        return {
+            "face_rows": self._seen_faces,
+            "face_rows_lost": lost,
+            "bins_lost": lost_bins,
+            "reason": self.error or self._lost_reason or self._trouble or "the database was unavailable",
+        }
+
+    def _finish_session(
+        self, store: SessionStore, status: str, summary: dict[str, Any] | None, deadline: float
+    ) -> bool:
+        """``finish_session``, retried with backoff until ``deadline`` (at least once); whether it went in."""
+        from classmood.store.store import DatabaseUnavailable
+
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                store.finish_session(self.session_id or 0, summary=summary, status=status)
+                return True
+            except DatabaseUnavailable as exc:
+                self._trouble = str(exc)
+                if time.monotonic() + delay >= deadline:
+                    return False
+                time.sleep(delay)
+                delay = min(2 * delay, RETRY_MAX_S)
+            except Exception as exc:
+                self._trouble = str(exc)
+                return False

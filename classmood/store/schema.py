@@ -27,9 +27,13 @@ BIN_COLUMNS: list[str] = [
     "flags",
 ]
 KINDS = ("camera", "gallery", "upload", "cli", "students")
-STATUSES = ("running", "finished", "failed", "stopped")
+# "incomplete": the analysis ended but some of its rows could not be written (the database stayed
+# locked or unreachable past every retry): what the session holds is less than what was analysed
+STATUSES = ("running", "finished", "failed", "stopped", "incomplete")
 INTERRUPTED = "interrupted"  # shown, never stored: "running" whose process is gone
-STALE_S = 900.0  # a running session on another machine with no sign of life for this long is interrupted
+# a running session with no sign of life for this long is interrupted when its process cannot be looked
+# up (another machine, or an old owner stamp without a start id for pid 1, a container's command)
+STALE_S = 900.0
 SESSION_COLUMNS = ["id", "name", "kind", "source", "status", "started_at", "ended_at"]
 LIST_COLUMNS = [*SESSION_COLUMNS, "faces", "tracks", "bins", "duration_s"]
 NOTE = "apparent facial expressions, not inner emotional states; track ids are pseudonyms within this session"
@@ -48,10 +52,13 @@ sessions_table = Table(
     Column("ended_at", String(40), nullable=True),
     Column("config", Text, nullable=True),
     Column("summary", Text, nullable=True),
-    # who is writing a running session (host:pid) and when it last wrote: a session whose process
-    # died (kill -9, a crash, a power cut) is then shown as "interrupted" instead of "running" forever
+    # who is writing a running session (host:pid:start, ``liveness``) and when it last wrote: a session
+    # whose process died (kill -9, a crash, a power cut) is shown as "interrupted", not "running" forever
     Column("owner", String(300), nullable=True),
     Column("heartbeat_at", String(40), nullable=True),
+    # the k promised with the session (a student-side class: the k its students were shown before they
+    # consented); no read goes below it (``SessionStore.read_k``), and bins below it are stored blank
+    Column("k_floor", Integer, nullable=True),
 )
 
 

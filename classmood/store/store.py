@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,11 +17,12 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, Table, delete, distinct, func, select, update
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 
 from classmood.containers import MoodBin
 from classmood.errors import ClassmoodError
 from classmood.labels import FACE_COLUMNS
+from classmood.store import liveness
 from classmood.store.engine import _create_engine, _create_tables, _one_line, _shown, as_url, default_url
 from classmood.store.schema import (
     _BIN_INT,
@@ -80,23 +79,26 @@ def _rows(session_id: int, rows: Iterable[Mapping[str, Any]], columns: Sequence[
     return out
 
 
+class DatabaseUnavailable(ClassmoodError):
+    """The database could not be reached or stayed locked: worth trying again later (``SessionRecorder``)."""
+
+
 def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return str(liveness.stamp())
 
 
 def _alive(owner: str | None, heartbeat_at: str | None, now: datetime) -> bool:
-    """Whether the process writing a "running" session still exists (same host: its pid; else a recent write)."""
-    if not owner:
+    """Whether the process writing a "running" session still exists.
+
+    On this host: that very process (pid and start id, ``liveness``), so a killed container's pid 1
+    is not taken for the next container's; where that cannot tell (another host, an old stamp of
+    pid 1): a write within ``STALE_S``."""
+    stamp = liveness.parse(owner)
+    if stamp is None:
         return True  # written before owners were recorded: nothing to judge by
-    host, _, pid = owner.rpartition(":")
-    if host == socket.gethostname() and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+    alive = stamp.alive()
+    if alive is not None:
+        return alive
     if not heartbeat_at:
         return True
     try:
@@ -105,12 +107,38 @@ def _alive(owner: str | None, heartbeat_at: str | None, now: datetime) -> bool:
         return True
 
 
+def _loads(text: Any) -> dict[str, Any]:
+    """A stored JSON object as a dict: {} for NULL (pandas' NaN too), damaged text or anything but an object."""
+    if not isinstance(text, str) or not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _floor_of(kind: str, config: Mapping[str, Any], stored: Any) -> int | None:
+    """A session's k floor: the stored one, else for a student-side class (saved before floors were
+    stored) the k it was opened with; None for other sessions."""
+    from classmood.analytics.privacy import DEFAULT_MIN_FACES, check_min_faces
+
+    if stored is not None and not (isinstance(stored, float) and math.isnan(stored)):
+        return check_min_faces(int(stored))
+    if kind != "students":
+        return None
+    try:
+        return check_min_faces(config.get("min_faces", DEFAULT_MIN_FACES))
+    except ClassmoodError:
+        return DEFAULT_MIN_FACES
+
+
 def open_store(url: str | None = None) -> SessionStore:
     """Open (and create the tables of) the session database at ``url`` (default: ``default_url()``).
 
     ``url`` is a SQLAlchemy URL or a plain path to a SQLite file.
     """
-    url = as_url(url) if url else default_url()
+    url = as_url(url) if url is not None else default_url()  # "" is refused, never the default
     try:
         engine = _create_engine(url)
         _create_tables(engine)
@@ -141,22 +169,40 @@ class SessionStore:
             with self.engine.begin() as conn:
                 yield conn
         except DBAPIError as exc:
-            raise ClassmoodError(f"session database {_shown(self.url)}: {_one_line(exc)}") from exc
+            message = f"session database {_shown(self.url)}: {_one_line(exc)}"
+            if isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated:
+                raise DatabaseUnavailable(message) from exc  # locked, busy, gone: may work later
+            raise ClassmoodError(message) from exc
 
     @staticmethod
-    def _require(conn: Connection, session_id: int) -> None:
-        found = conn.execute(select(sessions_table.c.id).where(sessions_table.c.id == session_id)).first()
+    def _require(conn: Connection, session_id: int) -> int | None:
+        """Fail with "no session N" unless it exists; returns its k floor."""
+        s = sessions_table.c
+        found = conn.execute(select(s.kind, s.config, s.k_floor).where(s.id == session_id)).first()
         if found is None:
             raise ClassmoodError(f"no session {session_id}")
+        return _floor_of(found.kind, _loads(found.config), found.k_floor)
 
     # -- writing -------------------------------------------------------------------------------
 
     def start_session(
-        self, kind: str, source: str, config: dict[str, Any] | None = None, name: str | None = None
+        self,
+        kind: str,
+        source: str,
+        config: dict[str, Any] | None = None,
+        name: str | None = None,
+        k_floor: int | None = None,
     ) -> int:
-        """A new session with status "running"; returns its id."""
+        """A new session with status "running"; returns its id.
+
+        ``k_floor``: the k promised with the session, which no read goes below; a student-side class
+        (kind "students") always has one, by default the k it is opened with (``config["min_faces"]``).
+        """
+        from classmood.analytics.privacy import check_min_faces
+
         if kind not in KINDS:
             raise ClassmoodError(f"unknown session kind {kind!r}; one of {', '.join(KINDS)}")
+        floor = check_min_faces(k_floor) if k_floor is not None else _floor_of(kind, config or {}, None)
         values = {
             "name": name,
             "kind": kind,
@@ -166,6 +212,7 @@ class SessionStore:
             "config": _json(config or {}),
             "owner": _owner(),
             "heartbeat_at": _now(),
+            "k_floor": floor,
         }
         with self._tx() as conn:
             key = conn.execute(sessions_table.insert().values(**values)).inserted_primary_key
@@ -175,11 +222,17 @@ class SessionStore:
     def add_update(
         self, session_id: int, face_rows: Sequence[Mapping[str, Any]], bin_rows: Sequence[Mapping[str, Any]]
     ) -> None:
-        """One analysed frame's faces and the bins it closed, in one transaction committed at once."""
+        """One analysed frame's faces and the bins it closed, in one transaction committed at once.
+
+        A session with a k floor stores its bins below the floor blank (``privacy.blank_below``)."""
+        from classmood.analytics.privacy import blank_below
+
         faces = _rows(session_id, face_rows, FACE_COLUMNS, "face")
         bins = _rows(session_id, bin_rows, BIN_COLUMNS, "mood bin")
         with self._tx() as conn:
-            self._require(conn, session_id)
+            floor = self._require(conn, session_id)
+            if floor is not None and bins:
+                bins = _rows(session_id, blank_below(bin_rows, floor), BIN_COLUMNS, "mood bin")
             if faces:
                 conn.execute(faces_table.insert(), faces)
             if bins:
@@ -244,7 +297,13 @@ class SessionStore:
             .subquery()
         )
         bin_stats = (
-            select(b.session_id, func.count().label("bins"), func.max(b.start_s).label("last_bin"))
+            select(
+                b.session_id,
+                func.count().label("bins"),
+                func.max(b.start_s).label("last_bin"),
+                func.sum(b.frames * b.faces).label("face_frames"),
+                func.max(b.tracks).label("bin_tracks"),
+            )
             .group_by(b.session_id)
             .subquery()
         )
@@ -256,9 +315,11 @@ class SessionStore:
                 s.summary,
                 face_stats.c.faces,
                 face_stats.c.tracks,
-                bin_stats.c.bins,
                 face_stats.c.last_face,
+                bin_stats.c.bins,
                 bin_stats.c.last_bin,
+                bin_stats.c.face_frames,
+                bin_stats.c.bin_tracks,
             )
             .outerjoin(face_stats, face_stats.c.session_id == s.id)
             .outerjoin(bin_stats, bin_stats.c.session_id == s.id)
@@ -267,47 +328,53 @@ class SessionStore:
         if session_id is not None:
             query = query.where(s.id == session_id)
         with self._tx() as conn:
-            rows = [tuple(r) for r in conn.execute(query)]
-        df = pd.DataFrame(
-            rows,
-            columns=[
-                *SESSION_COLUMNS,
-                *("owner", "heartbeat_at", "summary", "faces", "tracks", "bins", "last_face", "last_bin"),
-            ],
-        )
+            rows = [dict(r) for r in conn.execute(query).mappings()]
         now = datetime.now(UTC)
-        gone = [
-            status == "running" and not _alive(owner, beat, now)
-            for status, owner, beat in zip(df["status"], df["owner"], df["heartbeat_at"], strict=True)
-        ]
-        df.loc[pd.Series(gone, index=df.index, dtype=bool), "status"] = INTERRUPTED
+        records = []
+        # Built row by row in Python, not patched into a typed frame: a session still open (no summary
+        # yet), one a crash left without a summary, or a damaged summary cannot break the list.
+        for r in rows:
+            faces, tracks = r["faces"] or 0, r["tracks"] or 0
+            if r["kind"] == "students":
+                # Student-side classes keep no per-face rows: their counts come from the summary (faces
+                # present per second, summed; students who joined), else from their bins (the same sum;
+                # the most students in one bin), so a list never says "0 faces" for a full class.
+                summary = _loads(r["summary"])
+                faces = _count(summary.get("faces"), r["face_frames"])
+                tracks = _count(summary.get("tracks"), r["bin_tracks"])
+            status = r["status"]
+            if status == "running" and not _alive(r["owner"], r["heartbeat_at"], now):
+                status = INTERRUPTED
+            # seconds of input covered: the latest face time or bin start actually observed
+            last = [float(v) for v in (r["last_face"], r["last_bin"]) if v is not None]
+            records.append(
+                {
+                    **{c: r[c] for c in SESSION_COLUMNS},
+                    "status": status,
+                    "faces": int(faces),
+                    "tracks": int(tracks),
+                    "bins": int(r["bins"] or 0),
+                    "duration_s": max(last) if last else 0.0,
+                }
+            )
+        df = pd.DataFrame(records, columns=LIST_COLUMNS)
+        df = df.astype({"id": "int64", "faces": "int64", "tracks": "int64", "bins": "int64", "duration_s": "float64"})
         df["name"] = df["name"].astype(object).where(df["name"].notna(), None)
-        # Student-side classes keep no per-face rows: their counts come from the summary (faces present
-        # per second, summed; students who joined), so a list never says "0 faces" for a full class.
-        for i in df.index[df["kind"] == "students"]:
-            summary = json.loads(df.at[i, "summary"]) if df.at[i, "summary"] else {}
-            df.at[i, "faces"], df.at[i, "tracks"] = summary.get("faces"), summary.get("tracks")
-        for c in ("faces", "tracks", "bins"):
-            df[c] = df[c].fillna(0).astype("int64")
-        # Seconds of input covered: the latest face time or bin start actually observed.
-        last = df[["last_face", "last_bin"]].astype("float64")
-        df["duration_s"] = last.max(axis=1).fillna(0.0)
-        df["id"] = df["id"].astype("int64")
-        return df[LIST_COLUMNS].reset_index(drop=True)
+        return df.reset_index(drop=True)
 
     def list_sessions(self) -> pd.DataFrame:
         """One row per session, newest first, with counts of faces, tracks and bins and the input time covered."""
         return self._overview()
 
     def session(self, session_id: int) -> dict[str, Any]:
-        """The session row; ``config`` and ``summary`` as dicts (empty when not set)."""
+        """The session row; ``config`` and ``summary`` as dicts (empty when not set), ``k_floor`` (None: none)."""
         with self._tx() as conn:
             row = conn.execute(select(sessions_table).where(sessions_table.c.id == session_id)).mappings().first()
         if row is None:
             raise ClassmoodError(f"no session {session_id}")
         out = dict(row)
-        for key in ("config", "summary"):
-            out[key] = json.loads(out[key]) if out[key] else {}
+        out["config"], out["summary"] = _loads(out["config"]), _loads(out["summary"])
+        out["k_floor"] = _floor_of(out["kind"], out["config"], out.get("k_floor"))
         if out["status"] == "running" and not _alive(out.get("owner"), out.get("heartbeat_at"), datetime.now(UTC)):
             out["status"] = INTERRUPTED
         out.pop("owner", None)  # host and process id: not shown or exported
@@ -315,60 +382,71 @@ class SessionStore:
 
     def min_faces(self, session_id: int) -> int:
         """The k the session was analysed with (its config), or the default."""
-        from classmood.analytics.privacy import DEFAULT_MIN_FACES, check_min_faces
+        return _own_k(self.session(session_id)["config"])
 
-        value = self.session(session_id)["config"].get("min_faces", DEFAULT_MIN_FACES)
-        try:
-            return check_min_faces(value)
-        except ClassmoodError:
-            return DEFAULT_MIN_FACES
+    def read_k(self, session_id: int, min_faces: int | None = None) -> tuple[int, str | None]:
+        """The k a read of this session uses when ``min_faces`` is asked for (None: the session's own k),
+        with a note when it was raised to the session's floor (``privacy.floored_k``).
+
+        Every read below (bins, summary, class numbers, export, compare) takes its k from here, so a
+        student-side class is never read below the k its students were promised, by any route."""
+        from classmood.analytics.privacy import floored_k
+
+        meta = self.session(session_id)
+        return floored_k(min_faces, _own_k(meta["config"]), meta["k_floor"])
 
     def faces(self, session_id: int) -> pd.DataFrame:
         """Analysed faces, columns exactly FACE_COLUMNS, ordered by frame."""
         types = {k: "int64" if k in _FACE_INT else "float64" for k in FACE_COLUMNS if k not in _FACE_STR}
-        return self._read(faces_table, FACE_COLUMNS, "frame", session_id).astype(types)
+        return self._read(faces_table, FACE_COLUMNS, "frame", session_id)[0].astype(types)
 
     def bins(self, session_id: int, min_faces: int | None = None) -> pd.DataFrame:
         """Class-mood bins under the k rule, columns as ``MoodBin.as_row()``, ordered by start time.
 
         The store keeps each bin's raw numbers (the faces table holds the same information per face);
-        class numbers of bins with fewer than ``min_faces`` faces (default: the session's own k)
-        are blanked here, by ``privacy.apply_k_rows``, on every read.
+        class numbers of bins with fewer than k faces (``read_k``: ``min_faces``, default the session's
+        own k, never below its floor) are blanked here, by ``privacy.apply_k_rows``, on every read.
         """
         from classmood.analytics.privacy import apply_k_rows
 
-        k = self.min_faces(session_id) if min_faces is None else min_faces
+        k, _ = self.read_k(session_id, min_faces)
         return apply_k_rows(self._raw_bins(session_id), k)
 
     def _raw_bins(self, session_id: int) -> pd.DataFrame:
+        """The stored bins; in a session with a floor, those below it blank (also rows stored before floors)."""
+        from classmood.analytics.privacy import blank_below
+
         types = {
             k: "int64" if k in _BIN_INT else "bool" if k == "suppressed" else "float64"
             for k in BIN_COLUMNS
             if k != "flags"
         }
-        df = self._read(bins_table, BIN_COLUMNS, "start_s", session_id).astype(types)
+        df, floor = self._read(bins_table, BIN_COLUMNS, "start_s", session_id)
+        if floor is not None and len(df):
+            df = pd.DataFrame(blank_below(df.to_dict("records"), floor), columns=BIN_COLUMNS)
+        df = df.astype(types)
         df["flags"] = df["flags"].fillna("").astype(str)
         return df
 
-    def _read(self, table: Table, columns: list[str], order: str, session_id: int) -> pd.DataFrame:
+    def _read(self, table: Table, columns: list[str], order: str, session_id: int) -> tuple[pd.DataFrame, int | None]:
+        """A session's rows of ``table``, and the session's k floor."""
         c = table.c
         query = select(*[c[k] for k in columns]).where(c.session_id == session_id).order_by(c[order], c.id)
         with self._tx() as conn:
-            self._require(conn, session_id)
+            floor = self._require(conn, session_id)
             rows = [tuple(r) for r in conn.execute(query)]
-        return pd.DataFrame(rows, columns=columns)
+        return pd.DataFrame(rows, columns=columns), floor
 
     def export(
         self, session_id: int, out_dir: str | Path, fmt: str = "csv", min_faces: int | None = None
     ) -> list[Path]:
         """Write faces.<ext> (per face: the analyst's explicit output), class_mood.<ext> (under the k
-        rule) and session.json to ``out_dir``; returns the paths."""
+        rule, ``read_k``) and session.json to ``out_dir``; returns the paths."""
         if fmt not in ("csv", "parquet"):
             raise ClassmoodError(f"unknown export format {fmt!r}; csv or parquet")
         meta = self.session(session_id)
-        k = self.min_faces(session_id) if min_faces is None else min_faces
-        meta["summary"] = self.summary(session_id, k)
-        tables = {"faces": self.faces(session_id), "class_mood": self.bins(session_id, k)}
+        meta["summary"] = self.summary(session_id, min_faces)
+        tables = {"faces": self.faces(session_id), "class_mood": self.bins(session_id, min_faces)}
         out = Path(out_dir)
         paths = []
         try:
@@ -390,33 +468,57 @@ class SessionStore:
         return paths
 
     def summary(self, session_id: int, min_faces: int | None = None) -> dict[str, Any]:
-        """The stored summary's counts and settings with the class numbers recomputed under k (``min_faces``).
+        """The stored summary's counts and settings with the class numbers recomputed under k (``read_k``);
+        ``k_note`` says when the k asked for was raised to the session's floor.
 
         Class numbers written by older versions (per-face ``shares`` over every face) are dropped.
         """
         stored = self.session(session_id)["summary"]
-        kept = {key: v for key, v in stored.items() if key not in ("shares", "uncertain_share", "class")}
-        return {**kept, "class": self.class_summary(session_id, min_faces)}
+        kept = {key: v for key, v in stored.items() if key not in ("shares", "uncertain_share", "class", "k_note")}
+        _, note = self.read_k(session_id, min_faces)
+        return {**kept, "class": self.class_summary(session_id, min_faces), **({"k_note": note} if note else {})}
 
     def class_summary(self, session_id: int, min_faces: int | None = None) -> dict[str, Any]:
-        """Whole-session class numbers (``privacy.class_summary``) from the bins with at least k faces."""
+        """Whole-session class numbers (``privacy.class_summary``) from the bins with at least k faces (``read_k``)."""
         from classmood.analytics.privacy import class_summary
 
-        k = self.min_faces(session_id) if min_faces is None else min_faces
+        k, _ = self.read_k(session_id, min_faces)
         return class_summary(self.raw_mood_bins(session_id), k)
 
     def raw_mood_bins(self, session_id: int) -> list[MoodBin]:
-        """The stored bins as ``MoodBin``s, before the k rule (for ``analytics``; never shown as they are)."""
+        """The stored bins as ``MoodBin``s, before the k rule (for ``analytics``; never shown as they are).
+
+        A session with a floor comes with the bins below it already blank: no caller gets more."""
         return [MoodBin.from_row(r) for r in self._raw_bins(session_id).to_dict("records")]
 
     def compare(self, a: int, b: int, min_faces: int | None = None) -> pd.DataFrame:
         """Per metric (share_<emotion>, valence, faces): value in ``a``, in ``b`` and ``b - a``
-        (``analytics.compare``); class numbers only from bins with at least k faces (``min_faces``,
-        default each session's own)."""
+        (``analytics.compare``); class numbers only from bins with at least k faces (``read_k`` per
+        session: ``min_faces``, default each session's own, never below a floor). ``attrs["k_notes"]``
+        holds the note of each session whose k was raised to its floor."""
         from classmood.analytics.compare import compare
 
-        k_a = self.min_faces(a) if min_faces is None else min_faces
-        k_b = self.min_faces(b) if min_faces is None else min_faces
+        k_a, note_a = self.read_k(a, min_faces)
+        k_b, note_b = self.read_k(b, min_faces)
         df = compare(self.raw_mood_bins(a), self.raw_mood_bins(b), k_a, k_b, NOTE)
-        df.attrs.update(a=a, b=b)
+        notes = {sid: note for sid, note in ((a, note_a), (b, note_b)) if note}
+        df.attrs.update(a=a, b=b, k_notes=notes)
         return df
+
+
+def _own_k(config: Mapping[str, Any]) -> int:
+    """The k a session was analysed with (its config's ``min_faces``), or the default."""
+    from classmood.analytics.privacy import DEFAULT_MIN_FACES, check_min_faces
+
+    try:
+        return check_min_faces(config.get("min_faces", DEFAULT_MIN_FACES))
+    except ClassmoodError:
+        return DEFAULT_MIN_FACES
+
+
+def _count(stored: Any, fallback: Any) -> int:
+    """A count from a summary when it is a number, else from the rows (None: 0)."""
+    for value in (stored, fallback):
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return round(value)
+    return 0
