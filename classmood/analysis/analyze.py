@@ -6,6 +6,10 @@ an interruption). No face image, crop or embedding is written, unless the user a
 ``annotate``: then video inputs (file, webcam, screen) also get annotated.mp4 (every input frame,
 with the latest analysed faces drawn on it) and every input gets report.html (charts, no images
 of faces).
+
+The work folder (``.classmood-run-*`` in the output folder) is stamped with the process writing it;
+any later run into the same folder removes the work folders of runs that were killed
+(``remove_stale_work``), so per-face rows never stay behind in a hidden folder.
 """
 
 from __future__ import annotations
@@ -47,6 +51,69 @@ def _write_mood(path: Path, rows: list[dict[str, object]]) -> None:
 
 VIDEO_KINDS = ("video", "webcam", "screen")  # inputs that get an annotated.mp4 with ``annotate``
 OUTPUT_FILES = ("faces.csv", "class_mood.csv", "summary.json", "annotated.mp4", "report.html")
+WORK_PREFIX, PROBE_PREFIX = ".classmood-run-", ".classmood-probe-"
+OWNER_FILE = ".owner"  # in a work folder: the liveness stamp (host:pid:start) of the run writing it
+STALE_WORK_S = 3600.0  # a work folder whose writer cannot be looked up is stale after this long unwritten
+
+
+def _newest_write(folder: Path) -> float:
+    """The latest modification time of ``folder`` and the files in it (a run appends to faces.csv)."""
+    times = [folder.lstat().st_mtime]
+    with suppress(OSError):
+        times += [p.lstat().st_mtime for p in folder.iterdir()]
+    return max(times)
+
+
+def remove_stale_work(out_dir: Path) -> list[Path]:
+    """Remove what runs killed before they could clean up (kill -9, OOM, a power cut) left in ``out_dir``.
+
+    A work folder holds per-face rows, so it must not stay forever. It goes when its stamp names a
+    process of this host that has ended (same pid and start id: a reused pid, or the pid 1 of an
+    earlier container, is not it), or - when that cannot be told (a run on another host sharing the
+    folder, a folder from an older version without a stamp) - when nothing in it was written for
+    ``STALE_WORK_S``; so do probe files of the same age. Only plain folders and files with our
+    prefixes directly in ``out_dir`` are touched; symlinks are never followed. Returns what was removed.
+    """
+    from classmood.store import liveness
+
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(out_dir))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            if entry.name.startswith(WORK_PREFIX) and entry.is_dir(follow_symlinks=False):
+                try:
+                    stamp = liveness.parse((path / OWNER_FILE).read_text().strip())
+                except OSError:
+                    stamp = None
+                alive = stamp.alive() if stamp is not None else None
+                if alive is False or (alive is None and now - _newest_write(path) > STALE_WORK_S):
+                    shutil.rmtree(path)
+                    removed.append(path)
+            elif (
+                entry.name.startswith(PROBE_PREFIX)
+                and entry.is_file(follow_symlinks=False)
+                and now - entry.stat(follow_symlinks=False).st_mtime > STALE_WORK_S
+            ):
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove: the run goes on
+    return removed
+
+
+def _work_folder(out_dir: Path) -> Path:
+    """A new hidden work folder in ``out_dir``, stamped with this process, after removing stale ones."""
+    from classmood.store import liveness
+
+    remove_stale_work(out_dir)
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=out_dir))
+    (work / OWNER_FILE).write_text(str(liveness.stamp()))
+    return work
 
 
 def prepare_out(out: str | Path) -> Path:
@@ -56,10 +123,13 @@ def prepare_out(out: str | Path) -> Path:
         raise ClassmoodError(f"{out_dir}: exists and is not a folder; choose another --out")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=out_dir, prefix=".classmood-probe-")  # noqa: SIM115
+        probe = tempfile.NamedTemporaryFile(dir=out_dir, prefix=PROBE_PREFIX)  # noqa: SIM115
         probe.close()
     except OSError as exc:
         raise ClassmoodError(f"{out_dir}: cannot write here ({exc.strerror or exc})") from None
+    for name in OUTPUT_FILES:  # refused now, not after the whole analysis when the files are moved in
+        if (out_dir / name).is_dir() and not (out_dir / name).is_symlink():
+            raise ClassmoodError(f"{out_dir / name}: a folder where an output file goes; move it or use another --out")
     return out_dir
 
 
@@ -112,7 +182,7 @@ def analyze(
         raise
     analyzer = Analyzer(config, detector, model)  # a batch worker passes the detector and model it loaded once
     result = AnalysisResult(src.name, min_faces=config.min_faces)
-    work = Path(tempfile.mkdtemp(prefix=".classmood-run-", dir=out_dir)) if out_dir else None
+    work = _work_folder(out_dir) if out_dir else None
     faces_csv = FacesCsv(work / "faces.csv") if work else None
     video = None
     if annotate and work and src.kind in VIDEO_KINDS:

@@ -12,19 +12,31 @@ the database URL; what comes back: one summary row. Nothing else leaves a worker
 
 Robust and resumable: a recording that fails is listed with its error and the batch goes on; a
 finished recording leaves ``DIR/<stem>/batch.json`` (its input's size and modification time), so
-the same command run again skips it; Ctrl-C stops the workers and keeps every finished recording.
-``DIR/batch_summary.csv`` has one row per recording (status, duration, faces, tracks, class-level
-shares where k allows, wall time, error).
+the same command run again skips it; Ctrl-C or SIGTERM stops the workers and keeps every finished
+recording, and a batch killed outright (SIGKILL, OOM) takes its workers with it (``_die_with``).
+A recording whose session could not be saved whole is "failed" (its files are right; it runs
+again next time). ``DIR/batch_summary.csv`` has one row per recording (status, duration, faces,
+tracks, class-level shares where k allows, wall time, error).
+
+Output folders are named by ``output_names``, the one place a recording's name becomes a path:
+always a plain folder directly inside ``DIR``, never ``.``/``..``, a hidden name, a file of the
+batch's own (``batch_summary.csv``), a symlink, or another recording's folder.
 """
 
 from __future__ import annotations
 
 import csv
+import ctypes
 import glob
 import json
 import logging
 import os
+import re
+import signal
+import sys
+import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
@@ -35,6 +47,7 @@ from typing import Any
 from classmood.errors import ClassmoodError
 from classmood.labels import EMOTIONS
 from classmood.pipeline import PipelineConfig
+from classmood.store import liveness
 from classmood.vision.sources import VIDEO_SUFFIXES
 
 SUMMARY_COLUMNS = [
@@ -56,6 +69,13 @@ SUMMARY_COLUMNS = [
     "error",
 ]
 DONE_FILE = "batch.json"
+SUMMARY_FILE = "batch_summary.csv"
+RESERVED = (SUMMARY_FILE, f".{SUMMARY_FILE}.tmp")  # the batch's own files in DIR: no recording is named so
+MAX_NAME_BYTES = 120  # file systems allow 255 bytes a name; room for a "-N" suffix and a margin
+# Kept in a name: letters and digits of any script, and punctuation that is safe everywhere.
+_UNSAFE = re.compile(r"[^\w\-.,+=@() \[\]]")
+_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+WATCH_S = 1.0  # how often a worker checks that the batch that started it still runs
 
 
 def find_recordings(inputs: Iterable[str]) -> list[Path]:
@@ -80,18 +100,80 @@ def find_recordings(inputs: Iterable[str]) -> list[Path]:
     return unique
 
 
-def output_names(recordings: list[Path]) -> dict[Path, str]:
-    """One output folder name per recording: its stem, made unique when two share one (a.mp4, a.mkv)."""
+def safe_name(stem: str) -> str:
+    """A recording's stem as a name for a folder directly inside --out, whatever the stem holds.
+
+    Characters that are not letters, digits or plain punctuation (separators, control characters,
+    quotes, ``:*?<>|``) become ``_``; leading and trailing dots and spaces go (no ``.``, ``..`` or
+    hidden name: ``...mp4`` stems to ``..``), Windows' device names get a ``_``, long names are cut
+    to ``MAX_NAME_BYTES``; an empty result is ``recording``."""
+    name = _UNSAFE.sub("_", unicodedata.normalize("NFC", stem)).strip(" .")
+    while len(name.encode()) > MAX_NAME_BYTES:
+        name = name[:-1]
+    name = name.strip(" .") or "recording"
+    if name.split(".")[0].upper() in _WINDOWS_DEVICES:
+        name = f"_{name}"
+    return name
+
+
+def output_names(recordings: list[Path], out_dir: Path | None = None) -> dict[Path, str]:
+    """One output folder name per recording (``safe_name`` of its stem), unique in any letter case
+    (a.mp4, A.mkv, two lesson.mp4 in different folders: ``a``, ``A-2``...) and never one of the batch's
+    own files; with ``out_dir``, never a name taken there by a file or a symlink (which would lead
+    outside it)."""
+    taken = {n.casefold() for n in RESERVED}
+
+    def free(name: str) -> bool:
+        if name.casefold() in taken:
+            return False
+        if out_dir is None:
+            return True
+        there = out_dir / name
+        return not there.is_symlink() and (there.is_dir() or not there.exists())
+
     names: dict[Path, str] = {}
-    used: set[str] = set()
     for path in recordings:
-        name, n = path.stem, 1
-        while name in used:
+        base = safe_name(path.stem)
+        name, n = base, 1
+        while not free(name):
             n += 1
-            name = f"{path.stem}-{n}"
-        used.add(name)
+            name = f"{base}-{n}"
+        taken.add(name.casefold())
         names[path] = name
     return names
+
+
+def _inside(out_dir: Path, name: str) -> Path:
+    """``out_dir / name``, checked to be a folder directly inside ``out_dir`` (the last guard before writing)."""
+    target = out_dir / name
+    if target.is_symlink() or target.resolve().parent != out_dir.resolve() or name in (".", ".."):
+        raise ClassmoodError(f"{name!r} is not a safe output folder inside {out_dir}")
+    return target
+
+
+def _die_with(parent: str | None) -> None:
+    """End this worker when the batch that started it ends, also by SIGKILL, which no handler sees.
+
+    On Linux the kernel sends SIGKILL when the parent process exits (``PR_SET_PDEATHSIG``; for a Ray
+    actor the parent is Ray's raylet). Everywhere, when the batch runs on this host, a thread checks
+    every ``WATCH_S`` that the batch's very process (its ``liveness`` stamp) still runs: this covers a
+    parent that died before the call and a Ray actor whose raylet outlives the batch."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    stamp = liveness.parse(parent)
+    if stamp is None or not stamp.here():
+        return
+
+    def watch() -> None:
+        while stamp.alive() is not False:
+            time.sleep(WATCH_S)
+        os.kill(os.getpid(), signal.SIGKILL)  # the batch is gone: nothing will read this worker's result
+
+    threading.Thread(target=watch, name="classmood-batch-watch", daemon=True).start()
 
 
 def _fingerprint(path: Path) -> dict[str, Any]:
@@ -135,10 +217,11 @@ def summary_row(path: Path, out_dir: Path, summary: dict[str, Any] | None, statu
 class RecordingWorker:
     """Loads the detector and the model once; then analyses whole recordings like ``classmood analyze``."""
 
-    def __init__(self, config: dict[str, Any], db_url: str | None = None) -> None:
+    def __init__(self, config: dict[str, Any], db_url: str | None = None, parent: str | None = None) -> None:
         from classmood.expression.model import load_model
         from classmood.vision.detectors import create_detector
 
+        _die_with(parent)  # ``parent``: the batch's liveness stamp
         self.config = PipelineConfig(**config)
         self.detector = create_detector(self.config.detector)
         self.model = load_model(self.config.model, threads=self.config.threads)
@@ -174,6 +257,8 @@ class RecordingWorker:
                 )
                 if recorder is not None:
                     recorder.finish(result.summary)
+            if recorder is not None and recorder.error:  # the files are right, the session is not whole
+                raise ClassmoodError(recorder.error)
             summary = dict(result.summary)
             (out / DONE_FILE).write_text(json.dumps({"status": "done", **_fingerprint(path)}, indent=2))
             return summary_row(
@@ -216,10 +301,16 @@ Job = tuple[str, tuple[Any, ...]]  # a worker method ("run" or "chunk") and its 
 _local_worker: RecordingWorker | None = None
 
 
-def _local_init(config: dict[str, Any], db_url: str | None) -> None:
+def _local_init(config: dict[str, Any], db_url: str | None, parent: str | None = None) -> None:
+    """A pool worker: Ctrl-C is the batch's to handle; SIGTERM (the batch stopping) stops its analysis
+    between two frames, with its session closed as "stopped"."""
     global _local_worker
+    from classmood.analysis.analyze import STOP_REQUESTED
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: STOP_REQUESTED.set())
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _local_worker = RecordingWorker(config, db_url)
+    _local_worker = RecordingWorker(config, db_url, parent)
 
 
 def _local_call(method: str, args: tuple[Any, ...]) -> Any:
@@ -227,17 +318,38 @@ def _local_call(method: str, args: tuple[Any, ...]) -> Any:
     return getattr(_local_worker, method)(*args)
 
 
+STOP_GRACE_S = 10.0  # how long stopped pool workers get to close their sessions before they are killed
+
+
 def _run_local(jobs: list[Job], config: dict[str, Any], db_url: str | None, workers: int) -> Iterator[tuple[int, Any]]:
     context = get_context("spawn")  # ONNX Runtime's threads and fork do not mix
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_local_init, initargs=(config, db_url)) as pool:
+    init = (config, db_url, str(liveness.stamp()))
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_local_init, initargs=init) as pool:
         futures = {pool.submit(_local_call, method, args): n for n, (method, args) in enumerate(jobs)}
         try:
             for future in as_completed(futures):
                 yield futures[future], future.result()
         except BaseException:
-            for future in futures:
-                future.cancel()
+            _stop_pool(pool, futures)
             raise
+
+
+def _stop_pool(pool: ProcessPoolExecutor, futures: Iterable[Any]) -> None:
+    """Stop a pool now (Ctrl-C, SIGTERM, an error): queued jobs are dropped, running ones stop between two
+    frames (SIGTERM: their sessions close as "stopped"), and a worker still busy after ``STOP_GRACE_S``
+    is killed - leaving the pool's block would otherwise wait for every running recording to end."""
+    for future in futures:
+        future.cancel()
+    processes = list(getattr(pool, "_processes", {}).values())  # CPython's pool keeps its workers here
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _run_ray(
@@ -260,7 +372,8 @@ def _run_ray(
             )
     try:
         actor: Any = ray.remote(num_cpus=1)(RecordingWorker)
-        pool: list[Any] = [actor.remote(config, db_url) for _ in range(min(workers, len(jobs)))]
+        parent = str(liveness.stamp())  # actors on this host end with the batch, even a killed one
+        pool: list[Any] = [actor.remote(config, db_url, parent) for _ in range(min(workers, len(jobs)))]
         pending: dict[Any, tuple[int, Any]] = {}
         queue = list(enumerate(jobs))
         idle = list(pool)
@@ -315,7 +428,7 @@ def run_batch(
     ``use_ray`` None: Ray when installed, else a local process pool (said once through ``notice``).
     ``on_row(row, done, total)`` is called as each recording finishes. Returns the summary rows.
     """
-    from classmood.analysis.analyze import prepare_out
+    from classmood.analysis.analyze import prepare_out, remove_stale_work
 
     config = config or PipelineConfig()
     if workers < 1:
@@ -324,13 +437,15 @@ def run_batch(
         raise ClassmoodError(f"chunk length must be positive, not {chunk_s}")
     recordings = find_recordings(inputs)
     out_dir = prepare_out(out)
-    names = output_names(recordings)
+    remove_stale_work(out_dir)
+    names = output_names(recordings, out_dir)
     rows: dict[Path, dict[str, Any]] = {}
     jobs: list[Job] = []
     chunked: dict[Path, list[Any]] = {}  # recording -> its chunk results as they come (None: not yet)
     owner: list[tuple[Path, int]] = []  # each job's recording, and which of its chunks it is
     for path in sorted(recordings, key=lambda p: p.stat().st_size if p.exists() else 0, reverse=True):
-        target = out_dir / names[path]
+        target = _inside(out_dir, names[path])
+        remove_stale_work(target)  # what a killed earlier batch left, also in folders of finished recordings
         if is_done(path, target):
             rows[path] = _previous_row(out_dir, path) or summary_row(path, target, _read_summary(target), "done")
             rows[path]["status"] = "skipped (done before)"
@@ -369,7 +484,7 @@ def run_batch(
                     parts[part] = result
                     if any(p is None for p in parts):
                         continue
-                    row = _finish_chunked(path, out_dir / names[path], parts, config, db_url, started)
+                    row = _finish_chunked(path, _inside(out_dir, names[path]), parts, config, db_url, started)
                 else:
                     row = result
                 rows[path] = row
@@ -436,6 +551,8 @@ def _save_chunked(
         with SessionRecorder(store, "cli", str(path), asdict(config)) as recorder:
             recorder.save(list(faces), raw_bins)
             recorder.finish(summary)
+        if recorder.error:  # not saved, or not whole: the recording is not done
+            raise ClassmoodError(recorder.error)
         return recorder.session_id
     finally:
         store.close()
@@ -451,7 +568,7 @@ def _read_summary(target: Path) -> dict[str, Any] | None:
 def _previous_row(out_dir: Path, path: Path) -> dict[str, Any] | None:
     """The row a previous run of the batch wrote for this recording (kept when it is skipped)."""
     try:
-        with open(out_dir / "batch_summary.csv", newline="") as fh:
+        with open(out_dir / SUMMARY_FILE, newline="") as fh:
             for row in csv.DictReader(fh):
                 if row.get("recording") == str(path):
                     return {c: (row.get(c) or None) for c in SUMMARY_COLUMNS}
@@ -461,11 +578,11 @@ def _previous_row(out_dir: Path, path: Path) -> dict[str, Any] | None:
 
 
 def _write_summary(out_dir: Path, recordings: list[Path], rows: dict[Path, dict[str, Any]]) -> None:
-    tmp = out_dir / ".batch_summary.csv.tmp"
+    tmp = out_dir / RESERVED[1]
     with open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=SUMMARY_COLUMNS)
         writer.writeheader()
         for path in recordings:
             if path in rows:
                 writer.writerow({c: rows[path].get(c) for c in SUMMARY_COLUMNS})
-    os.replace(tmp, out_dir / "batch_summary.csv")
+    os.replace(tmp, out_dir / SUMMARY_FILE)
