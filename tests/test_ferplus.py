@@ -172,6 +172,16 @@ def test_ferplus_targets_learn_the_annotators_label_where_fer2013_is_wrong(tmp_p
     assert unreadable[blank].mean() > 0.5 > 0.35 > unreadable[~blank].mean()
     assert results["ferplus"]["unreadable"]["auc_any"] > 0.9
     assert not ExpressionModel(tmp_path / "fer2013" / "model.onnx").has_unreadable
+    # a checkpoint trained without the head gets one at export (classmood export --fit-unreadable)
+    from classmood.training.ship import export_checkpoint
+
+    late, _ = export_checkpoint(
+        tmp_path / "fer2013" / "best.pt", str(tmp_path / "late.onnx"), "flip", data=str(root), fit_unreadable=True
+    )
+    late_model = ExpressionModel(late)
+    assert late_model.has_unreadable and late_model.metadata["classmood.targets"] == "fer2013"
+    _, late_scores = late_model.predict(load_splits(root)["PublicTest"].images)
+    assert late_scores is not None and late_scores[blank].mean() > late_scores[~blank].mean()
     # evaluate reports both label sets
     m = evaluate(root, "PublicTest", str(tmp_path / "ferplus" / "model.onnx"))["PublicTest"]
     assert m["ferplus"]["accuracy"] == pytest.approx(plus["accuracy"], abs=0.02)

@@ -49,6 +49,11 @@ def add_parsers(sub: Any) -> None:
         "--ship", help="install as a shipped model (accurate, fast, accurate_alt) and record its PublicTest metrics"
     )
     p.add_argument("--data", help="dataset for --ship's PublicTest measurement (default: the run's data)")
+    p.add_argument(
+        "--fit-unreadable",
+        action="store_true",
+        help="fit the learnt unreadable head on --data's Training split (needs FER+ votes) before exporting",
+    )
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(
@@ -162,7 +167,9 @@ def _cmd_export(args: argparse.Namespace) -> int:
         from classmood.training.ship import export_checkpoint
     except ImportError as exc:
         raise ClassmoodError(f"export needs PyTorch: pip install 'classmood[train]' ({exc})") from None
-    out, val = export_checkpoint(Path(args.checkpoint), args.out, args.tta, ship=args.ship, data=args.data)
+    out, val = export_checkpoint(
+        Path(args.checkpoint), args.out, args.tta, ship=args.ship, data=args.data, fit_unreadable=args.fit_unreadable
+    )
     if val is not None:
         print(f"shipped {args.ship}: PublicTest accuracy {val['accuracy']:.4f}, macro-F1 {val['macro_f1']:.3f}")
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")

@@ -10,9 +10,17 @@ from classmood.errors import ClassmoodError
 
 
 def export_checkpoint(
-    ckpt: Path, out_path: str | None, tta: str, ship: str | None = None, data: str | None = None
+    ckpt: Path,
+    out_path: str | None,
+    tta: str,
+    ship: str | None = None,
+    data: str | None = None,
+    fit_unreadable: bool = False,
 ) -> tuple[Path, dict[str, Any] | None]:
     """Export a checkpoint to ONNX with ``tta`` baked in; with ``ship``, install it as that shipped model.
+
+    ``fit_unreadable`` first fits the unreadable head (training/unreadable.py) on the Training split
+    of ``data`` (which needs FER+ votes) for a checkpoint trained without one.
 
     Shipping measures the installed file on FER2013 PublicTest (``data``, default the run's own
     data) and records it in the weights manifest with the run's provenance. Returns the written
@@ -30,6 +38,19 @@ def export_checkpoint(
         raise ClassmoodError(f"--ship takes one of {', '.join(SHIPPED_MODELS)}")
     out = shipped_model_path(ship) if ship else Path(out_path or ckpt.with_suffix(".onnx"))
     model = load_checkpoint(ckpt)
+    if fit_unreadable:
+        from classmood.data import load_split
+        from classmood.models.unreadable import WithUnreadable
+        from classmood.training.unreadable import fit_unreadable_head
+
+        source = data or run.get("config", {}).get("data")
+        if not source:
+            raise ClassmoodError("--fit-unreadable needs --data (FER2013 with ferplus_votes.csv)")
+        base = model.model if isinstance(model, WithUnreadable) else model
+        try:
+            model = WithUnreadable(base, fit_unreadable_head(base, load_split(source, "Training")))
+        except ValueError as exc:
+            raise ClassmoodError(str(exc)) from None
     meta = {"name": ship or ckpt.parent.name, "arch": run.get("arch", ""), "run": ckpt.parent.name}
     # what the readout's calibration needs to know about the run (training/train.py writes the same keys)
     if run.get("targets"):
