@@ -280,6 +280,8 @@ class Hub:
             "crop_scale": FER_SIDE_PER_BOX_HEIGHT,
             "min_face_px": readout.min_face_px,
             "min_detail": readout.min_detail,
+            # the model's learnt unreadable score (its second output, if it has one) above which the face is not read
+            "max_unreadable": readout.max_unreadable,
             "max_side": 640,
             "smoothing": PipelineConfig().smoothing,
             "ort_version": vendor.VERSION,

@@ -267,7 +267,11 @@ async function analyse(rgba, width, height) {
     const out = await classifier.run({ [classifier.inputNames[0]]: input });
     const probs = Array.from(out[classifier.outputNames[0]].data);
     const d = detail(crop);
-    const readable = box.y2 - box.y1 >= cfg.min_face_px && d >= cfg.min_detail;
+    // A model with the learnt unreadable head (FER+'s unknown / not-a-face votes) says how likely people
+    // would fail to read this face; the readout's max_unreadable decides, as the server's pipeline does.
+    const unreadable = out.unreadable ? out.unreadable.data[0] : null;
+    const learnt = !cfg.max_unreadable || unreadable === null || unreadable <= cfg.max_unreadable;
+    const readable = box.y2 - box.y1 >= cfg.min_face_px && d >= cfg.min_detail && learnt;
     result = { face: true, box: [box.x1, box.y1, box.x2, box.y2], probs, readable, detail: d, faces: faces.length };
   }
   result.ms = performance.now() - started;
