@@ -3,6 +3,7 @@ joined by address, and the local process pool without Ray."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import signal
@@ -146,3 +147,32 @@ def test_a_long_recording_is_split_across_workers_and_stitched(local_ray: None, 
     assert [(b["start_s"], b["faces"], b["tracks"]) for b in bins_split] == [
         (b["start_s"], b["faces"], b["tracks"]) for b in bins_alone
     ]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_ray_workers_do_not_outlive_a_killed_batch(tmp_path: Path) -> None:
+    """SIGKILL of the batch (the Ray driver): its actors, and the raylet and GCS of the local Ray it started,
+    end with it. (Ray's own dashboard and runtime-env agents notice the raylet's end by themselves, about a
+    minute later: they do no work and are not checked here.)"""
+    from tests.test_batch_safety import descendants, survivors, wait_for_work
+
+    frame, _ = gallery(rows=2, cols=3, face_px=80)
+    video = write_video(tmp_path / "lecture.mp4", [np.roll(frame, i % 5, axis=1) for i in range(600)])
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "classmood.cli", "batch", str(video), "--out", str(out), "--workers", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for_work(out, timeout=240)
+        started = {
+            pid: start
+            for pid, start in descendants(proc.pid).items()
+            if not Path(f"/proc/{pid}/cmdline").read_bytes().startswith((b"ray::DashboardAgent", b"ray::RuntimeEnv"))
+        }
+        assert any(Path(f"/proc/{p}/cmdline").read_bytes().startswith(b"ray::RecordingWorker") for p in started)
+        proc.kill()
+        proc.wait(30)
+        left = survivors(started, timeout=15)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not left, [Path(f"/proc/{pid}/cmdline").read_bytes()[:80] for pid in left]

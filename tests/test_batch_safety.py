@@ -275,3 +275,11 @@ def test_a_folder_where_an_output_file_goes_is_refused_before_the_run(short_vide
     assert main(["analyze", str(short_video), "--out", str(out)]) == 2
     assert (out / "faces.csv").read_text() == "earlier\n"  # nothing analysed, nothing replaced
     assert not list(out.glob(f"{WORK_PREFIX}*"))
+
+
+def test_run_batch_refuses_an_empty_database_url(short_video: Path, tmp_path: Path) -> None:
+    from classmood.errors import ClassmoodError
+
+    with pytest.raises(ClassmoodError, match="--db is empty"):
+        run_batch([str(short_video)], tmp_path / "out", CONFIG, db_url="", use_ray=False)
+    assert not (tmp_path / "out" / "lesson").exists()  # refused before any work

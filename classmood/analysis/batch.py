@@ -429,8 +429,11 @@ def run_batch(
     ``on_row(row, done, total)`` is called as each recording finishes. Returns the summary rows.
     """
     from classmood.analysis.analyze import prepare_out, remove_stale_work
+    from classmood.store.engine import as_url
 
     config = config or PipelineConfig()
+    if db_url is not None:
+        db_url = as_url(db_url)  # "" is refused: it would quietly save nothing
     if workers < 1:
         raise ClassmoodError(f"--workers must be at least 1, not {workers}")
     if chunk_s is not None and not chunk_s > 0:

@@ -14,7 +14,9 @@ Where the database is: ``default_url()`` — ``DATABASE_URL`` if set (any SQLAlc
 ``~/.classmood/sessions.db``.
 
 Layout: ``schema`` (tables), ``engine`` (URLs, engines, creating and migrating tables), ``store``
-(``SessionStore``, every query), ``recorder`` (``SessionRecorder``: the one way to save an analysis).
+(``SessionStore``, every query; ``read_k``: the k of every read, never below a session's floor),
+``recorder`` (``SessionRecorder``: the one way to save an analysis, retrying a locked database),
+``liveness`` (host:pid:start stamps: whether the writer of a running session or a work folder lives).
 """
 
 from __future__ import annotations
