@@ -252,3 +252,28 @@ def test_a_killed_pid_1_is_interrupted_not_running_forever(long_video: Path, tmp
     store = open_store(str(db))  # here pid 1 is alive: this machine's init, as in the next container
     assert store.list_sessions()["status"].tolist() == ["interrupted"]
     store.close()
+
+
+@pytest.mark.usefixtures("quick")
+def test_a_database_locked_past_closing_is_said_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_recorder, "CLOSE_BUDGET_S", 0.3)
+    db = tmp_path / "s.db"
+    store = open_store(str(db))
+    rec = SessionRecorder(store, "cli", "a.mp4", {}).open()
+    with locked(db):  # from after the start until after the close
+        rec.add(FakeUpdate(0))  # type: ignore[arg-type]
+        rec.close("finished", {"faces": 2})
+    assert rec.error is not None and "\n" not in rec.error
+    assert "could not be closed either (it shows as interrupted once this process ends)" in rec.error
+    assert "2 of 2 face rows could not be saved" in rec.error
+    assert store.session(rec.session_id or 0)["status"] == "running"  # this process lives: not a false "finished"
+    store.close()
+
+
+def test_a_session_deleted_while_saved_says_so(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "s.db"))
+    with SessionRecorder(store, "cli", "a.mp4", {}) as rec:
+        store.delete(rec.session_id or 0)
+        rec.add(FakeUpdate(0))  # type: ignore[arg-type]
+    assert rec.error is not None and "no session" in rec.error and "interrupted" not in rec.error
+    store.close()

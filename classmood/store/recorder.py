@@ -50,6 +50,7 @@ class SessionRecorder:
         self._seen_faces = self._lost_faces = self._lost_bins = 0
         self._trouble: str | None = None  # the last reason the database was unavailable
         self._lost_reason: str | None = None  # why the rows counted as lost could not be kept
+        self._close_unavailable = False  # closing failed because the database stayed unavailable
         self._delay, self._next_try = RETRY_FIRST_S, 0.0
 
     def open(self) -> SessionRecorder:
@@ -157,7 +158,13 @@ class SessionRecorder:
         if missing:
             what = f"{missing['face_rows_lost']} of {missing['face_rows']} face rows"
             what += f" and {missing['bins_lost']} time bins" if missing["bins_lost"] else ""
-            state = "is incomplete" if closed else "could not be closed either (it shows as interrupted)"
+            state = (
+                "is incomplete"
+                if closed
+                else "could not be closed either (it shows as interrupted once this process ends)"
+                if self._close_unavailable
+                else f"could not be closed either ({self._trouble})"
+            )
             self.error = f"session {self.session_id} {state}: {what} could not be saved ({missing['reason']})"
         elif not closed and self.error is None:
             self.error = f"could not close the saved session {self.session_id} ({self._trouble})"
@@ -186,11 +193,11 @@ class SessionRecorder:
                 store.finish_session(self.session_id or 0, summary=summary, status=status)
                 return True
             except DatabaseUnavailable as exc:
-                self._trouble = str(exc)
+                self._trouble, self._close_unavailable = str(exc), True
                 if time.monotonic() + delay >= deadline:
                     return False
                 time.sleep(delay)
                 delay = min(2 * delay, RETRY_MAX_S)
-            except Exception as exc:
-                self._trouble = str(exc)
+            except Exception as exc:  # e.g. the session was deleted meanwhile
+                self._trouble, self._close_unavailable = str(exc), False
                 return False
