@@ -78,3 +78,26 @@ def test_wilson_interval_brackets_the_share() -> None:
     low, high = realfaces.wilson(12, 100)
     assert low < 0.12 < high and high - low < 0.15
     assert realfaces.wilson(0, 20)[0] == 0.0
+
+
+def test_another_readout_is_applied_to_the_same_readings(tmp_path: Path) -> None:
+    from classmood.expression.readout import Readout
+
+    root = _bench(
+        tmp_path, ["pair.jpg,0,182,121,171,211,neutral,tune,mpl", "pair.jpg,1,694,121,171,211,happy,tune,mpl"]
+    )
+    results, _ = realfaces.read_faces(realfaces.load_labels(root), "fast")
+    assert all(r.found and r.raw_probs is not None and r.crop is not None for r in results)
+    never = realfaces.score(realfaces.with_readout(results, Readout(min_confidence=1.01)), "tune")
+    assert never["read"]["k"] == 0 and never["found"]["k"] == 2
+    always = realfaces.score(realfaces.with_readout(results, Readout()), "tune")
+    assert always["read"]["k"] == 2
+
+
+def test_choose_readout_keeps_coverage_then_prefers_smiles_over_calm_negatives() -> None:
+    rows = [
+        {"read": 0.80, "accuracy": 0.99, "calm_read_negative": 0.0, "smiles_recognised": 1.0, "tag": "reads too few"},
+        {"read": 0.95, "accuracy": 0.80, "calm_read_negative": 0.10, "smiles_recognised": 0.90, "tag": "a"},
+        {"read": 0.92, "accuracy": 0.85, "calm_read_negative": 0.02, "smiles_recognised": 0.88, "tag": "b"},
+    ]
+    assert realfaces.choose_readout(rows)["tag"] == "b"

@@ -11,7 +11,9 @@ readout's thresholds and priors may be chosen on it) and a ``report`` part (only
 Per split and model:
 
 - **found**: labelled faces matched by a pipeline box (IoU >= 0.3, one-to-one, Hungarian);
-- **read**: matched faces the readout did not call uncertain (the share a teacher's numbers rest on);
+- **read**: matched faces with a clear label that the readout did not call uncertain (the share a
+  teacher's numbers rest on); faces labelled ``unclear`` are better left unread and counted apart
+  (**unclear read uncertain**);
 - **accuracy**: read faces with a clear label whose reading equals it;
 - **calm read negative**: faces labelled neutral, read, whose reading is angry, disgust, fear or sad
   (the shares a class-mood view shows are over faces read, so this is what a teacher would see);
@@ -22,6 +24,7 @@ Per split and model:
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +33,9 @@ from typing import Any
 import numpy as np
 
 from classmood.errors import ClassmoodError
+from classmood.expression.readout import Readout, label_word
 from classmood.labels import EMOTIONS
+from classmood.vision.crops import face_crops
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "bench" / "realfaces"
 LABELS_FILE = "labels.csv"
@@ -54,6 +59,11 @@ class FaceResult:
     face: LabelledFace
     found: bool
     reading: str | None = None  # a class word, "uncertain", or None when not found
+    # what the readout decides from (kept so that other readouts can be tried on the tune split):
+    raw_probs: np.ndarray | None = None  # the model's raw (N=7) probabilities of the pipeline's crop
+    crop: np.ndarray | None = None  # the 48x48 crop, in memory only
+    height: float = 0.0  # box height in the frame
+    unreadable: float | None = None  # the learnt unreadable score, if the model has that head
 
 
 @dataclass
@@ -122,14 +132,44 @@ def read_faces(data: RealFaces, model: str, detector: str | None = None) -> tupl
         faces = [f for f in data.faces if f.image == image_name]
         pairs = match(np.array([f.box for f in faces]).reshape(-1, 4), dets.xyxy)
         extra += len(dets) - len(pairs)
+        crops = face_crops(image, dets.xyxy) if len(dets) else np.zeros((0, 48, 48), np.uint8)
+        raw, unreadable = analyzer.model.predict(crops, raw=True)
         for j, face in enumerate(faces):
             if j not in pairs:
                 results.append(FaceResult(face, False))
                 continue
             d = pairs[j]
             reading = "uncertain" if dets.uncertain[d] else EMOTIONS[int(np.argmax(dets.probs[d]))]
-            results.append(FaceResult(face, True, reading))
+            box = dets.xyxy[d]
+            results.append(
+                FaceResult(
+                    face,
+                    True,
+                    reading,
+                    raw_probs=raw[d],
+                    crop=crops[d],
+                    height=float(box[3] - box[1]),
+                    unreadable=None if unreadable is None else float(unreadable[d]),
+                )
+            )
     return results, extra
+
+
+def with_readout(results: list[FaceResult], readout: Readout) -> list[FaceResult]:
+    """The same found faces read through another ``readout`` (nothing is detected or inferred again)."""
+    found = [r for r in results if r.found and r.raw_probs is not None]
+    out = [FaceResult(r.face, False) for r in results if not r.found]
+    if not found:
+        return out
+    probs = np.stack([r.raw_probs for r in found])  # type: ignore[misc]
+    crops = np.stack([r.crop for r in found])  # type: ignore[misc]
+    heights = np.array([r.height for r in found], np.float32)
+    scores = [r.unreadable for r in found]
+    unreadable = None if any(u is None for u in scores) else np.array(scores, np.float32)
+    labels = readout.decide(probs, crops, heights, unreadable=unreadable)
+    for r, label in zip(found, labels, strict=True):
+        out.append(FaceResult(r.face, True, label_word(int(label)), r.raw_probs, r.crop, r.height, r.unreadable))
+    return out
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -163,7 +203,10 @@ def score(results: list[FaceResult], split: str, by_kind: bool = True) -> dict[s
     return {
         "faces": len(rows),
         "found": _share(len(found), len(rows)),
-        "read": _share(len(read), len(found)),
+        # coverage of the faces people could read (a face labelled unclear is better left unread)
+        "read": _share(
+            sum(r.face.expression != UNCLEAR for r in read), sum(r.face.expression != UNCLEAR for r in found)
+        ),
         "accuracy": _share(sum(r.reading == r.face.expression for r in clear), len(clear)),
         "calm_read_negative": _share(sum(r.reading in NEGATIVE for r in calm), len(calm)),
         "smiles_recognised": _share(sum(r.reading == "happy" for r in smiles), len(smiles)),
@@ -213,3 +256,102 @@ def format_table(result: dict[str, Any], split: str = "report") -> str:
             f"{s['smiles_recognised']['ci95'][0]:.0%}-{s['smiles_recognised']['ci95'][1]:.0%})"
         )
     return "\n".join(lines)
+
+
+def readout_grid(
+    model: str,
+    temperature: float,
+    neutral: list[float | None],
+    confidence: list[float],
+    unreadable: list[float],
+    happy: list[float | None] | None = None,
+    min_detail: float = 0.08,
+    root: str | Path = DEFAULT_DIR,
+    split: str = "tune",
+    detector: str | None = None,
+) -> list[dict[str, Any]]:
+    """The ``split`` figures of ``model`` under every readout of the grid (classroom prior's neutral share or
+    None for no prior, uncertain-below confidence, unreadable-above score), to choose one on the tune split.
+
+    The faces are detected and read once; each readout is applied to the same raw probabilities.
+    """
+    from classmood.expression.calibrate import classroom_prior, model_train_prior, prior_weights
+    from classmood.expression.model import load_model
+
+    meta = load_model(model).metadata
+    train_prior = model_train_prior(meta)
+    base = train_prior if "classmood.train_prior" in meta else None
+    results, _ = read_faces(load_labels(root), model, detector)
+    rows = []
+    pairs = [(n, h) for n, h in itertools.product(neutral, happy or [None]) if n is not None or h is None]
+    for n, h in pairs:  # (a happy share only with a classroom prior)
+        prior = None if n is None else prior_weights(classroom_prior(n, base, h), train_prior)
+        for c, u in itertools.product(confidence, unreadable):
+            readout = Readout(temperature, prior, c, 0.0, min_detail, u)
+            s = score(with_readout(results, readout), split, by_kind=False)
+            rows.append(
+                {
+                    "neutral": n,
+                    "happy": h,
+                    "min_confidence": c,
+                    "max_unreadable": u,
+                    **{k: s[k]["value"] for k in ("read", "accuracy", "calm_read_negative", "smiles_recognised")},
+                    "unclear_read_uncertain": s["unclear_read_uncertain"]["value"],
+                }
+            )
+    return rows
+
+
+GRID_NEUTRAL: list[float | None] = [None, 0.3, 0.4, 0.5, 0.6]
+GRID_HAPPY: list[float | None] = [None, 0.2, 0.3]
+GRID_CONFIDENCE = [0.0, 0.35, 0.45]
+GRID_UNREADABLE = [0.0, 0.1, 0.15, 0.2]
+
+
+def readout_grid_for(model: str, data: str | Path, root: str | Path = DEFAULT_DIR) -> list[dict[str, Any]]:
+    """``readout_grid`` over the standard grid, the temperature fitted on ``data``'s PublicTest to the labels the
+    model was taught (as ``classmood calibrate`` does); the unreadable rule only for models with that head."""
+    from classmood.data import load_split
+    from classmood.expression.calibrate import fit_model_temperature
+    from classmood.expression.model import load_model
+
+    clf = load_model(model)
+    split = load_split(data, "PublicTest")
+    raw, _ = clf.predict(split.images, raw=True)
+    kind = clf.metadata.get("classmood.targets", "fer2013")
+    temperature = fit_model_temperature(raw, split.labels, split.votes, kind)
+    unreadable = GRID_UNREADABLE if clf.has_unreadable else [0.0]
+    rows = readout_grid(model, temperature, GRID_NEUTRAL, GRID_CONFIDENCE, unreadable, GRID_HAPPY, root=root)
+    return [{"temperature": temperature, **r} for r in rows]
+
+
+def format_grid(rows: list[dict[str, Any]]) -> str:
+    """One line per readout of the grid: most smiles recognised first, then fewest calm faces read negative."""
+    head = "neutral happy  conf  unread   read  accuracy  calm->negative  smiles  unclear->uncertain"
+    lines = [f"readouts on the tune split (T = {rows[0]['temperature']:g})" if rows else "no rows", head]
+    fmt = lambda v: "  -  " if v is None else f"{v:5.2f}"  # noqa: E731
+    for r in sorted(rows, key=lambda r: (-(r["smiles_recognised"] or 0), r["calm_read_negative"] or 0)):
+        lines.append(
+            f"{fmt(r['neutral'])}   {fmt(r['happy'])} {r['min_confidence']:5.2f} {r['max_unreadable']:6.2f} "
+            f"{(r['read'] or 0):6.1%}  {(r['accuracy'] or 0):7.1%}  {(r['calm_read_negative'] or 0):13.1%}  "
+            f"{(r['smiles_recognised'] or 0):6.1%}  {(r['unclear_read_uncertain'] or 0):6.1%}"
+        )
+    return "\n".join(lines)
+
+
+MIN_READ = 0.90  # a readout may leave at most a tenth of the found faces unread
+
+
+def choose_readout(rows: list[dict[str, Any]], min_read: float = MIN_READ) -> dict[str, Any]:
+    """The rule that picks a model's readout on the tune split, fixed before the report split is looked at:
+    among readouts that read at least ``min_read`` of the found faces, the largest (smiles recognised minus
+    calm faces read negative); ties go to the readout that reads more faces, then to higher accuracy."""
+    ok = [r for r in rows if (r["read"] or 0) >= min_read] or rows
+    return max(
+        ok,
+        key=lambda r: (
+            round((r["smiles_recognised"] or 0) - (r["calm_read_negative"] or 0), 4),
+            r["read"] or 0,
+            r["accuracy"] or 0,
+        ),
+    )

@@ -68,6 +68,11 @@ def add_parsers(sub: Any) -> None:
         help="instead: real photos and video frames labelled by eye, read through the whole pipeline "
         "(found, read, accuracy, calm faces read negative, smiles recognised; tune and report splits)",
     )
+    p.add_argument(
+        "--readout-grid",
+        action="store_true",
+        help="--real: one --model under a grid of readouts (classroom prior, uncertain rules) on the tune split",
+    )
     p.add_argument("--real-data", help="--real: folder with labels.csv and the images (default bench/realfaces)")
     p.add_argument("--detector", help="--real: face detector (libface, mtcnn, yunet; default libface)")
     p.add_argument("--browsers", type=int, default=2, help="--students: how many are real headless Chromium pages")
@@ -84,6 +89,8 @@ def add_parsers(sub: Any) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    from classmood.errors import ClassmoodError
+
     if args.hostile:
         from classmood.benchmarks.hostile import run_hostile_bench
 
@@ -123,6 +130,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if not args.json:
             soak.pop("samples")
         print(json.dumps(soak, indent=2))
+        return 0
+    if args.real and args.readout_grid:
+        from classmood.benchmarks import realfaces
+
+        if not args.model or len(args.model) != 1:
+            raise ClassmoodError("--readout-grid takes exactly one --model")
+        rows = realfaces.readout_grid_for(args.model[0], args.data, args.real_data or realfaces.DEFAULT_DIR)
+        print(json.dumps(rows, indent=1) if args.json else realfaces.format_grid(rows))
         return 0
     if args.real:
         from classmood.benchmarks import realfaces

@@ -65,6 +65,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--neutral", type=float, help="classroom prior: this share of faces at rest (e.g. 0.5); default: no prior"
     )
+    p.add_argument("--happy", type=float, help="classroom prior: this share of faces smiling (with --neutral)")
     p.add_argument("--class-weight-power", type=float, default=0.5, help="the training run's class_weight_power")
     p.add_argument("--min-confidence", type=float, default=0.0, help="uncertain below this top probability")
     p.add_argument("--min-face-px", type=float, default=0.0, help="uncertain below this face-box height in pixels")
@@ -187,8 +188,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from classmood.expression.calibrate import (
         classroom_prior,
         expected_calibration_error,
-        fit_soft_temperature,
-        fit_temperature,
+        fit_model_temperature,
         model_train_prior,
         prior_weights,
     )
@@ -209,19 +209,17 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         raise ClassmoodError(f"{args.model} has no unreadable head (train with unreadable_head = true)")
     if args.temperature is not None:
         temperature = args.temperature
-    elif labels == "ferplus":
-        assert split.votes is not None
-        soft = fp.soft_targets(split.votes)
-        voted = soft.sum(axis=1) > 0
-        temperature = fit_soft_temperature(raw[voted], soft[voted])
     else:
-        temperature = fit_temperature(raw, split.labels)
+        temperature = fit_model_temperature(raw, split.labels, split.votes, labels)
     prior = None
     train_prior = model_train_prior(model.metadata, args.class_weight_power)
     if args.neutral is not None:
         # the other classes keep the proportions of the labels the model learnt
         base = train_prior if "classmood.train_prior" in model.metadata else None
-        prior = prior_weights(classroom_prior(args.neutral, base), train_prior)
+        try:
+            prior = prior_weights(classroom_prior(args.neutral, base, args.happy), train_prior)
+        except ValueError as exc:
+            raise ClassmoodError(f"invalid classroom prior: {exc}") from None
     try:
         readout = Readout(
             temperature, prior, args.min_confidence, args.min_face_px, args.min_detail, args.max_unreadable

@@ -25,7 +25,7 @@ from classmood.labels import EMOTIONS
 
 # FER2013 Training class counts (the data README), EMOTIONS order.
 TRAINING_COUNTS = np.array([3995, 436, 4097, 7215, 4830, 3171, 4965], np.float64)
-NEUTRAL = EMOTIONS.index("neutral")
+NEUTRAL, HAPPY = EMOTIONS.index("neutral"), EMOTIONS.index("happy")
 
 
 def training_prior(class_weight_power: float = 0.5) -> np.ndarray:
@@ -34,15 +34,22 @@ def training_prior(class_weight_power: float = 0.5) -> np.ndarray:
     return p / p.sum()
 
 
-def classroom_prior(neutral: float, base: np.ndarray | None = None) -> np.ndarray:
-    """``neutral`` of faces at rest; the other six classes in ``base``'s proportions (default FER2013
-    Training's; a model taught FER+ votes passes FER+'s, where fear is 4 % instead of 14 %)."""
-    if not 0 < neutral < 1:
-        raise ValueError("the neutral share must be between 0 and 1")
+def classroom_prior(neutral: float, base: np.ndarray | None = None, happy: float | None = None) -> np.ndarray:
+    """``neutral`` of faces at rest (and ``happy`` smiling, if given); the other classes in ``base``'s
+    proportions (default FER2013 Training's; a model taught FER+ votes passes FER+'s, where fear is
+    4 % instead of 14 %). A class listening to a lesson is mostly at rest, smiles now and then, and
+    rarely shows the negative expressions at the rates of a web-image dataset."""
+    fixed = neutral + (happy or 0.0)
+    if not 0 < neutral < 1 or (happy is not None and not 0 < happy < 1) or not fixed < 1:
+        raise ValueError("the neutral (and happy) shares must be between 0 and 1 and leave room for the others")
     others = (TRAINING_COUNTS if base is None else np.asarray(base, np.float64)).copy()
     others[NEUTRAL] = 0
-    p = others / others.sum() * (1 - neutral)
+    if happy is not None:
+        others[HAPPY] = 0
+    p = others / others.sum() * (1 - fixed)
     p[NEUTRAL] = neutral
+    if happy is not None:
+        p[HAPPY] = happy
     return p
 
 
@@ -104,3 +111,17 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
         if sel.any():
             ece += sel.mean() * abs(conf[sel].mean() - correct[sel].mean())
     return float(ece)
+
+
+def fit_model_temperature(probs: np.ndarray, labels: np.ndarray, votes: np.ndarray | None, kind: str) -> float:
+    """The temperature for a model's PublicTest probabilities, fitted to the labels it was taught:
+    FER2013's (``kind="fer2013"``) or FER+'s vote distributions (``"ferplus"``, needs ``votes``)."""
+    if kind == "ferplus":
+        from classmood.data import ferplus as fp
+
+        if votes is None:
+            raise ValueError("fitting to FER+ needs the votes")
+        soft = fp.soft_targets(votes)
+        voted = soft.sum(axis=1) > 0
+        return fit_soft_temperature(probs[voted], soft[voted])
+    return fit_temperature(probs, labels)
