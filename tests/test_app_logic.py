@@ -407,8 +407,8 @@ def test_every_page_has_the_legal_notice_and_about_explains_the_model(app_env: P
     assert "AI Act, Article 5(1)(f)" in text and "apparent facial expressions" in text
     assert "Disgust" in text and "48×48" in text
     recall = at.dataframe[1].value
-    assert list(recall.index) == list(EMOTIONS) and set(recall.columns) == {"accurate", "fast", "accurate_alt"}
-    assert "averages accurate, accurate_alt" in text
+    assert list(recall.index) == list(EMOTIONS) and set(recall.columns) == {"accurate", "fast"}
+    assert "*accurate* holds two networks" in text
 
 
 def test_upload_page_shows_the_limit(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

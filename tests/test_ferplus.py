@@ -178,6 +178,22 @@ def test_ferplus_targets_learn_the_annotators_label_where_fer2013_is_wrong(tmp_p
     late, _ = export_checkpoint(
         tmp_path / "fer2013" / "best.pt", str(tmp_path / "late.onnx"), "flip", data=str(root), fit_unreadable=True
     )
+    # two checkpoints as one file: the mean of their probabilities (and of their unreadable scores)
+    pair, _ = export_checkpoint(
+        tmp_path / "ferplus" / "best.pt",
+        str(tmp_path / "pair.onnx"),
+        "flip",
+        average_with=[tmp_path / "fer2013" / "best.pt"],
+    )
+    faces = load_splits(root)["PublicTest"].images
+    want = np.mean([ExpressionModel(tmp_path / k / "model.onnx").predict(faces)[0] for k in ("ferplus", "fer2013")], 0)
+    pair_model = ExpressionModel(pair)
+    np.testing.assert_allclose(pair_model.predict(faces)[0], want, atol=3e-3)
+    assert not pair_model.has_unreadable  # only one of the two has the head
+    assert (
+        pair_model.metadata["arch"] == "plain_cnn_small+plain_cnn_small"
+        and "classmood.targets" not in pair_model.metadata
+    )
     late_model = ExpressionModel(late)
     assert late_model.has_unreadable and late_model.metadata["classmood.targets"] == "fer2013"
     _, late_scores = late_model.predict(load_splits(root)["PublicTest"].images)

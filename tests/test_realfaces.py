@@ -94,10 +94,18 @@ def test_another_readout_is_applied_to_the_same_readings(tmp_path: Path) -> None
     assert always["read"]["k"] == 2
 
 
-def test_choose_readout_keeps_coverage_then_prefers_smiles_over_calm_negatives() -> None:
+def test_choose_readout_meets_the_real_face_goals_then_prefers_publictest_balance() -> None:
+    row = {"read": 0.95, "accuracy": 0.9, "calm_read_negative": 0.05, "smiles_recognised": 0.9}
     rows = [
-        {"read": 0.80, "accuracy": 0.99, "calm_read_negative": 0.0, "smiles_recognised": 1.0, "tag": "reads too few"},
-        {"read": 0.95, "accuracy": 0.80, "calm_read_negative": 0.10, "smiles_recognised": 0.90, "tag": "a"},
-        {"read": 0.92, "accuracy": 0.85, "calm_read_negative": 0.02, "smiles_recognised": 0.88, "tag": "b"},
+        {**row, "read": 0.80, "publictest_ferplus_macro_f1_read": 0.9, "tag": "reads too few"},
+        {**row, "calm_read_negative": 0.2, "publictest_ferplus_macro_f1_read": 0.9, "tag": "calm read negative"},
+        {**row, "calm_read_negative": 0.0, "publictest_ferplus_macro_f1_read": 0.6, "tag": "hides negatives"},
+        {**row, "publictest_ferplus_macro_f1_read": 0.7, "tag": "balanced"},
     ]
-    assert realfaces.choose_readout(rows)["tag"] == "b"
+    assert realfaces.choose_readout(rows)["tag"] == "balanced"
+    # nothing meets the goals: the best trade-off among those that read enough
+    short = [
+        {**row, "smiles_recognised": 0.6, "calm_read_negative": 0.1, "tag": "a"},
+        {**row, "smiles_recognised": 0.8, "calm_read_negative": 0.15, "tag": "b"},
+    ]
+    assert realfaces.choose_readout(short)["tag"] == "b"

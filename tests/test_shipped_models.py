@@ -54,26 +54,35 @@ def test_shipped_accuracy_on_publictest_is_what_we_report(name: str) -> None:
     assert measured["macro_f1"] >= reported["macro_f1"] - 0.002
 
 
-def test_ensemble_is_the_mean_of_its_shipped_members() -> None:
-    from classmood.expression.model import ENSEMBLE_MEMBERS, EnsembleModel, load_model
+def test_accurate_is_two_networks_averaged_and_both_models_say_how_readable_a_face_is() -> None:
+    """accurate holds the plain CNN and fast's network (one file, the mean of their probabilities); both files
+    carry the learnt unreadable head and a readout fitted for FER+ targets; retired names answer plainly."""
+    from classmood.errors import ClassmoodError
 
-    assert "accurate" in ENSEMBLE_MEMBERS and len(ENSEMBLE_MEMBERS) > 1 and set(ENSEMBLE_MEMBERS) <= set(SHIPPED_MODELS)
     faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48)).astype(np.uint8)
-    ensemble = load_model("ensemble")
-    assert isinstance(ensemble, EnsembleModel) and ensemble.name == "ensemble"
-    members = [load_model(n) for n in ENSEMBLE_MEMBERS]
-    expected = np.mean([m.predict_proba(faces, raw=True) for m in members], axis=0)
-    np.testing.assert_allclose(ensemble.predict_proba(faces, raw=True), expected, atol=1e-6)
-    # read the way its first member is read (one calibration for the averaged probabilities)
-    np.testing.assert_allclose(ensemble.predict_proba(faces), members[0].readout.calibrate(expected), atol=1e-6)
-    assert ensemble.file_bytes == sum(m.file_bytes for m in members)
+    for name in SHIPPED_MODELS:
+        model = load_model(name)
+        probs, unreadable = model.predict(faces)
+        assert probs.shape == (5, 7) and unreadable is not None and ((unreadable >= 0) & (unreadable <= 1)).all()
+        assert model.metadata["classmood.targets"] == "ferplus" and "classmood.readout" in model.metadata
+    assert read_manifest()["accurate"]["arch"] == "plain_cnn+plain_cnn_small"
+    assert read_manifest()["accurate"]["macs"] == read_manifest()["fast"]["macs"] + 117450496
+    for retired in ("ensemble", "accurate_alt"):
+        with pytest.raises(ClassmoodError, match="retired"):
+            load_model(retired)
 
 
 @pytest.mark.skipif(
     not (SHARED_FER / "fer2013_publictest.npy.xz").is_file(),
     reason=f"FER2013 PublicTest not found at {SHARED_FER} (the full dataset is not part of the repo)",
 )
-def test_ensemble_is_more_accurate_than_accurate_alone() -> None:
-    """What --model ensemble is for: paying its members' time buys accuracy over the best single model."""
-    ensemble = evaluate(SHARED_FER, "PublicTest", "ensemble")["PublicTest"]
-    assert ensemble["accuracy"] > read_manifest()["accurate"]["val"]["accuracy"] + 0.003
+def test_shipped_models_agree_with_ferplus_annotators_as_reported() -> None:
+    """Issue 21's goals on PublicTest against FER+ majority labels: accurate >= 84 %, fast >= 80 %, neutral recall
+    >= 0.80 for both (the FER2013-label accuracy they give up for it is reported in the README)."""
+    for name, goal in (("accurate", 0.84), ("fast", 0.80)):
+        plus = evaluate(SHARED_FER, "PublicTest", name)["PublicTest"]["ferplus"]
+        assert plus["n"] == 3162
+        assert (
+            plus["accuracy"] >= goal and plus["accuracy"] >= read_manifest()[name]["val"]["ferplus"]["accuracy"] - 0.001
+        )
+        assert plus["per_class_recall"]["neutral"] >= 0.80

@@ -67,7 +67,7 @@ def sidebar() -> None:
             st.error(PER_FACE_WARNING)
         st.selectbox(
             "Expression model",
-            ["accurate", "fast", "ensemble"],  # live default: see LIVE_DEFAULT_MODEL
+            ["accurate", "fast"],  # live default: see LIVE_DEFAULT_MODEL
             key="model",
             help=model_help(),
         )
@@ -85,21 +85,24 @@ def sidebar() -> None:
 
 def model_help() -> str:
     """The model picker's help, with each shipped model's size and PublicTest accuracy from the manifest."""
-    from classmood.expression.model import ENSEMBLE_MEMBERS
     from classmood.weights.manifest import read_manifest
 
     manifest = read_manifest()
 
     def card(name: str) -> str:
         entry = manifest.get(name, {})
-        acc = entry.get("val", {}).get("accuracy")
-        params = entry.get("params", 0) / 1e6
+        val = entry.get("val", {})
+        plus = val.get("ferplus", {}).get("accuracy")
+        params = (entry.get("params") or 0) / 1e6
         tta = f" with {entry['tta']} TTA" if entry.get("tta", "none") != "none" else ""
-        return f"{params:.1f} M parameters{tta}, {acc:.1%} on FER2013 PublicTest" if acc else "no manifest entry"
+        if plus is None and val.get("accuracy") is None:
+            return "no manifest entry"
+        agreed = f"{plus:.1%} agreement with FER+'s annotators" if plus is not None else ""
+        return f"{params:.1f} M parameters{tta}, {agreed or format(val['accuracy'], '.1%') + ' on FER2013'}"
 
     return (
-        f"accurate: {card('accurate')} (the live default); fast: {card('fast')}, three times cheaper; "
-        f"ensemble: the mean of {', '.join(ENSEMBLE_MEMBERS)} (slowest, for recordings)."
+        f"accurate: {card('accurate')}, two networks averaged (the live default); "
+        f"fast: {card('fast')}, about four times cheaper (PublicTest faces)."
     )
 
 

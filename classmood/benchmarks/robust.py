@@ -163,7 +163,7 @@ def run_robust_bench(
     }
     for name in models:
         model = load_model(name)
-        # the readout the pipeline uses (an ensemble's is its first member's; it has no metadata of its own)
+        # the readout the pipeline uses
         readouts: dict[str, Readout] = {"shipped": model.readout}
         if raw_too and readouts["shipped"] != Readout():
             readouts["raw"] = Readout()

@@ -70,7 +70,7 @@ if TYPE_CHECKING:
 
 STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_PORT = 8502
-BROWSER_MODELS = ("accurate", "fast")  # single files; the ensemble is two models, for recordings
+BROWSER_MODELS = ("accurate", "fast")  # the shipped files (accurate holds two networks in one graph)
 DEFAULT_MODEL = "accurate"  # the live default; measured in the browser: README "Student-side mode"
 INTERVAL_S = 1.0
 # A student's page sends one update per interval (and a pause or resume now and then): more is refused,

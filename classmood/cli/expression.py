@@ -16,7 +16,7 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="accuracy of a model on a labelled dataset")
     p.add_argument("--data", required=True, help="FER2013 CSV (.csv/.csv.gz), compact-array folder or image folders")
     p.add_argument("--split", help="one split (e.g. PrivateTest, PublicTest; image folders: folder name or 'all')")
-    p.add_argument("--model", help="shipped model name (accurate, fast, ensemble) or .onnx path; default accurate")
+    p.add_argument("--model", help="shipped model name (accurate, fast) or .onnx path; default accurate")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_evaluate)
 

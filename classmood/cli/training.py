@@ -46,9 +46,15 @@ def add_parsers(sub: Any) -> None:
         help="test-time augmentation baked into the graph (flip_scale: 6 views, 3x flip's time)",
     )
     p.add_argument(
-        "--ship", help="install as a shipped model (accurate, fast, accurate_alt) and record its PublicTest metrics"
+        "--ship", help="install as a shipped model (accurate, fast) and record its PublicTest metrics"
     )
     p.add_argument("--data", help="dataset for --ship's PublicTest measurement (default: the run's data)")
+    p.add_argument(
+        "--average-with",
+        action="append",
+        metavar="CHECKPOINT",
+        help="another checkpoint to average with (repeatable): one file, the mean of the networks' probabilities",
+    )
     p.add_argument(
         "--fit-unreadable",
         action="store_true",
@@ -59,7 +65,7 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser(
         "calibrate", help="fit a model's temperature, add the classroom prior and the uncertain rule (needs onnx)"
     )
-    p.add_argument("model", help="shipped model name (accurate, fast, accurate_alt) or .onnx path")
+    p.add_argument("model", help="shipped model name (accurate, fast) or .onnx path")
     p.add_argument("--data", default="../shared/data/fer2013", help="FER2013 with PublicTest (the selection split)")
     p.add_argument("--temperature", type=float, help="use this temperature instead of fitting one")
     p.add_argument(
@@ -169,7 +175,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise ClassmoodError(f"export needs PyTorch: pip install 'classmood[train]' ({exc})") from None
     out, val = export_checkpoint(
-        Path(args.checkpoint), args.out, args.tta, ship=args.ship, data=args.data, fit_unreadable=args.fit_unreadable
+        Path(args.checkpoint),
+        args.out,
+        args.tta,
+        ship=args.ship,
+        data=args.data,
+        fit_unreadable=args.fit_unreadable,
+        average_with=[Path(p) for p in args.average_with or []],
     )
     if val is not None:
         print(f"shipped {args.ship}: PublicTest accuracy {val['accuracy']:.4f}, macro-F1 {val['macro_f1']:.3f}")
@@ -194,11 +206,9 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     )
     from classmood.expression.evaluate import deployed_metrics, ferplus_metrics
     from classmood.expression.metrics import classification_metrics
-    from classmood.expression.model import ENSEMBLE, load_model, resolve_model
+    from classmood.expression.model import load_model, resolve_model
     from classmood.expression.readout import Readout
 
-    if args.model == ENSEMBLE:
-        raise ClassmoodError("calibrate one file at a time; the ensemble uses its first member's readout")
     model = load_model(args.model)
     split = load_split(args.data, "PublicTest")
     raw, unreadable = model.predict(split.images, raw=True)

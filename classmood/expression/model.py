@@ -1,8 +1,8 @@
 """CPU inference for expression models through ONNX Runtime (no PyTorch at run time).
 
 ``ExpressionModel`` wraps one exported ``.onnx`` file; ``load_model`` also resolves the names of
-the models shipped inside the package (``accurate``, ``fast``) and ``ensemble``, the mean of
-``accurate`` and ``accurate_alt``, a third file that ships only for the ensemble.
+the models shipped inside the package (``accurate``, ``fast``). ``accurate`` is itself the mean of
+two networks in one graph (``models/mean.py``), which replaced the separate ``ensemble``.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from classmood.errors import ClassmoodError
 from classmood.expression.readout import Readout
 from classmood.labels import EMOTIONS
 
-SHIPPED_MODELS: dict[str, str] = {"accurate": "accurate.onnx", "fast": "fast.onnx", "accurate_alt": "accurate_alt.onnx"}
-ENSEMBLE = "ensemble"
-# accurate_alt is another seed of accurate's architecture on a shorter schedule: it ships only to
-# add a differently-initialised opinion to the ensemble. Adding fast as a third member measured
-# 0.1 points lower on PublicTest, at more cost.
-ENSEMBLE_MEMBERS = ("accurate", "accurate_alt")
+SHIPPED_MODELS: dict[str, str] = {"accurate": "accurate.onnx", "fast": "fast.onnx"}
+# Names earlier versions shipped, and what to use now (a clear answer instead of "no such file").
+RETIRED_MODELS: dict[str, str] = {
+    "ensemble": "the ensemble was retired: 'accurate' now averages two networks itself (and is more accurate)",
+    "accurate_alt": "accurate_alt was retired with the ensemble it served; use 'accurate'",
+}
 UNREADABLE_OUTPUT = "unreadable"
-MODEL_NAMES = ("accurate", "fast", ENSEMBLE)
+MODEL_NAMES = ("accurate", "fast")
 DEFAULT_MODEL = "accurate"
 
 
@@ -35,6 +35,8 @@ def shipped_model_path(name: str) -> Path:
 def resolve_model(name_or_path: str | None) -> Path:
     """``accurate``/``fast`` (shipped) or a path to an ``.onnx`` file -> the file's path."""
     name_or_path = name_or_path or DEFAULT_MODEL
+    if name_or_path in RETIRED_MODELS and not Path(name_or_path).is_file():
+        raise ClassmoodError(RETIRED_MODELS[name_or_path])
     if name_or_path in SHIPPED_MODELS:
         path = shipped_model_path(name_or_path)
         if not path.is_file():
@@ -113,40 +115,6 @@ class ExpressionModel:
         return (probs if raw else self.readout.calibrate(probs)), unreadable
 
 
-class EnsembleModel(ExpressionModel):
-    """The mean of several models' probabilities, for offline analysis where accuracy beats speed.
-
-    The shipped ``ensemble`` averages ``accurate`` and ``accurate_alt`` (the same architecture,
-    another seed); see the README's model table for what it gains. Costs the sum of its members' time.
-    """
-
-    def __init__(self, members: list[ExpressionModel]) -> None:
-        if not members:
-            raise ClassmoodError("an ensemble needs at least one model")
-        self.members = members
-        self.path = members[0].path
-        tta = ",".join(m.metadata.get("classmood.tta", "none") for m in members)
-        self.metadata = {"name": ENSEMBLE, "classmood.tta": tta, "members": ",".join(m.name for m in members)}
-        self.readout = members[0].readout  # members share one calibration; see ENSEMBLE_MEMBERS
-        self.has_unreadable = any(m.has_unreadable for m in members)
-
-    @property
-    def file_bytes(self) -> int:
-        return sum(m.file_bytes for m in self.members)
-
-    def predict(
-        self, faces: np.ndarray, batch_size: int = 256, raw: bool = False
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """The members' mean probabilities, and the mean unreadable score of the members that have one."""
-        outs = [m.predict(faces, batch_size, raw=True) for m in self.members]
-        probs = np.mean([p for p, _ in outs], axis=0).astype(np.float32)
-        scores = [u for _, u in outs if u is not None]
-        unreadable = np.mean(scores, axis=0).astype(np.float32) if scores else None
-        return (probs if raw else self.readout.calibrate(probs)), unreadable
-
-
 def load_model(name_or_path: str | None = None, threads: int | None = None) -> ExpressionModel:
-    """A shipped model by name (``accurate``, ``fast``, ``ensemble``) or an exported ``.onnx`` file."""
-    if name_or_path == ENSEMBLE:
-        return EnsembleModel([ExpressionModel(resolve_model(n), threads=threads) for n in ENSEMBLE_MEMBERS])
+    """A shipped model by name (``accurate``, ``fast``) or an exported ``.onnx`` file."""
     return ExpressionModel(resolve_model(name_or_path), threads=threads)

@@ -47,7 +47,7 @@ class ProbabilityHead(nn.Module):
 
     ``flip`` averages the face and its mirror image; ``flip_scale`` also a slightly closer and a
     slightly farther view of both (6 views: +0.4 points PublicTest for ``accurate`` and +0.8 for
-    ``accurate_alt`` over ``flip``, at 3x the time).
+    ``accurate_alt``, two FER2013 models shipped earlier, over ``flip``, at 3x the time).
     """
 
     def __init__(self, model: nn.Module, tta: str = "flip") -> None:

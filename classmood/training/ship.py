@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from classmood.errors import ClassmoodError
 
 
@@ -16,11 +18,14 @@ def export_checkpoint(
     ship: str | None = None,
     data: str | None = None,
     fit_unreadable: bool = False,
+    average_with: list[Path] | None = None,
 ) -> tuple[Path, dict[str, Any] | None]:
     """Export a checkpoint to ONNX with ``tta`` baked in; with ``ship``, install it as that shipped model.
 
     ``fit_unreadable`` first fits the unreadable head (training/unreadable.py) on the Training split
-    of ``data`` (which needs FER+ votes) for a checkpoint trained without one.
+    of ``data`` (which needs FER+ votes) for a checkpoint trained without one. ``average_with`` adds
+    more checkpoints: the file then holds all the networks and returns the mean of their
+    probabilities (models/mean.py).
 
     Shipping measures the installed file on FER2013 PublicTest (``data``, default the run's own
     data) and records it in the weights manifest with the run's provenance. Returns the written
@@ -37,7 +42,10 @@ def export_checkpoint(
     if ship and ship not in SHIPPED_MODELS:
         raise ClassmoodError(f"--ship takes one of {', '.join(SHIPPED_MODELS)}")
     out = shipped_model_path(ship) if ship else Path(out_path or ckpt.with_suffix(".onnx"))
-    model = load_checkpoint(ckpt)
+    try:
+        model = load_checkpoint(ckpt)
+    except Exception as exc:  # torch's unpickler raises whatever it met in a file that is no checkpoint
+        raise ClassmoodError(f"{ckpt}: not a checkpoint written by 'classmood train' ({type(exc).__name__})") from None
     if fit_unreadable:
         from classmood.data import load_split
         from classmood.models.unreadable import WithUnreadable
@@ -51,12 +59,29 @@ def export_checkpoint(
             model = WithUnreadable(base, fit_unreadable_head(base, load_split(source, "Training")))
         except ValueError as exc:
             raise ClassmoodError(str(exc)) from None
-    meta = {"name": ship or ckpt.parent.name, "arch": run.get("arch", ""), "run": ckpt.parent.name}
+    runs = [run]
+    if average_with:
+        from classmood.models.mean import MeanOfModels
+
+        members = [model]
+        for other in average_with:
+            if not other.is_file():
+                raise ClassmoodError(f"{other}: no such checkpoint")
+            members.append(load_checkpoint(other))
+            other_json = other.parent / "run.json"
+            runs.append(json.loads(other_json.read_text()) if other_json.is_file() else {})
+        model = MeanOfModels(members)
+    names = [ckpt.parent.name] + [p.parent.name for p in average_with or []]
+    arch = "+".join(r.get("arch", "") for r in runs)
+    meta = {"name": ship or "+".join(names), "arch": arch, "run": "+".join(names)}
     # what the readout's calibration needs to know about the run (training/train.py writes the same keys)
-    if run.get("targets"):
-        meta["classmood.targets"] = run["targets"]
-    if run.get("train_prior"):
-        meta["classmood.train_prior"] = json.dumps(run["train_prior"])
+    targets = {r.get("targets", "fer2013") for r in runs}
+    if len(targets) == 1 and run.get("targets"):
+        meta["classmood.targets"] = targets.pop()
+    priors = [r["train_prior"] for r in runs if r.get("train_prior")]
+    if len(priors) == len(runs):
+        mean_prior = np.mean(priors, axis=0)
+        meta["classmood.train_prior"] = json.dumps([round(float(v), 5) for v in mean_prior / mean_prior.sum()])
     export_onnx(model, out, tta=tta, metadata=meta)
     if ship:
         from classmood.expression.evaluate import evaluate
@@ -70,13 +95,13 @@ def export_checkpoint(
         record_shipped(
             ship,
             {
-                "run": ckpt.parent.name,
-                "arch": run.get("arch", ""),
+                "run": meta["run"],
+                "arch": arch,
                 "tta": tta,
-                "params": run.get("params"),
-                "macs": run.get("macs"),
+                "params": sum(r.get("params") or 0 for r in runs) or None,
+                "macs": sum(r.get("macs") or 0 for r in runs) or None,
                 "val": val,
-                "train_seconds": run.get("train_seconds"),
+                "train_seconds": sum(r.get("train_seconds") or 0 for r in runs) or None,
                 "hardware": run.get("hardware"),
                 "distilled_from": run.get("distilled_from", []),
                 "targets": run.get("targets", "fer2013"),

@@ -7,7 +7,6 @@ import streamlit as st
 
 from classmood import __version__
 from classmood.app import ui
-from classmood.expression.model import ENSEMBLE_MEMBERS
 from classmood.labels import EMOTIONS
 from classmood.weights.manifest import read_manifest
 
@@ -75,7 +74,7 @@ else:
     ).reindex(list(EMOTIONS))
     st.dataframe(recall.style.format("{:.2f}"))
     st.caption(
-        f"The *ensemble* model averages {', '.join(ENSEMBLE_MEMBERS)}; accurate_alt ships only for it. "
+        "*accurate* holds two networks (the plain CNN and fast's) and returns the mean of their probabilities. "
         "Full training report with confusion matrices: docs/models.md in the repository."
     )
 
