@@ -121,6 +121,8 @@ def run_app(
         raise ClassmoodError(f"--port {port}: not a TCP port")
     if class_port is not None and not (0 < class_port < 65536 and class_port != port):
         raise ClassmoodError(f"--class-port {class_port}: not a free TCP port other than --port")
+    if max_upload is not None and not 1 <= max_upload <= 1_000_000:  # (0 or less: every upload refused)
+        raise ClassmoodError(f"--max-upload-mb {max_upload}: give the largest upload in MB, from 1")
     if public_url is not None and not public_url.startswith(("http://", "https://")):
         raise ClassmoodError(f"--public-url {public_url!r}: give the full address, e.g. https://class.example.edu")
     limit_env = (limits or NetworkLimits()).env()

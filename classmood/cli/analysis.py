@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,12 +14,39 @@ from classmood.errors import ClassmoodError
 if TYPE_CHECKING:
     from classmood.store import SessionStore
 
+MAX_K = 1_000_000  # no class has more faces; a larger k is a typo (and would not fit a database integer)
+MAX_ID = 2**63 - 1  # session ids are database integers
+
+
+def _session_id(text: str) -> int:
+    """A session id for argparse: a whole number from 1 (a larger one would overflow the database's integer)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a session id is a whole number, not {text!r}") from None
+    if not 1 <= value <= MAX_ID:
+        raise argparse.ArgumentTypeError(f"no session has id {text} (ids are whole numbers from 1)")
+    return value
+
+
+def _named(option: str, value: str | None) -> None:
+    """Refuse an option given as an empty string: ``--out ''`` would write nowhere (and say so only in
+    passing), ``--model ''`` would quietly load the default model."""
+    if value is not None and not value.strip():
+        raise ClassmoodError(f"{option} '' names nothing; give a {'folder' if option == '--out' else 'name or path'}")
+
+
+def _check_k(k: int | None) -> None:
+    """Refuse a k no class can reach before anything runs (a database would overflow on it mid-run)."""
+    if k is not None and k > MAX_K:
+        raise ClassmoodError(f"--min-faces {k} is more faces than any class has (at most {MAX_K:,})")
+
 
 def _pipeline_options(p: argparse.ArgumentParser) -> None:
     """The settings analyze and batch share: detector, model, rate, bin, k, and saving as sessions."""
     p.add_argument("--detector", default="libface", help="libface (fast, default) or mtcnn (accurate)")
     p.add_argument(
-        "--model", default="fast", help="expression model: fast (default), accurate, ensemble, or .onnx path"
+        "--model", default="fast", help="expression model: fast (default), accurate, or .onnx path"
     )
     p.add_argument("--rate", type=float, default=2.0, help="analysed frames per second of input (0 = all)")
     p.add_argument("--bin", type=float, default=5.0, help="class-mood time bin in seconds")
@@ -40,6 +68,9 @@ def _config(args: argparse.Namespace, **extra: Any) -> Any:
 
     if check_db(args.db) is not None and not args.save:
         raise ClassmoodError("--db names the session database for --save; add --save")
+    _check_k(args.min_faces)
+    for option in ("out", "model", "detector"):
+        _named(f"--{option}", getattr(args, option, None))
     return PipelineConfig(
         detector=args.detector,
         model=args.model,
@@ -96,16 +127,16 @@ def add_parsers(sub: Any) -> None:
     )
     actions.add_parser("list", parents=[db], help="all sessions, newest first")
     q = actions.add_parser("show", parents=[db], help="one session's settings, summary and class mood")
-    q.add_argument("id", type=int)
+    q.add_argument("id", type=_session_id)
     q = actions.add_parser("export", parents=[db], help="write faces, class_mood and session.json")
-    q.add_argument("id", type=int)
+    q.add_argument("id", type=_session_id)
     q.add_argument("--out", required=True, help="output folder")
     q.add_argument("--format", choices=["csv", "parquet"], default="csv")
     q = actions.add_parser("delete", parents=[db], help="remove a session and all its rows")
-    q.add_argument("id", type=int)
+    q.add_argument("id", type=_session_id)
     q = actions.add_parser("compare", parents=[db], help="overall expression shares, valence and faces of two sessions")
-    q.add_argument("a", type=int)
-    q.add_argument("b", type=int)
+    q.add_argument("a", type=_session_id)
+    q.add_argument("b", type=_session_id)
     p.set_defaults(func=_cmd_sessions)
 
 
@@ -206,6 +237,7 @@ def _sessions_action(store: SessionStore, args: argparse.Namespace) -> None:
     from classmood.analytics.privacy import check_min_faces
 
     k = None if args.min_faces is None else check_min_faces(args.min_faces)
+    _check_k(k)
     if args.action in ("show", "export"):
         _k_note(args.id, store.read_k(args.id, k)[1])
     if args.action == "list":
@@ -224,6 +256,7 @@ def _sessions_action(store: SessionStore, args: argparse.Namespace) -> None:
             print(bins[cols].to_string(index=False))
         print("(apparent facial expressions, not inner emotional states)")
     elif args.action == "export":
+        _named("--out", args.out)
         for path in store.export(args.id, args.out, args.format, min_faces=k):
             print(f"wrote {path}")
     elif args.action == "delete":
@@ -246,6 +279,10 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     from classmood.store.engine import as_url
 
     config = _config(args, threads=1)  # one inference thread per worker: the workers are the parallelism
+    if not (math.isfinite(args.chunk_minutes) and args.chunk_minutes >= 0):
+        raise ClassmoodError(
+            f"--chunk-minutes must be a number of minutes >= 0 (0: never split), not {args.chunk_minutes}"
+        )
     db_url = (as_url(args.db) if args.db is not None else default_url()) if args.save else None
     if db_url:
         _open_session_store(db_url).close()  # a bad database fails before any work

@@ -52,6 +52,12 @@ class VideoFile:
 
         self.path = str(path)
         try:
+            regular = stat.S_ISREG(Path(path).stat().st_mode)
+        except (OSError, ValueError):
+            raise ClassmoodError(f"{path}: no such file") from None
+        if not regular:  # FFmpeg would wait on a FIFO forever
+            raise ClassmoodError(f"{path}: not a regular file")
+        try:
             self._container: Any = av.open(self.path, metadata_errors="ignore")
         except (av.FFmpegError, OSError, ValueError, UnicodeError):
             raise ClassmoodError(f"{path}: not a video or image classmood can decode") from None
