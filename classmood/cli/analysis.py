@@ -45,9 +45,7 @@ def _check_k(k: int | None) -> None:
 def _pipeline_options(p: argparse.ArgumentParser) -> None:
     """The settings analyze and batch share: detector, model, rate, bin, k, and saving as sessions."""
     p.add_argument("--detector", default="libface", help="libface (fast, default) or mtcnn (accurate)")
-    p.add_argument(
-        "--model", default="fast", help="expression model: fast (default), accurate, or .onnx path"
-    )
+    p.add_argument("--model", default="fast", help="expression model: fast (default), accurate, or .onnx path")
     p.add_argument("--rate", type=float, default=2.0, help="analysed frames per second of input (0 = all)")
     p.add_argument("--bin", type=float, default=5.0, help="class-mood time bin in seconds")
     p.add_argument(

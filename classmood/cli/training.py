@@ -45,9 +45,7 @@ def add_parsers(sub: Any) -> None:
         default="flip",
         help="test-time augmentation baked into the graph (flip_scale: 6 views, 3x flip's time)",
     )
-    p.add_argument(
-        "--ship", help="install as a shipped model (accurate, fast) and record its PublicTest metrics"
-    )
+    p.add_argument("--ship", help="install as a shipped model (accurate, fast) and record its PublicTest metrics")
     p.add_argument("--data", help="dataset for --ship's PublicTest measurement (default: the run's data)")
     p.add_argument(
         "--average-with",
