@@ -207,6 +207,13 @@ def test_ferplus_targets_learn_the_annotators_label_where_fer2013_is_wrong(tmp_p
         and m["ferplus"]["soft_cross_entropy"] > m["ferplus"]["vote_entropy"]
     )
     assert json.dumps(m)  # JSON-serialisable as `evaluate --json` prints it
+    # bench --robust --labels ferplus scores the faces with a FER+ majority against it
+    from classmood.benchmarks.robust import run_robust_bench
+
+    robust = run_robust_bench(root, [str(tmp_path / "ferplus" / "model.onnx")], gallery=False, label_set="ferplus")
+    assert robust["conditions"][0]["n"] == 56 and "FER+ majority" in robust["data"]
+    clean = robust["models"][str(tmp_path / "ferplus" / "model.onnx")]["scores"]["shipped"]["clean"]
+    assert clean["accuracy"] == pytest.approx(plus["accuracy"], abs=0.05)
     # a model with the head can be fine-tuned again (its expression network is read back)
     from classmood.training.from_onnx import load_onnx_weights
 

@@ -25,6 +25,7 @@ from classmood.labels import EMOTIONS
 
 NEGATIVE_IDX = [EMOTIONS.index(e) for e in ("angry", "disgust", "fear", "sad")]
 HAPPY, NEUTRAL = EMOTIONS.index("happy"), EMOTIONS.index("neutral")
+LABEL_SETS = {"fer2013": "FER2013", "ferplus": "FER+ majority"}
 
 
 @dataclass
@@ -146,17 +147,35 @@ def run_robust_bench(
     conditions: list[str] | None = None,
     gallery: bool = True,
     raw_too: bool = True,
+    label_set: str = "fer2013",
 ) -> dict[str, Any]:
     """Scores per model and condition; each model is read with its own shipped readout and, if
-    ``raw_too``, also raw (arg-max of its probabilities, no calibration, prior or uncertain)."""
+    ``raw_too``, also raw (arg-max of its probabilities, no calibration, prior or uncertain).
+
+    ``label_set="ferplus"`` scores against FER+'s majority labels (the faces that have one) instead of
+    FER2013's: a "calm face" is then one most of ten annotators called neutral.
+    """
     split = load_split(data, "PublicTest")
-    keep = stratified_subset(split.labels, limit, seed)
-    images, labels = split.images[keep], split.labels[keep]
+    labels_all, usable = split.labels, np.ones(len(split.labels), bool)
+    if label_set == "ferplus":
+        from classmood.data import ferplus as fp
+        from classmood.errors import ClassmoodError
+
+        if split.votes is None:
+            raise ClassmoodError(f"--labels ferplus needs {fp.VOTES_FILE} in {data}")
+        labels_all = fp.majority_labels(split.votes)
+        usable = labels_all >= 0
+    elif label_set not in LABEL_SETS:
+        raise ValueError(f"label_set must be fer2013 or ferplus, not {label_set!r}")
+    images, labels_all = split.images[usable], labels_all[usable]
+    keep = stratified_subset(labels_all, limit, seed)
+    images, labels = images[keep], labels_all[keep]
     started = time.perf_counter()
     sets = build_sets(images, labels, seed, conditions, gallery)
     built_s = time.perf_counter() - started
     result: dict[str, Any] = {
-        "data": f"FER2013 PublicTest, {len(labels)} faces" + (f" (stratified subset, seed {seed})" if limit else ""),
+        "data": f"FER2013 PublicTest, {len(labels)} faces, {LABEL_SETS[label_set]} labels"
+        + (f" (stratified subset, seed {seed})" if limit else ""),
         "conditions": [{"name": s.name, "group": s.group, "n": len(s.labels), "recall": s.recall} for s in sets],
         "build_s": round(built_s, 1),
         "models": {},

@@ -34,6 +34,12 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="instead: accuracy, calm faces read negative and smiles recognised under real-call degradations",
     )
+    p.add_argument(
+        "--labels",
+        choices=["fer2013", "ferplus"],
+        default="fer2013",
+        help="--robust: score against FER2013's labels or FER+'s annotator majority",
+    )
     p.add_argument("--limit", type=int, default=0, help="--robust on a stratified subset of N PublicTest faces")
     p.add_argument(
         "--events",
@@ -153,7 +159,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.robust:
         from classmood.benchmarks.robust import format_table, run_robust_bench
 
-        robust = run_robust_bench(args.data, args.model or ["fast", "accurate"], limit=args.limit, seed=args.seed)
+        robust = run_robust_bench(
+            args.data, args.model or ["fast", "accurate"], limit=args.limit, seed=args.seed, label_set=args.labels
+        )
         print(json.dumps(robust, indent=2) if args.json else format_table(robust))
         return 0
     if args.live:
