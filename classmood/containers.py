@@ -118,11 +118,24 @@ class MoodBin:
     suppressed: bool  # fewer than k faces: no class-level numbers (set by privacy.apply_k; raw bins: False)
     shares: dict[str, float] | None  # share of classified faces whose top expression is each class
     mean_probs: dict[str, float] | None
-    valence: float | None
+    valence: float | None  # the mood score (analytics/mood.py), mean over faces read
     negative_share: float | None
     flags: list[str] = field(default_factory=list)
     uncertain_share: float | None = None  # share of classified faces not read (None when suppressed)
-    valence_change: float | None = None  # mean valence minus each face's own baseline (None: none yet)
+    valence_change: float | None = None  # mean mood score minus each face's own baseline (None: none yet)
+    # mean faces *read* per analysed frame: what the k rule counts, since the class numbers come from them
+    # (None: a row written before it was stored; ``read_faces`` then derives it)
+    faces_read: float | None = None
+    mood_sd: float | None = None  # spread (SD) of the per-face mood scores in the bin (None when none was read)
+
+    @property
+    def read_faces(self) -> float:
+        """Mean faces read per analysed frame; for rows stored without it, from the faces and the uncertain share."""
+        if self.faces_read is not None:
+            return self.faces_read
+        if self.uncertain_share is not None:
+            return round(self.faces * (1.0 - self.uncertain_share), 2)
+        return self.faces  # a row from before uncertain faces were counted: every face was read
 
     def as_row(self) -> dict[str, object]:
         """Flat dict for CSV/Parquet: one column per class share and mean probability."""
@@ -131,6 +144,7 @@ class MoodBin:
             "end_s": round(self.end_s, 3),
             "frames": self.frames,
             "faces": round(self.faces, 2),
+            "faces_read": None if self.faces_read is None else round(self.faces_read, 2),
             "tracks": self.tracks,
             "suppressed": self.suppressed,
         }
@@ -139,6 +153,7 @@ class MoodBin:
         for e in EMOTIONS:
             row[f"p_{e}"] = None if self.mean_probs is None else round(self.mean_probs[e], 4)
         row["valence"] = None if self.valence is None else round(self.valence, 4)
+        row["mood_sd"] = None if self.mood_sd is None else round(self.mood_sd, 4)
         row["negative_share"] = None if self.negative_share is None else round(self.negative_share, 4)
         row["uncertain_share"] = None if self.uncertain_share is None else round(self.uncertain_share, 4)
         row["valence_change"] = None if self.valence_change is None else round(self.valence_change, 4)
@@ -178,6 +193,8 @@ class MoodBin:
             flags=[f for f in (flags if isinstance(flags, str) else "").split(";") if f],
             uncertain_share=number("uncertain_share"),
             valence_change=number("valence_change"),
+            faces_read=number("faces_read"),
+            mood_sd=number("mood_sd"),
         )
 
 

@@ -161,7 +161,8 @@ def test_updates_from_unknown_or_other_students_are_refused() -> None:
 
 
 def test_unreadable_faces_count_as_present_and_uncertain_and_bins_follow_k() -> None:
-    room = Room(k=2, readout=Readout(min_confidence=0.35))
+    """k counts the faces the numbers come from: two students present, one readable, is one face for k."""
+    room = Room(k=1, readout=Readout(min_confidence=0.35))
     a, b = room.join(), room.join()
     t0 = room.created
     for s in range(12):
@@ -173,7 +174,10 @@ def test_unreadable_faces_count_as_present_and_uncertain_and_bins_follow_k() -> 
     assert view["faces"] == 2 and view["faces_read"] == 1 and view["shares"]["happy"] == 1.0
     bins = room.bins()
     assert bins and not bins[0].suppressed and bins[0].uncertain_share == pytest.approx(0.5)
-    room.set_k(3)
+    assert bins[0].faces == 2 and bins[0].faces_read == 1
+    room.set_k(2)  # two faces present, but the shares would come from one: hidden
+    view = room.now_view(now=t0 + 11.6)
+    assert view["hidden"] and view["shares"] is None and view["valence"] is None and view["faces"] == 2
     assert all(b.suppressed and b.shares is None for b in room.bins())
     raw, summary = room.end()
     assert summary["kind"] == "students" and summary["tracks"] == 2 and summary["class"]["shares"] is None

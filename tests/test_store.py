@@ -65,15 +65,36 @@ def face(frame: int, track: int, emotion: str = "happy", time_s: float | None = 
 
 
 def mood(
-    start: float, frames: int, faces: float, shares: dict[str, float] | None, valence: float | None = None
+    start: float,
+    frames: int,
+    faces: float,
+    shares: dict[str, float] | None,
+    valence: float | None = None,
+    unread: float = 0.1,
 ) -> dict[str, object]:
     full = None if shares is None else {e: shares.get(e, 0.0) for e in EMOTIONS}
     negative = None if full is None else full["angry"] + full["disgust"] + full["fear"] + full["sad"]
     flags = ["faces_dropped"] if faces < 2 else []
-    uncertain = None if full is None else 0.1
+    uncertain = None if full is None else unread
     change = None if valence is None else valence / 2
+    read = faces if uncertain is None else round(faces * (1 - uncertain), 2)
+    spread = None if valence is None else 0.25
     return MoodBin(
-        start, start + 5, frames, faces, 3, shares is None, full, full, valence, negative, flags, uncertain, change
+        start,
+        start + 5,
+        frames,
+        faces,
+        3,
+        shares is None,
+        full,
+        full,
+        valence,
+        negative,
+        flags,
+        uncertain,
+        change,
+        read,
+        spread,
     ).as_row()
 
 
@@ -204,13 +225,13 @@ def test_compare_by_hand(store: SessionStore) -> None:
     store.add_bins(
         a,
         [
-            mood(0, 2, 5.0, {"happy": 0.6, "neutral": 0.4}, 0.5),  # 10 faces
-            mood(5, 2, 10.0, {"happy": 0.3, "neutral": 0.7}, 0.1),  # 20 faces
+            mood(0, 2, 5.0, {"happy": 0.6, "neutral": 0.4}, 0.5, unread=0.0),  # 10 faces, all read
+            mood(5, 2, 10.0, {"happy": 0.3, "neutral": 0.7}, 0.1, unread=0.0),  # 20 faces
             mood(10, 4, 1.0, None),  # suppressed: counts for faces only
         ],
     )
     b = store.start_session("upload", "b.mp4")
-    store.add_bins(b, [mood(0, 1, 6.0, {"happy": 1.0}, 0.8)])
+    store.add_bins(b, [mood(0, 1, 6.0, {"happy": 1.0}, 0.8, unread=0.0)])
     table = store.compare(a, b)
     assert list(table.columns) == ["a", "b", "difference"]
     assert table.index.tolist() == [*[f"share_{e}" for e in EMOTIONS], "valence", "faces"]

@@ -6,13 +6,25 @@ bins it closes, so the same code serves recorded video and the live app. The bin
 (``analytics/privacy.py``, ``apply_k``) blanks every bin with fewer than k faces and computes the
 flags over what stays, so the class view never singles out one or two students. Faces the model
 could not read (``uncertain``: too small, blurred or unconfident) count as present but not towards
-any expression: the shares, mean
-probabilities and valence are over read faces, and ``uncertain_share`` says how many were not read.
+any expression: the shares, mean probabilities and the mood score are over read faces,
+``faces_read`` is how many were read per analysed frame (what the k rule counts) and
+``uncertain_share`` says how many were not read.
+
+**The mood score** (``valence`` in files and the database, for compatibility) is defined here and
+nowhere else: per face, ``MOOD_WEIGHTS`` . probabilities: +1 for happy, -1 for angry, disgust, fear
+and sad, 0 for surprise, and ``NEUTRAL_WEIGHT`` for neutral. A model reads a resting face as a
+little sad (on FER+ Training, faces ten annotators called neutral carry ~15 % sad probability), so
+with neutral at 0 a calm class scored about -0.2; the neutral weight is the one number that makes
+the faces people call neutral score 0 on average, fitted on FER+ Training with both shipped models
+(``classmood bench --mood`` refits and measures it on PublicTest; docs/benchmarks/mood.json). Being
+linear in the probabilities, a bin's score is also ``MOOD_WEIGHTS`` . its mean probabilities.
+``mood_sd`` is the spread of the per-face scores in a bin, from which ``mood_margin`` gives the
+uncertainty of a class mean.
 
 Resting faces differ: one person's calm face reads a little sad, another's a little happy. So each
-bin also carries ``valence_change``, the class's valence as a change from each face's own start:
-every track's mean valence over its first ``baseline_s`` seconds is its baseline (kept in memory
-for the session only, never written), and a bin's value is the mean of (valence now - baseline)
+bin also carries ``valence_change``, the class's mood score as a change from each face's own start:
+every track's mean score over its first ``baseline_s`` seconds is its baseline (kept in memory
+for the session only, never written), and a bin's value is the mean of (score now - baseline)
 over faces whose baseline is complete. It answers "did the class brighten or darken since they
 arrived?" rather than "how do these faces look?".
 """
@@ -27,14 +39,42 @@ from classmood.containers import Detections, MoodBin
 from classmood.labels import EMOTIONS
 
 NEGATIVE = ("angry", "disgust", "fear", "sad")
-# A valence-like score per face: P(happy) - P(any negative expression), in [-1, 1].
-VALENCE_WEIGHTS = np.array([-1.0 if e in NEGATIVE else 1.0 if e == "happy" else 0.0 for e in EMOTIONS], np.float32)
+# Fitted by ``classmood bench --mood`` (benchmarks/mood.py: ``fit_neutral_weight``) on the FER+
+# majority-neutral faces of Training, both shipped models pooled: 0.273 (fast alone 0.243, accurate
+# 0.305). Measured on PublicTest's FER+ majority labels (docs/benchmarks/mood.json), mean score:
+# neutral +0.02 fast / -0.03 accurate, happy +0.84 / +0.79, sad -0.47 / -0.56, angry -0.64 / -0.69,
+# fear -0.55 / -0.61, disgust -0.63 / -0.69.
+NEUTRAL_WEIGHT = 0.27
+MOOD_WEIGHTS = np.array(
+    [-1.0 if e in NEGATIVE else 1.0 if e == "happy" else NEUTRAL_WEIGHT if e == "neutral" else 0.0 for e in EMOTIONS],
+    np.float32,
+)
+# The one-sentence explanation the app and the report show beside every mood score.
+MOOD_EXPLAINED = (
+    "Mood score, from −1 to +1: the mean over the faces read of how happy (+) or angry, disgusted, afraid "
+    "or sad (−) each looks, set so that faces people call neutral average 0."
+)
+Z95 = 1.96
 
 
-def mean_valence(dets: Detections) -> float | None:
-    """Mean valence of the faces read in one frame (None when none is read)."""
+def mood_scores(probs: np.ndarray) -> np.ndarray:
+    """(N,) the mood score of each face from its (N, 7) probabilities, in [-1, 1]."""
+    return np.asarray(probs, np.float32).reshape(-1, len(EMOTIONS)) @ MOOD_WEIGHTS
+
+
+def mean_mood(dets: Detections) -> float | None:
+    """Mean mood score of the faces read in one frame (None when none is read)."""
     probs = dets.probs[dets.read] if len(dets) else dets.probs
-    return float((probs @ VALENCE_WEIGHTS).mean()) if len(probs) else None
+    return float(mood_scores(probs).mean()) if len(probs) else None
+
+
+def mood_margin(sd: float | None, faces: float | None) -> float | None:
+    """Half-width of a 95 % interval of a class's mean mood score: 1.96 x the spread of the faces' scores
+    over the square root of the number of faces (people, not frames: the frames of one face are not
+    independent). None when either is unknown or there is no face."""
+    if sd is None or faces is None or not faces > 0 or not math.isfinite(sd):
+        return None
+    return Z95 * sd / math.sqrt(faces)
 
 
 NEGATIVE_JUMP = 0.2  # flag a bin whose negative share rose by at least this over the previous shown bin
@@ -82,6 +122,7 @@ class MoodAggregator:
         self._changes: list[float] = []
         self._bin_index: int | None = None
         self._counts: list[int] = []
+        self._read_counts: list[int] = []
         self._probs: list[np.ndarray] = []
         self._classified = 0
         self._ids: set[int] = set()
@@ -96,10 +137,11 @@ class MoodAggregator:
             self._bin_index = index
         self._counts.append(len(dets))
         read = dets.read
+        self._read_counts.append(int(read.sum()))
         self._classified += int(dets.classified.sum())
         if read.any():
             self._probs.append(dets.probs[read])
-            valences = dets.probs[read] @ VALENCE_WEIGHTS
+            valences = mood_scores(dets.probs[read])
             for tid, v in zip(dets.track_id[read], valences, strict=True):
                 if tid >= 0:
                     self._add_to_baseline(int(tid), time_s, float(v))
@@ -125,14 +167,15 @@ class MoodAggregator:
         start = self._bin_index * self.bin_s
         faces = float(np.mean(self._counts)) if self._counts else 0.0
         probs = np.concatenate(self._probs) if self._probs else np.zeros((0, len(EMOTIONS)), np.float32)
-        shares = mean_probs = valence = negative = uncertain = None
+        shares = mean_probs = valence = negative = uncertain = spread = None
         if self._classified:
             uncertain = 1.0 - len(probs) / self._classified
         if len(probs):
             top = np.bincount(probs.argmax(axis=1), minlength=len(EMOTIONS)) / len(probs)
             shares = {e: float(v) for e, v in zip(EMOTIONS, top, strict=True)}
             mean_probs = {e: float(v) for e, v in zip(EMOTIONS, probs.mean(axis=0), strict=True)}
-            valence = float((probs @ VALENCE_WEIGHTS).mean())
+            scores = mood_scores(probs)
+            valence, spread = float(scores.mean()), float(scores.std())
             negative = float(sum(shares[e] for e in NEGATIVE))
         result = MoodBin(
             start,
@@ -148,7 +191,9 @@ class MoodAggregator:
             [],
             uncertain,
             float(np.mean(self._changes)) if self._changes else None,
+            float(np.mean(self._read_counts)) if self._read_counts else 0.0,
+            spread,
         )
-        self._counts, self._probs, self._ids, self._classified = [], [], set(), 0
+        self._counts, self._read_counts, self._probs, self._ids, self._classified = [], [], [], set(), 0
         self._changes = []
         return result

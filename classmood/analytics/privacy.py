@@ -1,4 +1,9 @@
-"""The k rule, in one place: class-level numbers come only from time bins with at least k faces.
+"""The k rule, in one place: class-level numbers come only from time bins with at least k faces read.
+
+k counts the faces a number is computed from: faces *read* (present, classified and not
+``uncertain``), per analysed frame on average in a bin, or now in a live view. Faces present but not
+read count towards nothing but the face counts, so they cannot lift a view over k: with k = 3 and
+three faces of which one is unreadable, the shares would describe two people, and they are hidden.
 
 Everything a teacher or a file sees as a class-level number - expression shares, mean
 probabilities, valence, the negative and uncertain shares, the change from each face's start,
@@ -21,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from classmood.analytics.mood import NEGATIVE, flag_bins, mean_valence
+from classmood.analytics.mood import NEGATIVE, flag_bins, mean_mood, mood_margin, mood_scores
 from classmood.containers import MoodBin
 from classmood.errors import ClassmoodError
 from classmood.labels import EMOTIONS
@@ -32,7 +37,7 @@ if TYPE_CHECKING:
     from classmood.containers import Detections
 
 DEFAULT_MIN_FACES = 5
-HIDDEN_NOTE = "class-level numbers need at least k faces present; bins with fewer are hidden"
+HIDDEN_NOTE = "class-level numbers need at least k faces read; bins with fewer are hidden"
 
 
 def check_min_faces(k: Any) -> int:
@@ -72,13 +77,14 @@ def blank_below(rows: Sequence[Mapping[str, Any]], floor: int) -> list[dict[str,
     out = []
     for row in rows:
         b = MoodBin.from_row(dict(row))
-        out.append(dict(row) if enough_faces(b.faces, floor) else _hidden(b).as_row())
+        out.append(dict(row) if enough_faces(b.read_faces, floor) else _hidden(b).as_row())
     return out
 
 
-def enough_faces(faces: float, k: int) -> bool:
-    """The rule itself: a bin (mean faces per analysed frame) or a frame (faces now) may show class numbers."""
-    return faces >= k
+def enough_faces(faces_read: float, k: int) -> bool:
+    """The rule itself: a bin (mean faces read per analysed frame) or a frame (faces read now) may show class
+    numbers. A small tolerance absorbs the rounding of stored means (2.999 read faces is 3)."""
+    return faces_read >= k - 1e-6
 
 
 def _hidden(b: MoodBin) -> MoodBin:
@@ -91,14 +97,15 @@ def _hidden(b: MoodBin) -> MoodBin:
         negative_share=None,
         uncertain_share=None,
         valence_change=None,
+        mood_sd=None,
         flags=[],
     )
 
 
 def apply_k(bins: Sequence[MoodBin], k: int) -> list[MoodBin]:
-    """Copies of ``bins`` with every bin below k faces blanked, and flags computed over what stays shown."""
+    """Copies of ``bins`` with every bin below k faces read blanked, and flags computed over what stays shown."""
     k = check_min_faces(k)
-    shown = [replace(b, suppressed=False, flags=[]) if enough_faces(b.faces, k) else _hidden(b) for b in bins]
+    shown = [replace(b, suppressed=False, flags=[]) if enough_faces(b.read_faces, k) else _hidden(b) for b in bins]
     return flag_bins(shown)
 
 
@@ -112,45 +119,76 @@ def apply_k_rows(rows: pd.DataFrame, k: int) -> pd.DataFrame:
 
 
 def class_summary(bins: Sequence[MoodBin], k: int) -> dict[str, Any]:
-    """Whole-input class numbers from the bins with at least k faces, weighted by the faces read in each.
+    """Whole-input class numbers from the bins with at least k faces read, weighted by the faces read in each.
 
-    Returns ``min_faces``, ``bins_shown`` and ``bins_hidden`` always; ``shares`` (top-expression
-    share per class), ``negative_share``, ``valence`` and ``uncertain_share`` are None when no bin
-    qualifies, so a one-person video has no class-level numbers anywhere.
+    Returns always: ``min_faces`` (k), ``bins_shown``, ``bins_hidden`` and ``faces`` (mean faces present
+    per analysed frame over every bin: a count, not an expression). From the shown bins only, None when
+    no bin qualifies (so a one-person video has no class-level numbers anywhere): ``shares``
+    (top-expression share per class), ``negative_share``, ``valence`` (the mood score),
+    ``mood_margin`` (half-width of its 95 % interval, ``mood.mood_margin``; None for bins stored
+    without their spread), ``faces_read`` (mean faces read per analysed frame) and ``uncertain_share``.
     """
     k = check_min_faces(k)
     shown = [b for b in apply_k(bins, k) if not b.suppressed]
-    out: dict[str, Any] = {"min_faces": k, "bins_shown": len(shown), "bins_hidden": len(bins) - len(shown)}
+    frames = sum(b.frames for b in bins)
+    out: dict[str, Any] = {
+        "min_faces": k,
+        "bins_shown": len(shown),
+        "bins_hidden": len(bins) - len(shown),
+        "faces": round(sum(b.frames * b.faces for b in bins) / frames, 2) if frames > 0 else None,
+    }
     seen = np.array([b.frames * b.faces for b in shown], np.float64)
     read = np.array([s * (1.0 - (b.uncertain_share or 0.0)) for s, b in zip(seen, shown, strict=True)])
     with_shares = [i for i, b in enumerate(shown) if b.shares is not None]
     weights = read[with_shares]
     uncertain = 1.0 - float(read.sum() / seen.sum()) if seen.sum() > 0 else None
+    empty = dict(shares=None, negative_share=None, valence=None, mood_margin=None, faces_read=None)
     if not with_shares or weights.sum() <= 0:  # nothing shown, or every face shown was uncertain
-        out.update(shares=None, negative_share=None, valence=None, uncertain_share=uncertain, note=HIDDEN_NOTE)
+        out.update(empty, uncertain_share=uncertain, note=HIDDEN_NOTE)
         return out
     w = weights / weights.sum()
-    shares = {
-        e: float(sum(wi * (shown[i].shares or {})[e] for wi, i in zip(w, with_shares, strict=True))) for e in EMOTIONS
-    }
-    valence = float(sum(wi * (shown[i].valence or 0.0) for wi, i in zip(w, with_shares, strict=True)))
+    used = [shown[i] for i in with_shares]
+    shares = {e: float(sum(wi * (b.shares or {})[e] for wi, b in zip(w, used, strict=True))) for e in EMOTIONS}
+    valence = float(sum(wi * (b.valence or 0.0) for wi, b in zip(w, used, strict=True)))
+    shown_frames = sum(b.frames for b in used)
+    faces_read = sum(b.frames * b.read_faces for b in used) / shown_frames if shown_frames else None
+    margin = None
+    if all(b.mood_sd is not None for b in used):  # the spread of faces' scores, within and between bins
+        spread = math.sqrt(
+            sum(
+                wi * ((b.mood_sd or 0.0) ** 2 + ((b.valence or 0.0) - valence) ** 2)
+                for wi, b in zip(w, used, strict=True)
+            )
+        )
+        margin = mood_margin(spread, faces_read)
     out.update(
         shares=shares,
         negative_share=sum(shares[e] for e in NEGATIVE),
         valence=valence,
+        mood_margin=margin,
+        faces_read=None if faces_read is None else round(faces_read, 2),
         uncertain_share=uncertain,
         note=HIDDEN_NOTE,
     )
     return out
 
 
-def current_view(dets: Detections, k: int) -> tuple[dict[str, float] | None, float | None]:
-    """The live "now" numbers - top-expression shares and valence over the faces read - or (None, None) below k."""
-    if not enough_faces(len(dets), k):
-        return None, None
-    probs = dets.probs[dets.read] if len(dets) else dets.probs
-    if len(probs) == 0:
-        return None, None
-    counts = np.bincount(probs.argmax(axis=1), minlength=len(EMOTIONS)) / len(probs)
-    shares = {e: float(c) for e, c in zip(EMOTIONS, counts, strict=True)}
-    return shares, mean_valence(dets)
+def current_view(dets: Detections, k: int) -> dict[str, Any] | None:
+    """The live "now" numbers over the faces read now, or None when fewer than k faces are read.
+
+    ``shares`` (top-expression share per class), ``valence`` (the mood score), ``mood_margin`` (its
+    95 % half-width over these faces) and ``faces_read``.
+    """
+    read = dets.read if len(dets) else np.zeros(0, bool)
+    n = int(read.sum())
+    if n == 0 or not enough_faces(n, k):
+        return None
+    probs = dets.probs[read]
+    counts = np.bincount(probs.argmax(axis=1), minlength=len(EMOTIONS)) / n
+    scores = mood_scores(probs)
+    return {
+        "shares": {e: float(c) for e, c in zip(EMOTIONS, counts, strict=True)},
+        "valence": mean_mood(dets),
+        "mood_margin": mood_margin(float(scores.std()), n),
+        "faces_read": n,
+    }

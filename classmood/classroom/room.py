@@ -3,8 +3,8 @@
 A ``Room`` keeps, per connected student, only the last update (face present or not, seven
 probabilities) and when it came; nothing older is kept per student. What the teacher sees comes
 from ``now_view()`` and ``bins()``, built with the same k rule as every other view (``analytics/privacy.py``): the
-"now" numbers need at least k students with a face present *now*; each time bin of the mood over
-time needs at least k faces on average. Counts (students connected, faces present) are not
+"now" numbers need at least k students whose face is read *now* (present and readable); each time
+bin of the mood over time needs at least k faces read on average. Counts (students connected, faces present) are not
 expressions and are always shown. Nothing per student ever leaves this module: pseudonyms stay
 server-side keys and are dropped when a student leaves.
 
@@ -244,7 +244,7 @@ class Room:
         with self._lock:
             self.last_activity = time.time()
             present = self._present(now)
-            shares, valence = current_view(present, self.k)
+            view = current_view(present, self.k)
             connected = len(self._students)
             paused = sum(s.paused for s in self._students.values())
             read = int(present.read.sum())
@@ -254,10 +254,11 @@ class Room:
             "students": connected,
             "paused": paused,
             "faces": len(present),
-            "faces_read": read if shares is not None else None,
-            "shares": shares,
-            "valence": valence,
-            "hidden": shares is None,
+            "faces_read": read,  # a count, like the faces present: what the k rule counts
+            "shares": None if view is None else view["shares"],
+            "valence": None if view is None else view["valence"],
+            "mood_margin": None if view is None else view["mood_margin"],
+            "hidden": view is None,
             "note": HIDDEN_NOTE,
             "turned_away": self.stats.turned_away,
         }

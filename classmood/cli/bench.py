@@ -89,6 +89,12 @@ def add_parsers(sub: Any) -> None:
         "junk, code guessing, foreign Host/Origin): what it tried and what held (JSON)",
     )
     p.add_argument(
+        "--mood",
+        action="store_true",
+        help="instead: the mood score's neutral weight fitted on FER+ Training, its mean per FER+ majority class "
+        "on PublicTest for each shipped model, and a calm real video call read through the pipeline (JSON)",
+    )
+    p.add_argument(
         "--seed", type=int, default=0, help="--robust: seed of the degradations and subset; --events: recording (1)"
     )
     p.set_defaults(func=_cmd_bench)
@@ -97,6 +103,11 @@ def add_parsers(sub: Any) -> None:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from classmood.errors import ClassmoodError
 
+    if args.mood:
+        from classmood.benchmarks.mood import run_mood_bench
+
+        print(json.dumps(run_mood_bench(args.data, args.model or ["fast", "accurate"]), indent=2))
+        return 0
     if args.hostile:
         from classmood.benchmarks.hostile import run_hostile_bench
 
