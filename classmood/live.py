@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from classmood.analytics.mood import mean_valence
-from classmood.analytics.privacy import apply_k, check_min_faces, current_view
+from classmood.analytics.mood import mean_mood
+from classmood.analytics.privacy import apply_k, check_min_faces, class_summary, current_view
 from classmood.analytics.summary import build_summary
 from classmood.containers import Detections, Frame, MoodBin, Summary
 from classmood.pipeline import Analyzer, PipelineConfig, Update
@@ -80,14 +80,20 @@ class LiveSnapshot:
     dropped: int
     faces_now: int
     min_faces: int
-    suppressed: bool  # fewer than min_faces faces now: no class-level numbers
+    suppressed: bool  # fewer than min_faces faces read now: no class-level numbers
     shares: dict[str, float] | None  # current top-expression shares (of the faces read)
     tracks: list[tuple[int, str]]  # (track id, current expression): a per-face view, shown only when asked for
-    series: list[dict[str, Any]]  # per update: time_s, faces, valence (None when suppressed)
+    series: list[dict[str, Any]]  # per update: time_s, faces, read, valence (None when fewer than k read)
     bins: list[MoodBin]
     flagged: list[dict[str, Any]]
     uncertain_now: int = 0  # faces now too small, blurred or unclear to read (counted, not read)
     frame_size: tuple[int, int] | None = None  # (width, height) of the newest frame received
+    mood_now: float | None = None  # mood score of the faces read now (None below k)
+    mood_margin_now: float | None = None  # its 95 % half-width
+    class_numbers: dict[str, Any] = field(default_factory=dict)  # privacy.class_summary of the bins so far
+    model: str = ""
+    started_at: float | None = None  # wall-clock time (epoch seconds) the session started
+    tracks_seen: int = 0  # distinct pseudonymous ids so far
 
     @property
     def analysed_fps(self) -> float:
@@ -95,9 +101,8 @@ class LiveSnapshot:
 
 
 def flagged_rows(bins: Iterable[MoodBin]) -> list[dict[str, Any]]:
-    return [
-        {"from_s": round(b.start_s, 1), "to_s": round(b.end_s, 1), "flags": ", ".join(b.flags)} for b in bins if b.flags
-    ]
+    """The flagged bins as (start, end, flags) rows; the pages word them (``classmood.words``)."""
+    return [{"start_s": b.start_s, "end_s": b.end_s, "flags": list(b.flags)} for b in bins if b.flags]
 
 
 @dataclass
@@ -158,8 +163,13 @@ class LiveSession:
         self._last_frame_at = 0.0
         self._ended_at: float | None = None
         self._frame_size: tuple[int, int] | None = None
-        self.session_id: int | None = None
         self._recorder: SessionRecorder | None = None
+        self._started_wall: float | None = None
+
+    @property
+    def session_id(self) -> int | None:
+        """The saved session's id, once it exists: the app's recorder starts it with the first face."""
+        return self._recorder.session_id if self._recorder is not None else None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -171,10 +181,12 @@ class LiveSession:
         if self._thread is not None:
             return self
         self._t0 = self._last_frame_at = self._clock()
+        self._started_wall = time.time()
         self._state.status = "starting"
         if self.store is not None:  # the analysis is still useful on screen without the database
-            self._recorder = SessionRecorder(self.store, self.kind, self.source, _config_dict(self.config)).open()
-            self.session_id = self._recorder.session_id
+            # lazy: no session is saved until a face is seen (a camera started with nobody in view)
+            config = _config_dict(self.config)
+            self._recorder = SessionRecorder(self.store, self.kind, self.source, config, lazy=True).open()
             self._state.store_error = self._recorder.error
         self._thread = threading.Thread(target=self._run, name=f"classmood-live-{self.kind}", daemon=True)
         self._thread.start()
@@ -248,10 +260,11 @@ class LiveSession:
             s = self._state
             dets = s.dets
             n = len(dets)
-            shares, _ = current_view(dets, k)
+            now = current_view(dets, k)
             tracks = [(int(t), w or "…") for t, w in zip(dets.track_id, dets.expressions(), strict=True)]
-            series = [p if p["faces"] >= k else {**p, "valence": None} for p in self._series]
+            series = [p if p["read"] >= k else {**p, "valence": None} for p in self._series]
             bins = apply_k(s.bins, k)
+            numbers = class_summary(s.bins, k)
             end = self._ended_at if self._ended_at is not None else self._clock()
             return LiveSnapshot(
                 status=s.status,
@@ -265,8 +278,14 @@ class LiveSession:
                 dropped=self._box.dropped,
                 faces_now=n,
                 min_faces=k,
-                suppressed=shares is None,
-                shares=shares,
+                suppressed=now is None,
+                shares=None if now is None else now["shares"],
+                mood_now=None if now is None else now["valence"],
+                mood_margin_now=None if now is None else now["mood_margin"],
+                class_numbers=numbers,
+                model=self.config.model,
+                started_at=self._started_wall,
+                tracks_seen=len(s.tracks_seen),
                 tracks=sorted(tracks),
                 uncertain_now=int(dets.uncertain.sum()),
                 frame_size=self._frame_size,
@@ -330,8 +349,8 @@ class LiveSession:
         dets = update.detections
         rows = update.face_rows()
         n = len(dets)
-        valence = mean_valence(dets)  # raw: snapshot() blanks it below k
-        point = {"time_s": round(update.frame.time_s, 2), "faces": n, "valence": valence}
+        valence = mean_mood(dets)  # raw: snapshot() blanks it below k
+        point = {"time_s": round(update.frame.time_s, 2), "faces": n, "read": int(dets.read.sum()), "valence": valence}
         with self._lock:
             s = self._state
             s.analysed += 1

@@ -152,27 +152,49 @@ def test_class_numbers_hidden_below_k_faces() -> None:
 
 
 def test_idle_session_stops_itself_and_is_saved_as_stopped(store: Any) -> None:
-    live = LiveSession("gallery", "idle", PipelineConfig(), store, idle_timeout_s=0.3).start()
+    live = LiveSession("gallery", "idle", PipelineConfig(rate_hz=0), store, idle_timeout_s=0.5).start()
+    live.submit(camera_frame())
     assert live.wait(10)
     assert live.snapshot().status == "stopped"
-    assert store.session(live.session_id)["status"] == "stopped"
+    assert live.session_id is not None and store.session(live.session_id)["status"] == "stopped"
+
+
+def test_a_live_session_without_a_face_leaves_no_empty_session(store: Any) -> None:
+    """A camera started and stopped with nobody in view (or frames without a face) saves nothing."""
+    live = LiveSession("camera", "nobody", PipelineConfig(rate_hz=0), store).start()
+    live.submit(np.zeros((480, 640, 3), np.uint8))
+    wait_until(lambda: live.snapshot().analysed == 1)
+    live.stop()
+    assert live.session_id is None and len(store.list_sessions()) == 0
 
 
 def test_failing_analysis_is_reported_and_saved_as_failed(store: Any) -> None:
-    class Broken:
-        name = "broken"
+    class BreaksAfterOneFrame:
+        name = "breaks"
+
+        def __init__(self) -> None:
+            self.inner, self.calls = create_detector("libface"), 0
 
         def detect(self, frame: np.ndarray) -> Any:
-            raise RuntimeError("detector exploded")
+            self.calls += 1
+            if self.calls > 1:
+                raise RuntimeError("detector exploded")
+            return self.inner.detect(frame)
 
     live = LiveSession(
-        "camera", "broken", PipelineConfig(rate_hz=0), store, analyzer_factory=lambda c: Analyzer(c, Broken())
+        "camera",
+        "broken",
+        PipelineConfig(rate_hz=0),
+        store,
+        analyzer_factory=lambda c: Analyzer(c, BreaksAfterOneFrame()),
     ).start()
+    live.submit(camera_frame())
+    wait_until(lambda: live.snapshot().analysed == 1)
     live.submit(camera_frame())
     assert live.wait(10)
     snap = live.snapshot()
     assert snap.status == "failed" and snap.error == "analysis failed: detector exploded"
-    assert store.session(live.session_id)["status"] == "failed"
+    assert live.session_id is not None and store.session(live.session_id)["status"] == "failed"
 
 
 def test_feed_pulls_frames_from_a_server_side_source() -> None:

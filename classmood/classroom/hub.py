@@ -205,7 +205,8 @@ class Hub:
         recorder = None
         if store is not None:
             config = {"min_faces": k, "model": model, "mode": "student-side"}
-            recorder = SessionRecorder(store, SESSION_KIND, f"student-side class {code}", config).open()
+            # lazy: a class no student showed a face in leaves no empty session
+            recorder = SessionRecorder(store, SESSION_KIND, f"student-side class {code}", config, lazy=True).open()
         room = Room(
             k,
             self.readout(model),

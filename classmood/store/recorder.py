@@ -17,6 +17,12 @@ and closing waits up to ``CLOSE_BUDGET_S`` for what is still pending. Rows that 
 written make the session "incomplete" (``summary["incomplete"]`` says how many), and ``error``
 says so in one line; any other database error ends saving at once, with ``error`` saying why.
 A session that cannot even be closed shows as "interrupted" once its process has ended.
+
+``lazy=True`` (the app's live pages, uploads and student-side classes, which save without being
+asked each time) starts the session only when the first face arrives, holding the empty bins
+before it in memory: a camera started and stopped with nobody in view, or a class no student
+joined, leaves no empty session behind. ``classmood analyze --save`` asked for a session and gets
+one even for an input without faces.
 """
 
 from __future__ import annotations
@@ -37,8 +43,11 @@ MAX_PENDING_FACES = 50_000  # face rows held in memory while the database is una
 
 
 class SessionRecorder:
-    def __init__(self, store: SessionStore, kind: str, source: str, config: Mapping[str, Any]) -> None:
+    def __init__(
+        self, store: SessionStore, kind: str, source: str, config: Mapping[str, Any], lazy: bool = False
+    ) -> None:
         self.store: SessionStore | None = store
+        self.lazy = lazy
         self.kind, self.source, self.config = kind, source, dict(config)
         self.session_id: int | None = None
         self.error: str | None = None
@@ -59,12 +68,17 @@ class SessionRecorder:
 
     def __enter__(self) -> SessionRecorder:
         assert self.store is not None
+        self._closer = self.store
+        if not self.lazy:
+            self._start()
+        return self
+
+    def _start(self) -> None:
+        assert self.store is not None
         try:
             self.session_id = self.store.start_session(kind=self.kind, source=self.source, config=self.config)
         except Exception as exc:
-            self.store, self.error = None, f"not saved as a session: {exc}"
-        self._closer = self.store
-        return self
+            self.store, self._closer, self.error = None, None, f"not saved as a session: {exc}"
 
     @property
     def pending(self) -> int:
@@ -77,8 +91,16 @@ class SessionRecorder:
 
     def save(self, face_rows: list[dict[str, Any]], bins: list[MoodBin]) -> None:
         """Write ``face_rows`` and ``bins`` (with any still pending), or keep them for the next try."""
-        if self._closer is None or self.session_id is None:
+        if self._closer is None:
             return  # not saving: the session never opened, or it is closed
+        if self.session_id is None:  # lazy: no session before the first face
+            if not (face_rows or any(b.faces > 0 for b in bins)):
+                self._bins.extend(bins)
+                return
+            self._start()
+            if self.session_id is None:
+                self._bins = []
+                return
         self._seen_faces += len(face_rows)
         if self.store is None:  # saving stopped on a lasting error: what comes now is lost
             self._lost_faces, self._lost_bins = self._lost_faces + len(face_rows), self._lost_bins + len(bins)
@@ -140,7 +162,8 @@ class SessionRecorder:
         What is pending is written first, retried for up to ``CLOSE_BUDGET_S``; if rows are still
         missing, a session that would have been "finished" or "stopped" becomes "incomplete"."""
         closer, self._closer = self._closer, None
-        if closer is None or self.session_id is None:
+        if closer is None or self.session_id is None:  # never opened, or lazy and no face ever came
+            self._bins, self.store = [], None
             return
         deadline = time.monotonic() + CLOSE_BUDGET_S
         while self.store is not None and self.pending and not self._flush():
