@@ -16,7 +16,7 @@ from classmood.cli import main
 from classmood.containers import Detections, MoodBin
 from classmood.labels import EMOTIONS
 from classmood.pipeline import AnalysisResult
-from classmood.vision.annotate import AnnotatedVideoWriter, draw_detections
+from classmood.vision.annotate import AnnotatedVideoWriter, HeldBoxes, draw_detections
 from tests.test_pipeline import write_video
 from tests.test_vision import gallery
 
@@ -117,6 +117,47 @@ def test_annotate_writes_a_playable_video_with_every_frame(annotated_dir: Path, 
     assert diff[y + h // 4 : y + 3 * h // 4, x + w // 4 : x + 3 * w // 4].mean() < 15  # ...around the face
 
 
+def _label_width(video: Path, source: Path, faces_csv: Path) -> int:
+    """Columns changed in the label strip above the first face of the lower row, in the first frame."""
+    with open(faces_csv, newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["frame"] == "0" and float(r["y"]) > 60)
+    x, y, w = (round(float(row[k])) for k in "xyw")
+    ok, drawn = cv2.VideoCapture(str(video)).read()
+    ok2, plain = cv2.VideoCapture(str(source)).read()
+    assert ok and ok2
+    strip = np.abs(drawn.astype(int) - plain.astype(int)).max(axis=2)[y - 22 : y - 3, x : x + 3 * w] > 40
+    return int(strip.any(axis=0).sum())
+
+
+def test_the_annotated_video_shows_expressions_only_in_the_per_face_view(
+    annotated_dir: Path, moving_class: Path, tmp_path: Path
+) -> None:
+    """Without --per-track a face gets its box and pseudonymous id only: how it looks is a per-face thing."""
+    out = tmp_path / "plain"
+    args = ["analyze", str(moving_class), "--out", str(out), "--annotate", "--bin", "1", "--min-faces", "1"]
+    assert main(args) == 0
+    with_expressions = _label_width(annotated_dir / "annotated.mp4", moving_class, annotated_dir / "faces.csv")
+    ids_only = _label_width(out / "annotated.mp4", moving_class, out / "faces.csv")
+    assert 5 < ids_only < 0.5 * with_expressions  # "#4" against "#4 neutral 62%"
+
+
+def test_boxes_held_between_analyses_drop_after_a_cut_and_when_the_face_left() -> None:
+    frame, boxes = gallery(rows=4, cols=5, face_px=80)  # a 20-person gallery
+    held = HeldBoxes()
+    held.hold(frame, _dets([list(b) for b in boxes]))
+    rng = np.random.default_rng(0)
+    noisy = np.clip(frame + rng.normal(0, 3, frame.shape), 0, 255).astype(np.uint8)
+    assert held.on(noisy).track_id.tolist() == list(range(1, 21))  # the same scene: every box stays
+    left = noisy.copy()
+    x1, y1, x2, y2 = (int(v) for v in boxes[4])
+    left[y1 - 10 : y2 + 10, x1 - 20 : x2 + 20] = 35  # face 5 left its tile
+    assert held.on(left).track_id.tolist() == [1, 2, 3, 4, *range(6, 21)]
+    other, _ = gallery(rows=6, cols=8, face_px=50)  # a re-layout: another grid in the same frame size
+    other = cv2.resize(other, (frame.shape[1], frame.shape[0]))
+    assert len(held.on(other)) == 0
+    assert len(held.on(noisy)) == 0  # stale boxes never come back before the next analysis
+
+
 def test_annotate_writes_a_self_contained_report(annotated_dir: Path) -> None:
     text = (annotated_dir / "report.html").read_text()
     assert text.count('<img alt="') == 3 and text.count('src="data:image/png;base64,') == 3
@@ -185,9 +226,15 @@ def test_report_shows_suppressed_bins_and_flags(tmp_path: Path) -> None:
     result = AnalysisResult("lecture.mp4", faces, bins, {"input": "lecture.mp4", "rate_hz": 2.0})
     text = write_report(result, tmp_path).read_text()  # a folder gets report.html
     assert (tmp_path / "report.html").is_file()
-    assert "1 of 3 bins had too few faces" in text and "hatched gaps" in text
+    assert "1 of 3 moments had fewer than 5 faces read" in text and "hatched gaps" in text
     assert "0:05–0:10" in text and "0:10–0:15" in text
-    assert "fewer faces visible" in text and "negative expressions rose sharply" in text
+    assert "noticeably fewer faces than just before" in text and "more faces looked negative than just before" in text
+    assert "faces_dropped" not in text and "negative_jump" not in text  # words, not column names
+    # the headline: the mood score of the shown moments, what is hidden by k, the model, and the one-line rules
+    assert re.search(r'"label">Mood score</div>\s*<div class="value">\+0\.10<', text)
+    assert re.search(r'"label">Hidden by k</div>\s*<div class="value">33 %<', text)
+    assert '"label">Model</div>' in text and "faces people call neutral average 0" in text
+    assert "at least k = 5 faces read" in text
 
 
 def test_report_escapes_what_comes_from_the_input(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import time
 from pathlib import Path
 
@@ -77,8 +78,10 @@ def test_report_shows_no_class_or_person_numbers_below_k(runs: dict[int, Path]) 
         assert "per-track" in text  # ... and the report says how to ask for them
         charts = text.count("data:image/png;base64,")
         if n < K:
-            assert charts == 0 and f"No time bin had at least {K} faces" in text
+            assert charts == 0 and f"No moment had at least {K} faces read" in text
             assert "%</td>" not in text  # no share in any table either
+            for label in ("Mostly", "Mood score", "Faces read"):  # the headline holds no class number either
+                assert re.search(rf'"label">{label}</div>\s*<div class="value">—<', text), label
         else:
             assert charts == 2  # class mood over time + expression shares
 

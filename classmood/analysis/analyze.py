@@ -32,7 +32,7 @@ from classmood.containers import Detections, Frame
 from classmood.errors import ClassmoodError, Stopped
 from classmood.expression.model import ExpressionModel
 from classmood.pipeline import AnalysisResult, Analyzer, PipelineConfig, Update, summarize
-from classmood.vision.annotate import AnnotatedVideoWriter
+from classmood.vision.annotate import AnnotatedVideoWriter, HeldBoxes
 from classmood.vision.detectors import FaceDetector
 from classmood.vision.sources import FrameSource, open_source
 
@@ -166,8 +166,9 @@ def analyze(
     full disk, a bug) leaves the previous outputs in ``out`` exactly as they were.
 
     ``annotate`` (needs ``out``) also writes annotated.mp4 for video inputs and report.html;
-    ``per_track`` adds the per-person timelines and table to the report (off by default: they
-    single people out). ``on_update(update, done)`` is called after each analysed frame with the
+    ``per_track`` (off by default: per-face things single people out) adds each face's expression
+    to annotated.mp4, which otherwise shows boxes and pseudonymous ids only, and the per-person
+    timelines and table to the report. ``on_update(update, done)`` is called after each analysed frame with the
     share of the input read so far (None when the length is unknown); an exception it raises stops
     the analysis, and the outputs keep everything analysed until then.
     """
@@ -186,8 +187,9 @@ def analyze(
     faces_csv = FacesCsv(work / "faces.csv") if work else None
     video = None
     if annotate and work and src.kind in VIDEO_KINDS:
-        video = AnnotatedVideoWriter(work / "annotated.mp4", src.fps)
-    shown = Detections.empty()  # the latest analysed faces, drawn on the frames until the next analysis
+        # each face's expression only in the per-face view (--per-track); else boxes and ids only
+        video = AnnotatedVideoWriter(work / "annotated.mp4", src.fps, expressions=per_track)
+    held = HeldBoxes()  # the latest analysed faces, drawn until the next analysis unless they left
     frames = analysed = 0
     last: Frame | None = None
     started = time.perf_counter()
@@ -202,15 +204,14 @@ def analyze(
             frames = src.frames_read
             if not analyzer.due(frame.time_s):
                 if video is not None:
-                    video.write(frame.image, shown)
+                    video.write(frame.image, held.on(frame.image))
                 continue
             if src.independent:
                 analyzer.forget_faces()
             update = analyzer.process(frame)
             last = frame
-            shown = update.detections
             if video is not None:
-                video.write(frame.image, shown)
+                video.write(frame.image, held.hold(frame.image, update.detections))
             analysed += 1
             rows = update.face_rows()
             result.faces.extend(rows)

@@ -14,25 +14,20 @@ from typing import Any
 
 import numpy as np
 
+from classmood import words
 from classmood.analytics.face_rows import FaceRows
 from classmood.containers import UNCERTAIN_WORD, MoodBin
 from classmood.labels import EMOTIONS
-from classmood.vision.annotate import EXPRESSION_RGB
+from classmood.words import EXPRESSION_RGB, MOOD_RGB, NOT_READ_RGB, clock
 
-UNCERTAIN_RGB = (175, 175, 175)  # faces too small, blurred or unconfident to read: grey, apart from the 7
 MAX_TRACK_ROWS = 60  # rows in the per-track chart (most-seen tracks first)
+__all__ = ["clock", "mood_chart", "sample_step", "shares_chart", "tracks_chart"]
 
 
 def rgb(emotion: str) -> tuple[float, float, float]:
-    r, g, b = EXPRESSION_RGB.get(emotion, UNCERTAIN_RGB)
+    """The glossary's colour of an expression (grey for a face not read), as matplotlib's 0..1 floats."""
+    r, g, b = EXPRESSION_RGB.get(emotion, NOT_READ_RGB) if emotion != "mood" else MOOD_RGB
     return (r / 255, g / 255, b / 255)
-
-
-def clock(seconds: float) -> str:
-    if seconds < 0:
-        return "-" + clock(-seconds)
-    s = round(seconds)
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 def _png_data_uri(fig: Any) -> str:
@@ -78,9 +73,9 @@ def mood_chart(bins: list[MoodBin]) -> str:
     bottom = np.zeros(len(shown))
     for e in EMOTIONS:
         vals = np.array([b.shares[e] if b.shares else 0.0 for b in shown])
-        ax.bar(starts, vals, widths, bottom=bottom, align="edge", color=rgb(e), label=e, linewidth=0)
+        ax.bar(starts, vals, widths, bottom=bottom, align="edge", color=rgb(e), label=words.expression(e), linewidth=0)
         bottom += vals
-    gap_label = "too few faces: suppressed"
+    gap_label = "hidden: fewer than k faces read"
     for b in bins:
         if b.shares is None:
             ax.axvspan(
@@ -96,19 +91,19 @@ def mood_chart(bins: list[MoodBin]) -> str:
             color="black",
             clip_on=False,
             zorder=5,
-            label="flagged (see table)",
+            label="flagged moment (see the table)",
         )
     ax.set_ylim(0, 1)
     ax.set_xlim(bins[0].start_s, bins[-1].end_s)
-    ax.set_ylabel("share of faces (top apparent expression)")
+    ax.set_ylabel("share of faces read (top apparent expression)")
     _time_axis(ax)
     ax2 = ax.twinx()
     centres = [(b.start_s + b.end_s) / 2 for b in bins]
     valence = [np.nan if b.valence is None else b.valence for b in bins]
-    ax2.plot(centres, valence, color="black", marker="o", markersize=3, linewidth=1.5, label="valence")
+    ax2.plot(centres, valence, color=rgb("mood"), marker="o", markersize=4, linewidth=1.5, label="mood score")
     ax2.axhline(0, color="black", linewidth=0.5, linestyle=":")
     ax2.set_ylim(-1, 1)
-    ax2.set_ylabel("valence (P(happy) − P(negative))")
+    ax2.set_ylabel("mood score (−1 negative, 0 calm, +1 happy)")
     handles, labels = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(handles + h2, labels + l2, loc="upper left", bbox_to_anchor=(1.08, 1), fontsize=8, frameon=False)
@@ -117,15 +112,15 @@ def mood_chart(bins: list[MoodBin]) -> str:
 
 
 def shares_chart(shares_by_word: dict[str, float]) -> str:
-    words = list(shares_by_word)
-    shares = [shares_by_word[w] for w in words]
+    names = list(shares_by_word)
+    shares = [shares_by_word[w] for w in names]
     fig = _figure(7, 3)
     ax = fig.add_subplot()
-    bars = ax.bar(words, shares, color=[rgb(e) for e in words])
-    ax.bar_label(bars, labels=[f"{s:.0%}" for s in shares], fontsize=8)
+    bars = ax.bar([words.expression(e) for e in names], shares, color=[rgb(e) for e in names])
+    ax.bar_label(bars, labels=[words.percent(s) for s in shares], fontsize=8)
     ax.set_ylim(0, max(shares) * 1.15 + 0.01)
     ax.set_ylabel("share of faces read")
-    ax.set_title("Expression shares (top apparent expression, bins with at least k faces)")
+    ax.set_title("Expression shares (top apparent expression, moments with at least k faces read)")
     ax.spines[["top", "right"]].set_visible(False)
     return _png_data_uri(fig)
 
@@ -154,14 +149,14 @@ def tracks_chart(tracks: dict[int, list[tuple[float, str]]], order: list[int], s
     ax.set_yticks(range(len(shown)), [f"#{t}" for t in shown], fontsize=7 if len(shown) > 30 else 9)
     ax.set_ylim(len(shown) - 0.5, -0.5)  # most-seen track on top
     ax.set_xlim(0, max(t for tid in shown for t, _ in tracks[tid]) + step)
-    ax.set_ylabel("pseudonymous track")
+    ax.set_ylabel("pseudonymous id")
     _time_axis(ax)
     ax.legend(
-        handles=[Patch(color=rgb(e), label=e) for e in (*EMOTIONS, UNCERTAIN_WORD)],
+        handles=[Patch(color=rgb(e), label=words.expression(e)) for e in (*EMOTIONS, UNCERTAIN_WORD)],
         loc="upper left",
         bbox_to_anchor=(1.01, 1),
         fontsize=8,
         frameon=False,
     )
-    ax.set_title("Per-track timelines (colour = top apparent expression)")
+    ax.set_title("Per-person timelines (colour = top apparent expression)")
     return _png_data_uri(fig)

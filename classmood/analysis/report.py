@@ -15,15 +15,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from classmood import words
 from classmood.analysis import charts
 from classmood.analytics.privacy import class_summary
 from classmood.containers import MoodBin
 from classmood.pipeline import AnalysisResult
-
-FLAG_TEXT = {
-    "negative_jump": "share of apparent negative expressions rose sharply from the previous bin",
-    "faces_dropped": "noticeably fewer faces visible than in the previous bin",
-}
 
 
 @cache
@@ -39,45 +35,40 @@ def _template() -> Any:
     return env.get_template("report.html.j2")
 
 
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{v:.0%}"
-
-
 def _class_numbers(result: AnalysisResult) -> dict[str, Any]:
-    """The whole-input class numbers under the k rule (from summary.json when it has them)."""
+    """The whole-input class numbers under the k rule (from summary.json when it has them in full)."""
     given = result.summary.get("class")
-    return dict(given) if isinstance(given, dict) else class_summary(result.bins, result.min_faces)
+    if isinstance(given, dict) and "faces" in given:
+        return dict(given)
+    return class_summary(result.bins, int(given.get("min_faces", result.min_faces)) if given else result.min_faces)
 
 
 def _summary_rows(result: AnalysisResult, numbers: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The details under the headline: what was read, with which settings, in words."""
     s, faces = result.summary, result.faces
     fps = s.get("analysed_fps")
-    uncertain = numbers.get("uncertain_share")
+    rate = s.get("rate_hz")
     rows: list[tuple[str, Any]] = [
         ("Input", s.get("input", result.source)),
-        ("Frames", s.get("frames", "?")),
-        ("Frames analysed", f"{s.get('frames_analysed', '?')} (rate {s.get('rate_hz', '?')}/s of input)"),
-        ("Faces (detections)", s.get("faces", len(faces))),
-        ("Tracks (pseudonymous ids)", s.get("tracks", len({f["track_id"] for f in faces}))),
         (
-            "Faces not read (uncertain)",
-            "hidden (fewer than k faces)"
-            if uncertain is None
-            else f"{uncertain:.0%}: too small, blurred or unclear to read; counted, never given an expression",
+            "Frames analysed",
+            f"{s.get('frames_analysed', '?')} of {s.get('frames', '?')}"
+            + (f" ({rate:g} a second of input)" if isinstance(rate, int | float) and rate > 0 else ""),
         ),
+        ("Faces found", f"{s.get('faces', len(faces))} (one per face per analysed frame)"),
         (
-            "Privacy (k)",
-            f"class numbers only from time bins with at least {numbers.get('min_faces', result.min_faces)} faces: "
-            f"{numbers.get('bins_shown', 0)} bins shown, {numbers.get('bins_hidden', 0)} hidden",
+            "People seen",
+            f"{s.get('tracks', len({f['track_id'] for f in faces}))} (pseudonymous ids, this analysis only)",
         ),
-        ("Detector", s.get("detector", "?")),
-        ("Model", s.get("model", "?")),
-        ("Analysed frames/s", "?" if fps is None else fps),
+        ("Face detector", words.DETECTOR_WORDS.get(str(s.get("detector")), s.get("detector", "?"))),
+        ("Expression model", words.MODEL_WORDS.get(str(s.get("model")), s.get("model", "?"))),
     ]
+    if isinstance(fps, int | float):
+        rows.append(("Speed", f"{fps:.1f} analysed frames a second"))
     if s.get("skipped_frames"):
-        rows.append(("Skipped", f"{s['skipped_frames']} damaged or unreadable frames"))
+        rows.append(("Skipped", f"{words.plural(s['skipped_frames'], 'damaged or unreadable frame')}"))
     if s.get("truncated"):
-        rows.append(("Note", "the input ended early (truncated?); this covers what could be read"))
+        rows.append(("Note", "the input ended early (cut off?); this covers what could be read"))
     return rows
 
 
@@ -97,10 +88,10 @@ def _per_track(result: AnalysisResult) -> dict[str, Any]:
         rows.append(
             {
                 "track": tid,
-                "first": charts.clock(min(times)),
-                "last": charts.clock(max(times)),
+                "first": words.clock(min(times)),
+                "last": words.clock(max(times)),
                 "frames": len(samples),
-                "top": top,
+                "top": words.expression(top),
                 "top_share": f"{n_top / len(samples):.0%}",
             }
         )
@@ -110,11 +101,11 @@ def _per_track(result: AnalysisResult) -> dict[str, Any]:
 def _flagged(bins: list[MoodBin]) -> list[dict[str, str]]:
     return [
         {
-            "time": f"{charts.clock(b.start_s)}–{charts.clock(b.end_s)}",
-            "what": "; ".join(FLAG_TEXT.get(f, f) for f in b.flags),
-            "faces": f"{b.faces:.1f}",
-            "negative": _pct(b.negative_share),
-            "valence": "–" if b.valence is None else f"{b.valence:+.2f}",
+            "time": words.span(b.start_s, b.end_s),
+            "what": words.flags(b.flags),
+            "faces": words.faces(b.faces),
+            "negative": words.percent(b.negative_share),
+            "mood": words.score(b.valence),
         }
         for b in bins
         if b.flags
@@ -127,13 +118,18 @@ def render_report(result: AnalysisResult, per_track: bool = False) -> str:
     bins = result.bins
     has_faces = bool(result.faces)
     shown = has_faces and any(b.shares is not None for b in bins)
+    k = int(numbers.get("min_faces", result.min_faces))
+    figures = words.headline(numbers, model=str(result.summary.get("model", "?")), people=result.summary.get("tracks"))
     return str(
         _template().render(
             title=Path(str(result.source)).name,
             input=str(result.summary.get("input", result.source)),
+            headline=figures,
+            k_rule=words.k_rule(k),
+            mood_explained=words.MOOD_EXPLAINED,
             summary_rows=_summary_rows(result, numbers),
             has_faces=has_faces,
-            k=numbers.get("min_faces", result.min_faces),
+            k=k,
             n_bins=len(bins),
             hidden_bins=sum(b.shares is None for b in bins),
             mood_chart=charts.mood_chart(bins) if shown else None,

@@ -4,6 +4,12 @@
 cheap (one copy of the frame, a rectangle and one label per face) and sizes its lines and text
 from each box: readable on a 640x480 webcam face and on the 60 px tiles of a 1080p gallery.
 
+Each face's expression is a per-face thing: it is drawn only when asked for (``expressions``: the
+app's per-face view, ``classmood analyze --per-track``); otherwise a box shows where a face was
+found and its pseudonymous ``#id``, nothing about how it looks. ``HeldBoxes`` decides which
+analysed faces are still drawn on the frames between two analyses: none after a cut or re-layout,
+and none where the face has left.
+
 ``AnnotatedVideoWriter`` writes H.264 (``libx264`` through PyAV) in yuv420p with the index at the
 front of the file, which is what browsers play. If PyAV or its ``libx264`` encoder is missing it
 falls back to OpenCV's ``mp4v`` (MPEG-4 Part 2): always available in opencv-python wheels, but
@@ -24,17 +30,8 @@ import numpy as np
 
 from classmood.containers import UNCERTAIN_WORD, Detections
 from classmood.labels import EMOTIONS
+from classmood.words import EXPRESSION_RGB  # one colour per expression: the boxes, the app and the report
 
-# One colour per expression (RGB), shared with the HTML report's charts.
-EXPRESSION_RGB: dict[str, tuple[int, int, int]] = {
-    "angry": (214, 39, 40),
-    "disgust": (140, 86, 75),
-    "fear": (148, 103, 189),
-    "happy": (240, 190, 30),
-    "sad": (31, 119, 180),
-    "surprise": (255, 127, 14),
-    "neutral": (150, 150, 150),
-}
 UNCLASSIFIED_RGB = (230, 230, 230)
 _BGR = [tuple(reversed(EXPRESSION_RGB[e])) for e in EMOTIONS]
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -46,13 +43,16 @@ def _text_colour(bgr: tuple[int, ...]) -> tuple[int, int, int]:
     return (0, 0, 0) if 0.299 * r + 0.587 * g + 0.114 * b > 140 else (255, 255, 255)
 
 
-def draw_detections(image: np.ndarray, dets: Detections) -> np.ndarray:
-    """A copy of the BGR ``image`` with each face's box, ``#id`` and apparent expression drawn on it.
+def draw_detections(image: np.ndarray, dets: Detections, expressions: bool = True) -> np.ndarray:
+    """A copy of the BGR ``image`` with each face's box, ``#id`` and (with ``expressions``) apparent expression.
 
     The box colour is the top expression's; faces not tracked or not classified yet get a light
     grey box and only the parts that are known, and faces too small or blurred to read are labelled
-    ``uncertain`` on the same grey. Boxes partly outside the frame are clipped.
+    ``uncertain`` on the same grey. Without ``expressions`` every box is the same light grey with
+    its ``#id`` only. Boxes partly outside the frame are clipped.
     """
+    if not expressions:
+        dets = Detections(dets.xyxy, dets.score, dets.track_id)  # boxes and ids, nothing about the face
     out = image.copy()
     h, w = out.shape[:2]
     if len(dets) == 0 or h == 0 or w == 0:
@@ -96,6 +96,50 @@ def draw_detections(image: np.ndarray, dets: Detections) -> np.ndarray:
     return out
 
 
+class HeldBoxes:
+    """The latest analysed faces, as drawn on the frames until the next analysis, minus those gone stale.
+
+    Analyses run a few times a second; the frames between them show the last analysed boxes. After a
+    cut, a re-layout or a screen share those boxes would sit on other people or on nothing (ghost
+    boxes), and a face that left its tile would keep its box. So every held face is checked on each
+    frame with the tracker's in-memory appearance cues: the whole frame must still correlate with the
+    analysed one (``cut_correlation``, the tracker's cut rule), and the pixels in the box must still
+    look like that face (``min_similarity``, the tracker's coasting rule); a face that fails is
+    dropped until the next analysis. Nothing here is kept beyond the next analysed frame.
+    """
+
+    def __init__(self, min_similarity: float = 0.6, cut_correlation: float = 0.9) -> None:
+        self.min_similarity, self.cut_correlation = min_similarity, cut_correlation
+        self._dets = Detections.empty()
+        self._signature: np.ndarray | None = None
+        self._cues: tuple[np.ndarray, np.ndarray] | None = None
+
+    def hold(self, image: np.ndarray, dets: Detections) -> Detections:
+        """The faces of an analysed frame: drawn on it, and held for the frames after it; returns ``dets``."""
+        from classmood.vision.appearance import describe, frame_signature
+
+        self._dets = dets
+        self._signature = frame_signature(image) if len(dets) else None
+        self._cues = describe(image, dets.xyxy) if len(dets) else None
+        return dets
+
+    def on(self, image: np.ndarray) -> Detections:
+        """The held faces still to draw on ``image``, a frame between two analyses."""
+        from classmood.vision.appearance import describe, frame_signature, similarity
+
+        if not len(self._dets) or self._signature is None or self._cues is None:
+            return Detections.empty()
+        if float(frame_signature(image) @ self._signature) < self.cut_correlation:
+            self._dets, self._cues = Detections.empty(), None  # a cut or re-layout: every box is stale
+            return self._dets
+        thumbs, hists = describe(image, self._dets.xyxy)
+        same = np.diag(similarity(self._cues[0], self._cues[1], thumbs, hists)) >= self.min_similarity
+        if not same.all():
+            self._dets = self._dets[same]
+            self._cues = (self._cues[0][same], self._cues[1][same])
+        return self._dets
+
+
 def h264_available() -> bool:
     """Whether PyAV is installed with the ``libx264`` encoder (browser-playable mp4)."""
     try:
@@ -116,8 +160,11 @@ class AnnotatedVideoWriter:
     ``"mp4v"``.
     """
 
-    def __init__(self, path: str | Path, fps: float, max_width: int = 1280, codec: str | None = None) -> None:
+    def __init__(
+        self, path: str | Path, fps: float, max_width: int = 1280, codec: str | None = None, expressions: bool = True
+    ) -> None:
         self.path = Path(path)
+        self.expressions = expressions  # draw each face's expression (the per-face view) or only its box and id
         self.fps = fps if 0 < fps < 1000 else 25.0
         self.max_width = max_width
         self.codec = codec or ("h264" if h264_available() else "mp4v")
@@ -169,7 +216,7 @@ class AnnotatedVideoWriter:
                 marks = dets.landmarks * factor[:2]
                 dets = Detections(dets.xyxy * factor, dets.score, dets.track_id, dets.probs, dets.uncertain, marks)
         if dets is not None:
-            image = draw_detections(image, dets)
+            image = draw_detections(image, dets, self.expressions)
         if self._stream is not None:
             import av
 
