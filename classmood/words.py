@@ -88,8 +88,8 @@ def expression(word: str) -> str:
 
 
 def hex_colour(word: str) -> str:
-    """``#rrggbb`` of an expression (grey for a face not read)."""
-    r, g, b = EXPRESSION_RGB.get(word, NOT_READ_RGB)
+    """``#rrggbb`` of an expression, of the mood score's line (``mood``), grey for a face not read."""
+    r, g, b = MOOD_RGB if word == "mood" else EXPRESSION_RGB.get(word, NOT_READ_RGB)
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
@@ -238,7 +238,7 @@ def headline(
             Figure(
                 "Hidden by k",
                 percent(hidden / total) if total else "—",
-                f"{hidden} of {plural(total, 'moment')}, fewer than {plural(k, 'face')} read",
+                f"{hidden} of {plural(total, 'moment')} had fewer than {plural(k, 'face')} read",
             )
         )
     figures.append(Figure("Model", MODEL_WORDS.get(model, model), "reads the expressions"))

@@ -113,17 +113,51 @@ def running_app(tmp: Path, *args: str, env_extra: dict[str, str] | None = None) 
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    tmp = tmp_path_factory.mktemp("app")
-    db = tmp / "sessions.db"
-    xvfb, display = start_xvfb("640x480x24") if shutil.which("Xvfb") else (None, None)  # for a server capture
+def screen() -> Iterator[str | None]:
+    """The server's own screen (an Xvfb display, None without Xvfb), for a capture of the server's screen."""
+    xvfb, display = start_xvfb("640x480x24") if shutil.which("Xvfb") else (None, None)
     try:
-        with running_app(tmp, "--db", str(db), env_extra={"DISPLAY": display} if display else None) as url:
-            yield url, db
+        yield display
     finally:
         if xvfb is not None:
             xvfb.terminate()
             xvfb.wait(5)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, screen: str | None) -> Iterator[tuple[str, Path]]:
+    tmp = tmp_path_factory.mktemp("app")
+    db = tmp / "sessions.db"
+    with running_app(tmp, "--db", str(db), env_extra={"DISPLAY": screen} if screen else None) as url:
+        yield url, db
+
+
+@contextlib.contextmanager
+def face_on_screen(page: Page, display: str) -> Iterator[None]:
+    """A real window on the server's screen showing the sample face (a second, headed Chromium on the
+    Xvfb display), as a call window would be: a capture with nobody in view saves no session."""
+    import base64
+
+    from classmood.expression.predict import sample_face_path
+    from classmood.imageio import read_image
+
+    png = base64.b64encode(cv2.imencode(".png", cv2.resize(read_image(sample_face_path()), (240, 240)))[1]).decode()
+    browser_type = page.context.browser.browser_type  # type: ignore[union-attr]
+    window = browser_type.launch(
+        executable_path=str(CHROMIUM),
+        headless=False,
+        env={**os.environ, "DISPLAY": display},
+        args=["--window-position=0,0", "--window-size=640,480", "--disable-gpu", "--no-first-run"],
+    )
+    try:
+        shown = window.new_page()
+        shown.set_content(
+            '<body style="margin:0;background:#3c3c3c"><img src="data:image/png;base64,'
+            f'{png}" style="position:fixed;left:40px;top:40px;width:240px;height:240px"></body>'
+        )
+        yield
+    finally:
+        window.close()
 
 
 @pytest.fixture(scope="module")
@@ -173,8 +207,9 @@ def nothing_fetched_from_outside() -> Iterator[None]:
 
 
 def _number(page: Page, label: str) -> int | None:
+    """A headline figure ("Faces now" then its value on the next line) or "Analysed N of ..."."""
     text = page.locator("[data-testid=stMain]").inner_text()
-    found = re.search(rf"{label}: (\d+)", text)
+    found = re.search(rf"{label}(?:\s*\n\s*| )(\d+)", text)
     return int(found.group(1)) if found else None
 
 
@@ -184,6 +219,17 @@ def _wait_for(what: str, check: Callable[[], bool], timeout: float = 60.0) -> No
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.5)
+
+
+def _sessions_of(db: Path, kind: str) -> int:
+    from classmood.store import open_store
+
+    store = open_store(f"sqlite:///{db}")
+    try:
+        sessions = store.list_sessions()
+        return int((sessions["kind"] == kind).sum()) if len(sessions) else 0
+    finally:
+        store.close()
 
 
 def _newest_session(db: Path, kind: str) -> tuple[Any, Any]:
@@ -201,7 +247,7 @@ def _newest_session(db: Path, kind: str) -> tuple[Any, Any]:
 
 def test_live_camera_shows_faces_and_saves_the_session(server: tuple[str, Path], page: Page) -> None:
     url, db = server
-    page.goto(url)
+    page.goto(f"{url}/camera")  # its own address: the start page is the default one
     page.get_by_text("Confirm consent above").wait_for()
     assert page.locator("iframe[title*='streamlit_webrtc']").count() == 0
     page.get_by_text("Everyone whose face will be analysed").click()
@@ -209,11 +255,12 @@ def test_live_camera_shows_faces_and_saves_the_session(server: tuple[str, Path],
     webrtc.get_by_role("button", name="START").click()
     page.get_by_text("Analysing", exact=True).wait_for()
     _wait_for("a face in the live panel", lambda: (_number(page, "Faces now") or 0) >= 1)
-    first = _number(page, "Series points") or 0
-    _wait_for("the mood series to grow", lambda: (_number(page, "Series points") or 0) >= first + 2)
+    first = _number(page, "Analysed") or 0
+    _wait_for("the analysis to go on", lambda: (_number(page, "Analysed") or 0) >= first + 2)
     assert "prohibited in the EU" in page.locator("[data-testid=stSidebar]").inner_text()
-    size = re.search(r"frames (\d+)x(\d+)", page.locator("[data-testid=stMain]").inner_text())
+    size = re.search(r"picture (\d+)×(\d+)", page.locator("[data-testid=stMain]").inner_text())
     assert size is not None and size.groups() == ("640", "480"), size  # the camera's own resolution arrives
+    assert page.get_by_role("button", name="Stop analysis").count() == 0  # one stop: the video's own STOP
     webrtc.get_by_role("button", name="STOP").click()
     page.get_by_text("Not analysing").wait_for()
 
@@ -230,14 +277,15 @@ def test_gallery_browser_screen_share_feeds_the_worker(server: tuple[str, Path],
     page.get_by_text("Everyone whose face will be analysed").click()
     page.get_by_role("button", name="Share screen").click()
     page.get_by_text("Analysing", exact=True).wait_for()
-    _wait_for("screen frames to be analysed", lambda: (_number(page, "Series points") or 0) >= 3)
+    _wait_for("screen frames to be analysed", lambda: (_number(page, "Analysed") or 0) >= 3)
     shown = page.locator("[data-testid=stMain]").inner_text()
-    assert "class numbers need at least 5 faces" in shown and "Per-face view" not in shown  # off by default
+    assert "class numbers need at least 5 faces read" in shown and "Per-face view" not in shown  # off by default
+    assert page.get_by_role("button", name="Stop analysis").count() == 0  # one stop button: the share's own
     page.get_by_role("button", name="Stop sharing").click()
     page.get_by_text("Not analysing").wait_for()
 
-    gallery_row, _ = _newest_session(db, "gallery")
-    assert gallery_row["source"] == "browser screen share" and gallery_row["status"] == "stopped"
+    _wait_for("the share to end", lambda: page.get_by_text("Not analysing").count() == 1)
+    assert _sessions_of(db, "gallery") == 0  # Chromium's fake screen has no face: no empty session is saved
 
 
 def test_upload_a_recording_and_download_faces_csv(server: tuple[str, Path], page: Page, tmp_path: Path) -> None:
@@ -259,20 +307,22 @@ def test_upload_a_recording_and_download_faces_csv(server: tuple[str, Path], pag
 
 
 @pytest.mark.skipif(shutil.which("Xvfb") is None, reason="needs Xvfb for the server's screen")
-def test_server_capture_stops_when_its_tab_is_closed(server: tuple[str, Path], page: Page) -> None:
-    """A capture of the server's own screen must not outlive the browser tab that started it."""
+def test_server_capture_stops_when_its_tab_is_closed(server: tuple[str, Path], screen: str, page: Page) -> None:
+    """A capture of the server's own screen (a window with a face on it) must not outlive the browser tab
+    that started it."""
     url, db = server
-    tab = page.context.new_page()
-    tab.goto(f"{url}/gallery")
-    tab.get_by_text("Everyone whose face will be analysed").click()
-    tab.get_by_text("Capture this server's screen").click()
-    tab.get_by_role("button", name="Start capture").click()
-    tab.get_by_text("Analysing", exact=True).wait_for()
-    _wait_for("the capture to be saved as running", lambda: _screen_session(db)["status"] == "running")
-    closed = time.monotonic()
-    tab.close()
-    _wait_for("the capture to stop", lambda: _screen_session(db)["status"] == "stopped", timeout=30)
-    assert time.monotonic() - closed < 20  # within seconds, not when the process ends
+    with face_on_screen(page, screen):
+        tab = page.context.new_page()
+        tab.goto(f"{url}/gallery")
+        tab.get_by_text("Everyone whose face will be analysed").click()
+        tab.get_by_text("Capture this server's screen").click()
+        tab.get_by_role("button", name="Start capture").click()
+        tab.get_by_text("Analysing", exact=True).wait_for()
+        _wait_for("the capture to be saved as running", lambda: _screen_session(db)["status"] == "running")
+        closed = time.monotonic()
+        tab.close()
+        _wait_for("the capture to stop", lambda: _screen_session(db)["status"] == "stopped", timeout=30)
+        assert time.monotonic() - closed < 20  # within seconds, not when the process ends
 
 
 def _screen_session(db: Path) -> Any:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
+from classmood import words
 from classmood.app import auth, server
 from classmood.app.screenshare import decode_frame
 from classmood.app.uploads import analyze_upload, check_upload, looks_like_video, max_upload_mb, save_upload
@@ -421,7 +422,10 @@ def _text(at: Any) -> str:
 
 
 def test_every_page_has_the_legal_notice_and_about_explains_the_model(app_env: Path) -> None:
-    at = _app()
+    at = _app()  # the start page, at the root address
+    assert "prohibited in the EU" in "\n".join(str(w.value) for w in at.sidebar.warning)
+    assert "Start with one of these" in _text(at) and "faces people call neutral average 0" in _text(at)
+    at = _app("views/camera.py")
     assert "prohibited in the EU" in "\n".join(str(w.value) for w in at.sidebar.warning)
     assert "Confirm consent" in _text(at)  # the camera page: nothing starts before consent
     at = _app("views/about.py")
@@ -429,7 +433,7 @@ def test_every_page_has_the_legal_notice_and_about_explains_the_model(app_env: P
     assert "AI Act, Article 5(1)(f)" in text and "apparent facial expressions" in text
     assert "Disgust" in text and "48×48" in text
     recall = at.dataframe[1].value
-    assert list(recall.index) == list(EMOTIONS) and set(recall.columns) == {"accurate", "fast"}
+    assert list(recall.index) == [words.expression(e) for e in EMOTIONS] and set(recall.columns) == {"accurate", "fast"}
     assert "*accurate* holds two networks" in text
 
 
@@ -451,7 +455,10 @@ def test_sessions_page_lists_and_deletes(app_env: Path) -> None:
     s.rename(sid, "Monday")
     at = _app("views/sessions.py")
     listed = at.dataframe[0].value
-    assert sorted(listed["id"]) == [sid, other] and "lesson-1.mp4" in set(listed["source"])
+    # newest first; a session without a name shows its source
+    assert listed["Session"].tolist() == [f"#{other}", f"#{sid}"]
+    assert listed["Name"].tolist() == ["browser webcam", "Monday"]
+    assert set(listed["Model"]) == {"—"} and "None" not in listed.to_string()
     labels = at.selectbox(key="manage_id").options  # as shown
     assert any("Monday" in x for x in labels) and not any(
         "nan" in x for x in labels
@@ -466,7 +473,7 @@ def test_sessions_page_lists_and_deletes(app_env: Path) -> None:
     assert not at.exception
     assert not at.checkbox(key=f"delete_confirm_{other}").value  # the next session is not pre-confirmed
     assert s.list_sessions()["id"].tolist() == [other]
-    assert at.dataframe[0].value["id"].tolist() == [other]
+    assert at.dataframe[0].value["Session"].tolist() == [f"#{other}"]
     with s.engine.connect() as conn:  # its faces and bins went with it
         assert conn.exec_driver_sql("select count(*) from faces").scalar() == 0
         assert conn.exec_driver_sql("select count(*) from bins").scalar() == 0
@@ -487,17 +494,26 @@ def test_sessions_page_opens_compares_and_exports(app_env: Path) -> None:
         ids.append(sid)
     at = _app("views/sessions.py")
     assert not at.exception
-    compare = at.dataframe[1].value  # the Compare tab's table
-    assert "share_happy" in compare.index and compare.shape[1] == 3
-    assert compare.iloc[:, :2].notna().all().all()  # 6 faces >= k: both sessions have class numbers
+    compare = _compare_table(at)
+    assert list(compare.columns) == ["", f"#{ids[0]}", f"#{ids[1]}", "difference"]
+    happy = compare.set_index("").loc["looking happy"]
+    assert "—" not in happy.iloc[:2].tolist()  # 6 faces read >= k = 5: both sessions have class numbers
     prepare = next(b for b in at.button if b.label == "Prepare files")
     prepare.click().run()
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Download faces.csv", "Download class_mood.csv", "Download session.json"]
-    at.session_state["min_faces"] = 7  # the sidebar's k, raised above the 6 faces: applies at once
+    at.session_state["min_faces"] = 7  # the sidebar's k is for new analyses: a saved session keeps its own
     at.run()
-    assert at.dataframe[1].value.loc["share_happy"].iloc[:2].isna().all()
+    assert "—" not in _compare_table(at).set_index("").loc["looking happy"].iloc[:2].tolist()
+    for which, sid in (("cmp_a", ids[0]), ("cmp_b", ids[1]), ("open", ids[1])):
+        at.number_input(key=f"view_k_{which}_{sid}_5").set_value(7).run()  # raised on the result: at once
+    assert _compare_table(at).set_index("").loc["looking happy"].iloc[:2].tolist() == ["—", "—"]
     assert any("Class numbers hidden" in str(i.value) for i in at.info)
+
+
+def _compare_table(at: Any) -> Any:
+    """The Compare tab's table (the one with a difference column)."""
+    return next(d.value for d in at.dataframe if "difference" in d.value.columns)
 
 
 def test_gallery_server_capture_error_is_shown(app_env: Path) -> None:
@@ -524,10 +540,10 @@ def test_password_gate(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "prohibited in the EU" in "\n".join(str(w.value) for w in at.sidebar.warning)
     at.text_input[0].input("wrong")
     at.button[0].click().run()  # the form submits the typed value with the button
-    assert "Wrong password." in _text(at) and "Confirm consent" not in _text(at)
+    assert "Wrong password." in _text(at) and "Start with one of these" not in _text(at)
     at.text_input[0].input("s3cret")
     at.button[0].click().run()
-    assert "Confirm consent" in _text(at)
+    assert "Start with one of these" in _text(at)  # in: the start page
 
 
 def test_open_bind_without_password_shows_nothing(app_env: Path) -> None:
@@ -535,7 +551,7 @@ def test_open_bind_without_password_shows_nothing(app_env: Path) -> None:
 
     config.set_option("server.address", "0.0.0.0")
     at = _app()
-    assert "without a password" in _text(at) and "Confirm consent" not in _text(at)
+    assert "without a password" in _text(at) and "Start with one of these" not in _text(at)
 
 
 def test_worker_threads_end(store: Any) -> None:
@@ -566,5 +582,6 @@ def test_model_picker_help_describes_each_shipped_models_tta_and_accuracy() -> N
     for name in ("fast", "accurate"):
         entry = read_manifest()[name]
         tta = f" with {entry['tta']} TTA" if entry.get("tta", "none") != "none" else ""
+        agreed = f"{entry['val']['ferplus']['accuracy']:.0%} agreement with FER+'s annotators"
         # the help names the TTA each model really runs (and none when it has none) next to its accuracy
-        assert f"{name}: {entry['params'] / 1e6:.1f} M parameters{tta}, {entry['val']['accuracy']:.1%}" in text
+        assert f"{name}: {entry['params'] / 1e6:.1f} M parameters{tta}, {agreed}" in text

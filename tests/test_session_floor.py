@@ -17,7 +17,7 @@ from classmood.cli import main
 from classmood.containers import MoodBin
 from classmood.store import SessionRecorder, SessionStore, open_store
 from classmood.store.schema import bins_table, sessions_table
-from tests.test_app_logic import _app, app_env  # noqa: F401  (app_env: the pages' fixture)
+from tests.test_app_logic import _app, _text, app_env  # noqa: F401  (app_env: the pages' fixture)
 from tests.test_store import face, mood
 
 FLOOR = 5
@@ -203,10 +203,14 @@ def test_sessions_page_holds_the_floor_and_survives_open_and_crashed_classes() -
     assert not at.exception
     at.selectbox(key="open_id").set_value(sid).run()
     assert not at.exception
-    assert any(f"Session #{sid}: k raised from 1 to 5" in str(i.value) for i in at.info)
-    summary = next(j.value for j in at.json)
-    summary = json.loads(summary) if isinstance(summary, str) else summary
-    assert summary["summary"]["class"]["min_faces"] == FLOOR and summary["summary"]["class"]["bins_hidden"] == 1
+    # it opens at its own k (the floor), not the sidebar's 1, and says so with the moments it hides
+    shown = at.number_input(key=f"view_k_open_{sid}_{FLOOR}")
+    assert shown.label == f"k for this view (it ran with k = {FLOOR})" and shown.value == FLOOR
+    assert "1 of 2 moments had fewer than 5 faces read" in _text(at)
+    shown.set_value(1).run()  # below the floor: refused, still shown at the floor
+    assert not at.exception
+    assert at.number_input(key=f"view_k_open_{sid}_{FLOOR}").value == FLOOR
+    assert "1 of 2 moments had fewer than 5 faces read" in _text(at)
     at.selectbox(key="export_id").set_value(sid).run()
     next(b for b in at.button if b.label == "Prepare files").click().run()
     files: dict[str, Any] = at.session_state["export"][3]

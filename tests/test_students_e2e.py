@@ -294,12 +294,18 @@ def _metric(page: Any, label: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def _figure(page: Any, label: str) -> str:
+    """The value of a headline figure, as shown."""
+    found = re.search(rf"{label}\s*\n\s*([^\n]+)", page.locator("[data-testid=stMain]").inner_text())
+    return found.group(1) if found else ""
+
+
 def test_teacher_opens_a_class_sees_the_numbers_and_ends_it(chromium: Any, app: tuple[str, int, Path]) -> None:
     url, class_port, db = app
     teacher = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     teacher.set_default_timeout(30_000)
     teacher.goto(f"{url}/students")
-    k = teacher.get_by_label("Hide class numbers below this many faces (k)", exact=True)
+    k = teacher.get_by_label("k for new analyses: hide class numbers below this many faces read", exact=True)
     k.fill("1")
     k.press("Enter")
     teacher.get_by_role("button", name="Open a class").click()
@@ -311,18 +317,22 @@ def test_teacher_opens_a_class_sees_the_numbers_and_ends_it(chromium: Any, app: 
     student = open_student(chromium, join)
     start(student)
     assert "k = 1" in student.page.inner_text("#classinfo") and "saves" in student.page.inner_text("#classinfo")
-    wait_for("the dashboard to count the student", lambda: _metric(teacher, "Faces present") == 1, timeout=60)
+    wait_for("the dashboard to count the student", lambda: _metric(teacher, "Faces now") == 1, timeout=60)
     assert _metric(teacher, "Students connected") == 1
-    teacher.get_by_text("Valence now").wait_for(timeout=30_000)  # k = 1: the class numbers show
+    teacher.get_by_text("Apparent expressions now").wait_for()
+    wait_for("k = 1: the class numbers show", lambda: "happy" in _figure(teacher, "Mostly"), timeout=30)
     teacher.reload()  # a reload (or the bookmarked address) comes back to the running class
     teacher.get_by_text(f"Class code: {code.group(1)}").wait_for()
-    wait_for("the dashboard after the reload", lambda: _metric(teacher, "Faces present") == 1, timeout=60)
+    wait_for("the dashboard after the reload", lambda: _metric(teacher, "Faces now") == 1, timeout=60)
     only_numbers_left(student, f"http://localhost:{class_port}")
     student.page.click("#leave")
     wait_for("the dashboard to drop the student", lambda: _metric(teacher, "Students connected") == 0, timeout=60)
-    teacher.get_by_text("Hidden: class numbers need at least 1").wait_for(timeout=30_000)
+    teacher.get_by_text("Hidden: class numbers need the faces of at least 1 student read").wait_for(timeout=30_000)
     teacher.get_by_role("button", name="End class").click()
-    teacher.get_by_text("Class ended and saved as session").wait_for()
+    teacher.get_by_text(f"Class {code.group(1)} ended and was saved as session").wait_for()
+    teacher.get_by_role("button", name="Open a class").wait_for()  # and a new class can be opened at once
+    assert "Class code:" not in teacher.locator("[data-testid=stMain]").inner_text()  # the old class is gone
+    assert teacher.get_by_role("button", name="End class").count() == 0
     from classmood.store import open_store
 
     store = open_store(f"sqlite:///{db}")

@@ -74,8 +74,11 @@ def _gate() -> None:
 
 ui.sidebar()
 _gate()
+# The start page is the default: Streamlit serves the default page at "/" and ignores its url_path, so
+# every page that has an address of its own (/camera, /gallery, ...) must not be the default.
 pages = [
-    st.Page(VIEWS / "camera.py", title="Live — my camera", icon=":material/videocam:", url_path="camera", default=True),
+    st.Page(VIEWS / "home.py", title="Start", icon=":material/home:", url_path="start", default=True),
+    st.Page(VIEWS / "camera.py", title="Live — my camera", icon=":material/videocam:", url_path="camera"),
     st.Page(VIEWS / "gallery.py", title="Live — class gallery", icon=":material/grid_view:", url_path="gallery"),
     st.Page(VIEWS / "students.py", title="Live — students' browsers", icon=":material/groups:", url_path="students"),
     st.Page(VIEWS / "analyse.py", title="Analyse a recording", icon=":material/upload_file:", url_path="analyse"),

@@ -1,11 +1,19 @@
-"""Streamlit pieces the pages share: notice, settings, consent gate, store access, live panel.
+"""Streamlit pieces the pages share: notice, settings, consent gate, store access, the result view, live panel.
 
-Only presentation here; what is computed lives in ``live``, ``uploads`` and the pipeline.
+Only presentation here; what is computed lives in ``live``, ``uploads`` and the pipeline, and every
+word, colour and rounding comes from the glossary (``classmood.words``). Every result - an upload,
+a saved session, a live page, a student-side class - is shown the same way (``result_view``): the
+headline figures first, the mood score and the k rule each in one sentence, then charts that draw
+one bin as well as many and say why when there is nothing to draw. A result is shown at the k it
+ran with (``view_k``): raising it is one step, lowering it needs a confirmation, and a student-side
+class never goes below the k its students were promised.
 """
 
 from __future__ import annotations
 
+import html
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,9 +21,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from classmood import words
 from classmood.analytics.privacy import DEFAULT_MIN_FACES, apply_k, check_min_faces, class_summary
+from classmood.app import charts
 from classmood.containers import Detections, MoodBin
-from classmood.labels import EMOTIONS
 from classmood.live import LiveSession, LiveSnapshot
 from classmood.pipeline import PipelineConfig
 from classmood.store import SessionStore
@@ -43,25 +52,27 @@ PER_FACE_WARNING = (
 
 
 def sidebar() -> None:
-    """The legal notice and the privacy settings, on every page."""
+    """The legal notice and the settings for new analyses, on every page."""
     with st.sidebar:
         st.warning(LEGAL_NOTICE)
         st.number_input(
-            "Hide class numbers below this many faces (k)",
+            "k for new analyses: hide class numbers below this many faces read",
             min_value=1,
             max_value=100,
             value=DEFAULT_MIN_FACES,
             step=1,
             key="min_faces",
             help=(
-                "Expression shares, valence, flags and summaries come only from moments with at least k faces "
-                "visible. Changing k applies at once to what is on screen, live and saved sessions alike."
+                "Expression shares, the mood score, flags and summaries come only from moments with at least k "
+                "faces read (faces present but too small or blurred to read do not count). Each result keeps "
+                "the k it ran with; raise or lower it on the result itself."
             ),
         )
         st.checkbox(
             "Per-face view (singles people out)",
             key="per_face",
-            help="Off by default. Shows each face's apparent expression: on the video, in a track grid.",
+            help="Off by default. Shows each face's apparent expression: on the video, in a list of faces, "
+            "and in an annotated video made from a recording.",
         )
         if per_face():
             st.error(PER_FACE_WARNING)
@@ -76,11 +87,11 @@ def sidebar() -> None:
             key="change_view",
             help=(
                 "Resting faces differ: a calm face can look a little sad or a little happy. With this on, "
-                "the mood-per-bin chart shows the valence change from each face's own first two minutes "
+                "the mood chart shows the change of the mood score from each face's own first two minutes "
                 "(kept in memory for this session only), i.e. whether the class brightened or darkened."
             ),
         )
-        st.caption("Faces too small, blurred or unclear to read are counted as *uncertain*, never as an expression.")
+        st.caption("Faces too small, blurred or unclear to read are counted as *not read*, never as an expression.")
 
 
 def model_help() -> str:
@@ -97,8 +108,8 @@ def model_help() -> str:
         tta = f" with {entry['tta']} TTA" if entry.get("tta", "none") != "none" else ""
         if plus is None and val.get("accuracy") is None:
             return "no manifest entry"
-        agreed = f"{plus:.1%} agreement with FER+'s annotators" if plus is not None else ""
-        return f"{params:.1f} M parameters{tta}, {agreed or format(val['accuracy'], '.1%') + ' on FER2013'}"
+        agreed = f"{plus:.0%} agreement with FER+'s annotators" if plus is not None else ""
+        return f"{params:.1f} M parameters{tta}, {agreed or format(val['accuracy'], '.0%') + ' on FER2013'}"
 
     return (
         f"accurate: {card('accurate')}, two networks averaged (the live default); "
@@ -121,12 +132,6 @@ def per_face() -> bool:
 
 def change_view() -> bool:
     return bool(st.session_state.get("change_view", False))
-
-
-def _mood_columns(df: pd.DataFrame) -> list[str]:
-    """The per-bin lines to draw: valence (or its change from each face's start), negative and uncertain shares."""
-    first = "valence_change" if change_view() and "valence_change" in df else "valence"
-    return [c for c in (first, "negative_share", "uncertain_share") if c in df]
 
 
 def browser_alive() -> Any:
@@ -182,9 +187,140 @@ def consent_gate(key: str) -> bool:
 
 def draw(image: np.ndarray, dets: Detections, expressions: bool) -> np.ndarray:
     """Boxes and ``#id`` on a copy of the frame; each face's apparent expression only in the per-face view."""
-    if not expressions:
-        dets = Detections(dets.xyxy, dets.score, dets.track_id)  # boxes and ids, no expression
-    return draw_detections(image, dets)
+    return draw_detections(image, dets, expressions)
+
+
+def view_k(key: str, own: int, floor: int | None = None) -> int:
+    """The k a result is shown at, asked on the result itself: the k it ran with (``own``) unless changed.
+
+    Raising it is one step. Lowering it below ``own`` needs an explicit confirmation (numbers from fewer
+    faces can describe one or two people); below ``floor`` (a student-side class: the k its students were
+    promised) it cannot go at all. The widget is keyed by the result, so each opens at its own k."""
+    low = check_min_faces(floor) if floor is not None else 1
+    own = max(own, low)
+    k = int(
+        st.number_input(
+            f"k for this view (it ran with k = {own})",
+            min_value=low,
+            max_value=100,
+            value=own,
+            step=1,
+            key=f"view_k_{key}_{own}",
+            help="Class numbers come only from moments with at least k faces read."
+            + (f" This class promised its students k ≥ {low}: it cannot go lower." if floor is not None else ""),
+        )
+    )
+    if k < own and not st.checkbox(
+        f"Yes, show numbers from as few as {words.plural(k, 'face')}: they can describe one or two people",
+        key=f"view_k_lower_{key}_{own}_{k}",
+    ):
+        st.caption(f"Still shown at k = {own}: confirm the lower k above to use it.")
+        return own
+    return k
+
+
+def headline(figures: Sequence[words.Figure]) -> None:
+    """The headline figures as a row of cards (they wrap on a narrow screen), the same as the report's."""
+    card = "border:1px solid rgba(128,128,128,.35);border-radius:.5rem;padding:.45rem .7rem"
+    cards = "".join(
+        f'<div style="{card}"><div style="font-size:.8rem;opacity:.75">{html.escape(f.label)}</div>'
+        f'<div style="font-size:1.35rem;font-weight:600;white-space:nowrap">{html.escape(f.value)}</div>'
+        f'<div style="font-size:.75rem;opacity:.7">{html.escape(f.note)}</div></div>'
+        for f in figures
+    )
+    st.markdown(
+        '<div data-testid="cm-headline" style="display:grid;gap:.5rem;margin:.3rem 0 .6rem;'
+        'grid-template-columns:repeat(auto-fill,minmax(8.5em,1fr))">'
+        f"{cards}</div>",
+        unsafe_allow_html=True,
+    )
+
+
+def explain(k: int) -> None:
+    """The mood score and the k rule, each in one sentence, once per result."""
+    st.caption(f"{words.MOOD_EXPLAINED} {words.k_rule(k)}")
+
+
+def flagged_table(bins: Sequence[MoodBin], empty: str = "No flagged moment.") -> None:
+    """Flagged moments in words: when, what, faces present, the share looking negative and the mood score."""
+    st.markdown("**Flagged moments**")
+    rows = [
+        {
+            "When": words.span(b.start_s, b.end_s),
+            "What": words.flags(b.flags),
+            "Faces present": words.faces(b.faces),
+            "Looking negative": words.percent(b.negative_share),
+            "Mood score": words.score(b.valence),
+        }
+        for b in bins
+        if b.flags
+    ]
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+    else:
+        st.caption(empty)
+
+
+def mood_charts(bins: Sequence[MoodBin], k: int, started_at: float | None = None) -> None:
+    """The mood score and the expression shares over time for bins with at least k faces read (one bin draws
+    as a point and a bar), then the faces per moment (counts: every bin) and the flagged moments; when
+    there is nothing to draw, a sentence says why."""
+    change = change_view()
+    mood = charts.mood_chart(bins, started_at, change=change)
+    shares = charts.shares_chart(bins, started_at)
+    if not bins:
+        st.info("No moment has closed yet: class numbers come in moments of 5 seconds.")
+    elif shares is None:
+        st.info(
+            f"Class numbers hidden: no moment had at least {words.plural(k, 'face')} read. With fewer faces "
+            "the numbers would describe one or two people, not a class."
+        )
+    else:
+        st.markdown("**" + ("Mood change since each face's start" if change else "Mood score over time") + "**")
+        if mood is None:
+            st.caption("No face has been seen for two minutes yet, so no change from its start can be shown.")
+        else:
+            st.altair_chart(mood, width="stretch")
+        st.markdown("**Apparent expressions over time**")
+        st.altair_chart(shares, width="stretch")
+    faces = charts.faces_chart(bins, started_at)
+    if faces is not None:
+        st.markdown("**Faces in each moment**")
+        st.altair_chart(faces, width="stretch")
+    if bins:
+        flagged_table([b for b in bins if not b.suppressed or b.flags])
+
+
+def result_view(
+    raw_bins: Sequence[MoodBin],
+    own_k: int,
+    model: str,
+    people: int | None,
+    *,
+    key: str,
+    floor: int | None = None,
+    started_at: float | None = None,
+    people_label: str = "people seen",
+    numbers_for: Callable[[int], Mapping[str, Any]] | None = None,
+    read_k: Callable[[int], int] | None = None,
+) -> int:
+    """One result as every page shows it: the headline first, the mood score and the k rule each in one
+    sentence, the k control (``view_k``: the result's own k unless changed), then the charts. Returns the k.
+
+    ``numbers_for(k)``: the class numbers at k when the caller has its own way to read them (a saved
+    session, through its floor); ``read_k(k)``: the k actually used for a k asked for (a floor)."""
+    top = st.container()
+    control, _ = st.columns([1, 2])
+    with control:
+        k = view_k(key, own_k, floor)
+    if read_k is not None:
+        k = read_k(k)
+    numbers = numbers_for(k) if numbers_for is not None else class_summary(raw_bins, k)
+    with top:
+        headline(words.headline(numbers, model=model, people=people, people_label=people_label))
+        explain(k)
+    mood_charts(apply_k(raw_bins, k), k, started_at)
+    return k
 
 
 @dataclass
@@ -218,120 +354,120 @@ def holder(key: str) -> LiveHolder:
 
 def analysing_indicator(session: LiveSession | None) -> None:
     if session is not None and session.running:
-        sid = f" · saved as session {session.session_id}" if session.session_id is not None else ""
-        st.markdown(f":red[●] **Analysing** ({session.kind}{sid})")
+        saved = f" · saved as session {session.session_id}" if session.session_id is not None else ""
+        st.markdown(f":red[●] **Analysing** ({words.KIND_WORDS.get(session.kind, session.kind)}{saved})")
     else:
         st.markdown("○ Not analysing")
 
 
-def _series_frame(snapshot: LiveSnapshot) -> pd.DataFrame:
-    df = pd.DataFrame(snapshot.series, columns=["time_s", "faces", "valence"])
-    df["valence"] = pd.to_numeric(df["valence"], errors="coerce")
-    return df.set_index("time_s")
+def bins_under_k(raw: list[MoodBin], k: int) -> list[MoodBin]:
+    """Raw bins under ``k`` (the one place pages get class numbers from raw bins)."""
+    return apply_k(raw, k)
 
 
-def bins_frame(bins: list[MoodBin]) -> pd.DataFrame:
-    return pd.DataFrame([b.as_row() for b in bins])
+def live_panel(snapshot: LiveSnapshot | None, show_tracks: bool, head: Any = None) -> None:
+    """A live result: the figures of this moment, then the mood over the last minutes, flagged moments, faces.
 
-
-def bins_under_k(raw: list[MoodBin]) -> pd.DataFrame:
-    """Raw bins as rows under the sidebar's k (the one place pages get class numbers from raw bins)."""
-    return bins_frame(apply_k(raw, min_faces()))
-
-
-def class_numbers(raw: list[MoodBin]) -> dict[str, Any]:
-    return class_summary(raw, min_faces())
-
-
-def mood_charts(bins: pd.DataFrame, k: int | None = None) -> None:
-    """Faces per bin, then - only for bins with at least k faces - valence, expression shares and flags.
-
-    ``k``: the k the bins were read with when it is not the sidebar's (a saved class's floor)."""
-    if len(bins):
-        st.line_chart(bins.set_index("start_s")[["faces"]], height=160, x_label="seconds", y_label="mean faces")
-    shown = bins[~bins["suppressed"].astype(bool) & bins["valence"].notna()] if len(bins) else bins
-    if not len(shown):
-        where = "k" if k else "k, in the sidebar"
-        st.info(
-            f"Class numbers hidden: no time bin had at least {k or min_faces()} faces ({where}), or there "
-            "are no bins yet. With fewer faces the numbers would describe one or two people, not a class."
-        )
-        return
-    st.line_chart(shown.set_index("start_s")[_mood_columns(shown)], height=220, x_label="seconds")
-    shares = shown.set_index("start_s")[[f"share_{e}" for e in EMOTIONS]]
-    shares.columns = list(EMOTIONS)
-    st.area_chart(shares, height=200, x_label="seconds", y_label="share of faces")
-    flagged = shown[shown["flags"] != ""][["start_s", "end_s", "flags"]]
-    st.markdown("Flagged moments")
-    if len(flagged):
-        st.dataframe(flagged, hide_index=True)
-    else:
-        st.caption("None.")
-
-
-def live_panel(snapshot: LiveSnapshot | None, show_tracks: bool) -> None:
-    """Faces now, current expression shares, the mood over the last minutes, flagged moments, tracks."""
+    ``head``: the container the headline goes in (above a k control drawn after it), else here."""
     if snapshot is None:
         st.info("Start to see the class mood here.")
         return
+    with head if head is not None else st.container():
+        _live_headline(snapshot)
+    _live_details(snapshot, show_tracks)
+
+
+def _live_headline(snapshot: LiveSnapshot) -> None:
     if snapshot.error:
         st.error(snapshot.error)
     if snapshot.store_error:
         st.warning(snapshot.store_error)
     k = snapshot.min_faces
-    st.markdown(f"**Faces now: {snapshot.faces_now}**")
-    st.caption(
-        f"Series points: {len(snapshot.series)} · analysed {snapshot.analysed} of {snapshot.received} frames "
-        f"({snapshot.dropped} dropped while busy) · {snapshot.analysed_fps:.1f} analysed frames/s · "
-        f"status {snapshot.status}"
-        + (f" · frames {snapshot.frame_size[0]}x{snapshot.frame_size[1]}" if snapshot.frame_size else "")
+    read_now = snapshot.faces_now - snapshot.uncertain_now
+    now = None if snapshot.suppressed else {
+        "shares": snapshot.shares, "valence": snapshot.mood_now, "mood_margin": snapshot.mood_margin_now
+    }  # fmt: skip
+    figures = words.headline(
+        snapshot.class_numbers,
+        model=snapshot.model,
+        people=snapshot.tracks_seen,
+        faces_now=snapshot.faces_now,
+        read_now=read_now,
+        now=now,
     )
-    series = _series_frame(snapshot)
-    if len(series):
-        st.markdown("Faces over the last minutes")
-        st.line_chart(series[["faces"]], height=150, x_label="seconds", y_label="faces")
-        if series["valence"].notna().any():
-            st.markdown("Class mood (valence: P(happy) − P(negative), mean over faces)")
-            st.line_chart(series[["valence"]], height=150, x_label="seconds", y_label="valence")
-    st.markdown("Current apparent expressions")
-    if snapshot.suppressed or snapshot.shares is None:
-        st.caption(f"Hidden: class numbers need at least {k} faces ({snapshot.faces_now} now).")
+    headline(figures)
+    rate = f" ({snapshot.analysed_fps:.1f} a second)" if snapshot.analysed else ""
+    busy = f", {words.plural(snapshot.dropped, 'frame')} skipped while busy" if snapshot.dropped else ""
+    size = f" · picture {snapshot.frame_size[0]}×{snapshot.frame_size[1]}" if snapshot.frame_size else ""
+    started = f" · started {words.local_time(snapshot.started_at, browser_zone())}" if snapshot.started_at else ""
+    st.caption(f"Analysed {snapshot.analysed} of {words.plural(snapshot.received, 'frame')}{rate}{busy}{size}{started}")
+    explain(k)
+
+
+def _live_details(snapshot: LiveSnapshot, show_tracks: bool) -> None:
+    k = snapshot.min_faces
+    read_now = snapshot.faces_now - snapshot.uncertain_now
+    st.markdown("**Apparent expressions now**")
+    if snapshot.shares is None:
+        st.caption(
+            f"Hidden: class numbers need at least {words.plural(k, 'face')} read "
+            f"({words.plural(snapshot.faces_now, 'face')} now, {read_now} read)."
+        )
     else:
-        st.bar_chart(pd.Series(snapshot.shares, name="share").reindex(list(EMOTIONS)), height=180)
-        if snapshot.uncertain_now:
-            st.caption(
-                f"{snapshot.uncertain_now} of {snapshot.faces_now} faces uncertain (not read, not counted above)."
-            )
-    bins = [b for b in snapshot.bins if not b.suppressed and b.valence is not None]
-    if bins:
-        df = bins_frame(bins).set_index("start_s")
-        st.markdown("Mood per time bin")
-        st.line_chart(df[_mood_columns(df)], height=240, x_label="seconds")
-    st.markdown("Flagged moments")
-    if snapshot.flagged:
-        st.dataframe(pd.DataFrame(snapshot.flagged), hide_index=True)
+        st.altair_chart(charts.now_chart(snapshot.shares), width="stretch")
+    series = charts.series_chart(snapshot.series, snapshot.started_at)
+    st.markdown("**Mood score over the last minutes**")
+    if series is None:
+        st.caption(f"Nothing to draw yet: no analysed frame had {words.plural(k, 'face')} read.")
     else:
-        st.caption("None so far.")
+        st.altair_chart(series, width="stretch")
+    with st.expander("Moments of 5 seconds so far", expanded=False):
+        mood_charts(snapshot.bins, k, snapshot.started_at)
     if show_tracks and per_face():
-        st.markdown("Per-face view: tracks (pseudonymous ids, this session only)")
+        st.markdown("**Per-face view** (pseudonymous ids, this session only)")
         if not snapshot.tracks:
             st.caption("No face now.")
         else:
-            cols = st.columns(7)
-            for i, (tid, expression) in enumerate(snapshot.tracks):
-                cols[i % 7].markdown(f"`#{tid}` {expression}")
+            st.dataframe(
+                pd.DataFrame(
+                    {
+                        "Face": [f"#{tid}" for tid, _ in snapshot.tracks],
+                        "Looks": [words.expression(e) for _, e in snapshot.tracks],
+                    }
+                ),
+                hide_index=True,
+            )
 
 
 def live_panel_fragment(key: str, show_tracks: bool) -> None:
-    """The live panel, refreshed every second without rerunning the page (video keeps playing)."""
+    """The live panel, refreshed every second without rerunning the page (video keeps playing).
+
+    It is shown at the k the running (or last) session started with unless changed here (``view_k``)."""
 
     @st.fragment(run_every=1.0)
     def panel() -> None:
         current = holder(key).current()
         analysing_indicator(holder(key).active)
-        live_panel(current.snapshot(min_faces()) if current is not None else None, show_tracks)
+        head = st.container()
+        own = current.config.min_faces if current is not None else min_faces()
+        control, _ = st.columns([3, 2])
+        with control:
+            k = view_k(f"live_{key}", own)
+        live_panel(current.snapshot(k) if current is not None else None, show_tracks, head)
 
     panel()
+
+
+def browser_zone() -> Any:
+    """The reader's time zone (the browser's), so times on the page are local to the teacher; None outside a
+    page or when the browser does not say (then this machine's)."""
+    try:
+        from zoneinfo import ZoneInfo
+
+        name = st.context.timezone
+        return ZoneInfo(name) if name else None
+    except Exception:
+        return None
 
 
 HUB_PORT_ENV, PUBLIC_URL_ENV = "CLASSMOOD_CLASS_PORT", "CLASSMOOD_PUBLIC_URL"

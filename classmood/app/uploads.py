@@ -111,11 +111,15 @@ def analyze_upload(
     on_progress: Callable[[float, str], None] | None = None,
     annotate: bool = False,
     poll_s: float = 0.25,
+    per_face: bool = False,
 ) -> UploadResult:
     """Analyse a saved upload like ``classmood analyze --out``; outputs come back in memory.
 
     Raises ``ClassmoodError`` (one line) for input the pipeline cannot read. ``store`` receives a
-    session of kind "upload": faces while they are computed, bins and summary at the end.
+    session of kind "upload" once the first face is found (a recording without faces saves nothing):
+    faces while they are computed, bins and summary at the end. ``per_face`` (the app's per-face
+    view) is ``analyze``'s ``per_track``: each face's expression in annotated.mp4 and the per-person
+    timelines in the report; without it the video shows boxes and pseudonymous ids only.
     """
     from classmood.analysis.analyze import analyze
 
@@ -125,7 +129,9 @@ def analyze_upload(
     if on_progress:
         on_progress(0.0, "starting")
     started = last_report = time.monotonic()
-    recording = SessionRecorder(store, "upload", name, asdict(config)) if store is not None else nullcontext()
+    recording = (
+        SessionRecorder(store, "upload", name, asdict(config), lazy=True) if store is not None else nullcontext()
+    )
 
     with recording as recorder, tempfile.TemporaryDirectory(prefix="classmood-out-") as tmp:
 
@@ -142,7 +148,7 @@ def analyze_upload(
 
         out_dir = Path(tmp)
         try:
-            result = analyze(source, out_dir, config, annotate=annotate, on_update=on_update)
+            result = analyze(source, out_dir, config, annotate=annotate, on_update=on_update, per_track=per_face)
         except ClassmoodError:
             raise
         except Exception as error:  # the recorder marks the session failed; the page gets one line
@@ -150,7 +156,7 @@ def analyze_upload(
         if recorder is not None:
             recorder.finish(result.summary)
         if not (out_dir / "report.html").is_file():
-            write_report(result, out_dir / "report.html")
+            write_report(result, out_dir / "report.html", per_track=per_face)
         files = {f: (out_dir / f).read_bytes() for f in OUTPUT_FILES if (out_dir / f).is_file()}
     if on_progress:
         on_progress(1.0, "done")

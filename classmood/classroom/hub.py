@@ -64,6 +64,7 @@ from classmood.pipeline import PipelineConfig
 from classmood.store.recorder import SessionRecorder
 from classmood.vision.crops import FER_SIDE_PER_BOX_HEIGHT
 from classmood.vision.yunet import FACE_THRESHOLD, yunet_path
+from classmood.words import EXPRESSION_WORDS
 
 if TYPE_CHECKING:
     from classmood.store.store import SessionStore
@@ -276,7 +277,7 @@ class Hub:
             "saved": room is not None and room.saving,
             "interval_s": self.interval_s,
             "model": model,
-            "labels": list(EMOTIONS),
+            "labels": [EXPRESSION_WORDS[e] for e in EMOTIONS],  # how the student page names the seven numbers
             "face_threshold": FACE_THRESHOLD,
             "crop_scale": FER_SIDE_PER_BOX_HEIGHT,
             "min_face_px": readout.min_face_px,

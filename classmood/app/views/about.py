@@ -5,8 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from classmood import __version__
+from classmood import __version__, words
+from classmood.analytics.privacy import DEFAULT_MIN_FACES
 from classmood.app import ui
+from classmood.expression.readout import Readout
 from classmood.labels import EMOTIONS
 from classmood.weights.manifest import read_manifest
 
@@ -24,9 +26,10 @@ st.markdown(
     f"""
 classmood {__version__} finds faces in each analysed frame (libfacedetection by default), follows them with
 pseudonymous track ids that are only valid inside one session, and classifies each face's apparent expression
-into the seven FER2013 classes ({", ".join(EMOTIONS)}). Per time bin (5 s by default) it reports the share of
-faces showing each expression, a valence score (P(happy) − P(angry, disgust, fear or sad)) and flags sudden
-changes. Class numbers are hidden while fewer than *k* faces are present (default 5, set in the sidebar).
+into the seven FER2013 classes ({", ".join(words.expression(e) for e in EMOTIONS)}). Per moment (5 s by
+default) it reports the share of faces showing each expression and a mood score, and flags sudden changes.
+{words.MOOD_EXPLAINED} {words.k_rule(DEFAULT_MIN_FACES)} (k is set in the sidebar; the default is
+{DEFAULT_MIN_FACES}.)
 
 **Privacy:** frames are processed in memory only; no images, crops or embeddings of faces are stored. The
 session database holds numbers only (boxes, pseudonymous ids, probabilities, per-bin aggregates).
@@ -72,6 +75,7 @@ else:
     recall = pd.DataFrame(
         {name: entry.get("val", {}).get("per_class_recall", {}) for name, entry in sorted(manifest.items())}
     ).reindex(list(EMOTIONS))
+    recall.index = [words.expression(e) for e in recall.index]
     st.dataframe(recall.style.format("{:.2f}"))
     st.caption(
         "*accurate* holds two networks (the plain CNN and fast's) and returns the mean of their probabilities. "
@@ -99,17 +103,38 @@ carries a **readout**:
 the figures.
 """
 )
-manifest_readouts = {}
-for name in ("fast", "accurate"):
+
+
+def readout_in_words(readout: Readout) -> str:
+    """A model's readout as a sentence (its settings in full, not a cut-off code string)."""
+    parts = []
+    if readout.temperature != 1.0:
+        change = "sharpened" if readout.temperature < 1 else "softened"
+        parts.append(f"probabilities {change} by calibration (temperature {readout.temperature:.2f})")
+    if readout.prior is not None:
+        parts.append("weighed for a classroom, where many faces are at rest")
+    rules = []
+    if readout.min_confidence:
+        rules.append(f"its most likely expression has a probability under {readout.min_confidence:.2f}")
+    if readout.min_face_px:
+        rules.append(f"it is under {readout.min_face_px:g} pixels tall")
+    if readout.min_detail:
+        rules.append(f"its picture has almost no detail (under {readout.min_detail:g})")
+    if readout.max_unreadable:
+        rules.append(f"the model expects over {readout.max_unreadable:.0%} of people could not read it")
+    if rules:
+        parts.append("a face is not read when " + ", or ".join(rules))
+    return ("; ".join(parts) or "the model's probabilities as they are") + "."
+
+
+for name in ("accurate", "fast"):
     try:
         from classmood.expression.model import load_model
 
-        manifest_readouts[name] = load_model(name).readout.describe()
+        text = readout_in_words(load_model(name).readout)
     except Exception as exc:  # a missing or damaged file is reported, not fatal for the page
-        manifest_readouts[name] = f"not available ({exc})"
-st.dataframe(
-    pd.DataFrame({"model": list(manifest_readouts), "readout": list(manifest_readouts.values())}), hide_index=True
-)
+        text = f"not available ({exc})."
+    st.markdown(f"- **{name}**: {text[0].upper()}{text[1:]}")
 
 st.header("Known limitations and biases")
 st.markdown(

@@ -1,11 +1,10 @@
-"""Analyse a recording: upload a video, watch the progress, then the charts and the outputs to download."""
+"""Analyse a recording: upload a video, watch the progress, then the result (headline first) and the downloads."""
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
+from classmood import words
 from classmood.app import ui
 from classmood.app.uploads import MIME, UploadResult, analyze_upload, check_upload, max_upload_mb, save_upload
 from classmood.errors import ClassmoodError
@@ -17,8 +16,9 @@ limit = max_upload_mb()
 st.markdown(f"Upload limit: **{limit} MB** per file. Video files (mp4, webm, mov, avi, mkv, …).")
 upload = st.file_uploader("Recording of a class", key="upload", help=f"At most {limit} MB.")
 annotate = st.checkbox(
-    "Also make an annotated video (faces boxed and labelled)",
-    help="Slower; the video is kept in memory for download only and never stored.",
+    "Also make an annotated video (faces boxed, with each face's expression only in the per-face view)",
+    help="Slower; the video is kept in memory for download only and never stored. Without the sidebar's "
+    "per-face view it shows boxes and pseudonymous ids only.",
 )
 rate = st.slider("Analysed frames per second", 0.5, 10.0, 2.0, 0.5)
 
@@ -44,6 +44,7 @@ if upload is not None and st.button("Analyse", type="primary"):
                 ui.store_or_warn(),
                 on_progress=show_progress,
                 annotate=annotate,
+                per_face=ui.per_face(),
             )
         except ClassmoodError as exc:
             st.error(str(exc))
@@ -54,22 +55,33 @@ if upload is not None and st.button("Analyse", type="primary"):
 done: UploadResult | None = st.session_state.get(RESULT)
 if done is not None:
     s = done.result.summary
-    st.success(
-        f"Analysed {s.get('frames_analysed')} of {s.get('frames')} frames: {s.get('faces')} faces, "
-        f"{s.get('tracks')} tracks" + (f" · saved as session {done.session_id}" if done.session_id else "")
+    st.subheader(f"Result: {s.get('input', done.result.source)}")
+    saved = f"saved as session {done.session_id}" if done.session_id else "not saved"
+    st.caption(
+        f"Analysed {s.get('frames_analysed')} of {words.plural(s.get('frames', 0), 'frame')} "
+        f"with the {words.MODEL_WORDS.get(str(s.get('model')), s.get('model'))} model · {saved}"
     )
     if done.store_error:
         st.warning(done.store_error)
     if s.get("truncated"):
-        st.warning("The video ended early (truncated?); what was read is analysed.")
+        st.warning("The video ended early (cut off?); what could be read is analysed.")
+    if not s.get("faces"):
+        st.info(
+            "No faces were found in this recording, so there is no class mood to show (and no session was "
+            "saved). Faces need to be visible and about 40 pixels tall or more."
+        )
+    else:
+        k = ui.result_view(
+            done.result.raw_bins,
+            done.result.min_faces,
+            str(s.get("model", "")),
+            s.get("tracks"),
+            key=f"upload_{id(done)}",
+        )
+        if k != done.result.min_faces:
+            st.caption(f"The files below were written at the k = {done.result.min_faces} the analysis ran with.")
     st.subheader("Download")
     cols = st.columns(len(done.files) or 1)
     for col, (name, data) in zip(cols, done.files.items(), strict=False):
         mime = MIME.get("." + name.rsplit(".", 1)[-1])
         col.download_button(name, data, file_name=name, mime=mime, on_click="ignore", key=f"dl_{name}")
-    st.subheader("Class mood over time")
-    ui.mood_charts(ui.bins_under_k(done.result.raw_bins))
-    with st.expander("Summary"):
-        shown = {**s, "class": ui.class_numbers(done.result.raw_bins)}  # under the sidebar's k now
-        st.code(json.dumps(shown, indent=2), language="json")
-        st.caption("The downloaded files were written with the k set when the analysis ran.")

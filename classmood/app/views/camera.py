@@ -47,23 +47,17 @@ with video:
         async_processing=True,
     )
     playing = ctx.state.playing
-    if playing and box.active is None and not box.paused:
+    if playing and box.active is None:
         box.start(
             LiveSession(
                 "camera", "browser webcam", ui.pipeline_config(RATE_HZ), ui.store_or_warn(), alive=ui.browser_alive()
             )
         )
-    elif not playing:
-        box.paused = False
-        if box.active is not None:
-            box.stop()
-    if box.active is not None and st.button("Stop analysis", type="primary"):
-        box.paused = True  # the video keeps playing without analysis until STOP is pressed
-        box.stop()
-        st.rerun()
+    elif not playing and box.active is not None:
+        box.stop()  # one way to stop: the video's own STOP button ends the camera and the analysis
     st.caption(
-        "Press START and allow the camera. From another computer the browser needs HTTPS for camera access, "
-        "and a TURN server when no direct connection is possible."
+        "Press START and allow the camera; STOP ends both. From another computer the browser needs HTTPS for "
+        "camera access, and a TURN server when no direct connection is possible."
     )
 with panel:
     ui.live_panel_fragment(KEY, show_tracks=True)

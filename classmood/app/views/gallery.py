@@ -70,12 +70,11 @@ with video:
                 )
                 box.start(session).feed(source)
                 st.rerun()
+        if box.active is not None and st.button("Stop capture", type="primary"):
+            box.stop()  # the browser share has its own "Stop sharing": one stop button per way of capturing
+            st.rerun()
         if not consent:
             st.info("Confirm consent above before capturing.")
-    if box.active is not None and st.button("Stop analysis", type="primary"):
-        box.paused = box.active.source == BROWSER  # until the browser has stopped sharing
-        box.stop()
-        st.rerun()
 
 with panel:
     ui.live_panel_fragment(KEY, show_tracks=True)

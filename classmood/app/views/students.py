@@ -2,21 +2,23 @@
 
 The teacher opens a class here and gets a join link and a short code. Students open the link,
 read what is measured, consent, and their browser sends one small JSON message a second (no
-image ever). This page shows the class view under the sidebar's k: counts always; the current
-expression shares and the mood over time only with at least k students with a face present;
-nothing per student.
+image ever). This page shows the class under its k: counts always; the current expression
+shares, the mood score and the mood over time only while the faces of at least k students are
+read; nothing per student. The students' browsers compute nothing about mood: the room
+aggregates it here. After *End class* the page says how the class ended and offers a new one.
 """
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from classmood.app import ui
+from classmood import words
+from classmood.app import charts, ui
 from classmood.classroom.hub import BROWSER_MODELS, DEFAULT_MODEL
 from classmood.classroom.room import IDLE_CLOSE_S
 from classmood.errors import ClassmoodError
-from classmood.labels import EMOTIONS
+
+ENDED = "student_class_ended"  # how the last class on this page ended: shown above the form for a new one
 
 st.title("Live — students' own browsers")
 st.caption(
@@ -41,20 +43,23 @@ room = hub.rooms.get(_current_code())
 if room is None:
     if "class" in st.query_params:
         del st.query_params["class"]
+    ended = st.session_state.pop(ENDED, None)
+    if ended is not None:
+        (st.warning if ended[0] == "warning" else st.success)(ended[1])
     model = str(st.session_state.get("model", DEFAULT_MODEL))
     if model not in BROWSER_MODELS:
         st.caption(f"The {model} model is not run in browsers; classes use {DEFAULT_MODEL}.")
         model = DEFAULT_MODEL
     k = ui.min_faces()
     st.markdown(
-        f"Open a class for your students. Students are told before they consent that class numbers need at "
-        f"least **k = {k}** students with a face in view (the sidebar's k): you can raise it during the class, "
-        f"not lower it. Their browsers run the **{model}** model."
+        f"Open a class for your students. Students are told before they consent that class numbers need the "
+        f"faces of at least **k = {k}** students read (the sidebar's k): you can raise it during the class, "
+        f"not lower it. Their browsers run the **{model}** model and send only its seven numbers."
     )
     if k < 3:
         st.warning(f"With k = {k} the class numbers can describe one or two students. Students will be told.")
     save = st.checkbox(
-        "Save the class numbers as a session (class-level time bins only; students are told)",
+        "Save the class numbers as a session, from the first face read (class-level moments only; students are told)",
         value=True,
         key="student_save",
     )
@@ -95,15 +100,21 @@ with right:
         ended = hub.close_room(room.code)
         del st.query_params["class"]
         error = room.recorder.error if room.recorder is not None else None
+        session = room.recorder.session_id if room.recorder is not None else None
         if ended is None:
-            st.info("This class had already ended.")
+            st.session_state[ENDED] = ("success", f"Class {room.code} had already ended.")
         elif error:
-            st.warning(f"Class ended. {error}")
+            st.session_state[ENDED] = ("warning", f"Class {room.code} ended. {error}")
+        elif saved and session is not None:
+            st.session_state[ENDED] = ("success", f"Class {room.code} ended and was saved as session {session}.")
         elif saved:
-            st.success(f"Class ended and saved as session {room.recorder.session_id}.")  # type: ignore[union-attr]
+            st.session_state[ENDED] = (
+                "success",
+                f"Class {room.code} ended. No student's face was read, so nothing was saved.",
+            )
         else:
-            st.success("Class ended. Nothing was saved.")
-        st.stop()
+            st.session_state[ENDED] = ("success", f"Class {room.code} ended. Nothing was saved.")
+        st.rerun()  # the page for a new class, with how this one ended
 
 
 @st.fragment(run_every=1.0)
@@ -112,38 +123,47 @@ def dashboard() -> None:
     if current is None:
         st.info("This class has ended.")
         return
-    # Only a change of the sidebar's k made on this page applies: a reload (which resets the sidebar)
-    # must not move the class's k. It never goes below the k students joined under.
-    sidebar, seen = ui.min_faces(), f"student_k_seen_{current.code}"
-    if st.session_state.get(seen, sidebar) != sidebar:
-        current.set_k(sidebar)
-    st.session_state[seen] = sidebar
-    if current.k != sidebar:
-        st.caption(
-            f"This class uses k = {current.k} (the sidebar says {sidebar}): change the sidebar's k to raise it; "
-            f"it cannot go below {current.min_k}, the k students joined under."
-        )
+    # The class is shown at its own k (never below the k students joined under); the teacher can raise it
+    # here. A reload keeps the class's k: the control opens at it.
+    head = st.container()  # the headline first, the class's k control under it
+    control, _ = st.columns([1, 2])
+    with control:
+        k = ui.view_k(f"class_{current.code}", current.k, floor=current.min_k)
+    if k != current.k:
+        current.set_k(k)
     view = current.now_view()
-    a, b, c = st.columns(3)
-    a.metric("Students connected", view["students"])
-    b.metric("Faces present", view["faces"])
-    c.metric("Paused", view["paused"])
+    now = None if view["hidden"] else view
+    numbers = {"min_faces": current.k}
+    figures = words.headline(
+        numbers,
+        model=current.model,
+        people=view["students"],
+        people_label="students connected",
+        faces_now=view["faces"],
+        read_now=view["faces_read"],
+        now=now,
+    )
+    with head:
+        ui.headline(figures)
+        st.caption(
+            f"{words.plural(view['paused'], 'student')} paused · class opened "
+            f"{words.local_time(current.created, ui.browser_zone())}"
+        )
+        ui.explain(current.k)
     if view["turned_away"]:
         st.caption(
-            f"{view['turned_away']} join(s) turned away: the class was full or one network address had its "
-            f"{current.seats_per_client()} seats (classmood app --class-size / --per-client / --trusted-proxy)."
+            f"{words.plural(view['turned_away'], 'join')} turned away: the class was full or one network address "
+            f"had its {current.seats_per_client()} seats (classmood app --class-size / --per-client / --trusted-proxy)."
         )
-    st.markdown("Current apparent expressions")
+    st.markdown("**Apparent expressions now**")
     if view["hidden"]:
         st.caption(
-            f"Hidden: class numbers need at least {view['k']} student{'s' if view['k'] != 1 else ''} with a face "
-            f"present ({view['faces']} now)."
+            f"Hidden: class numbers need the faces of at least {words.plural(view['k'], 'student')} read "
+            f"({view['faces']} with a face in view now, {view['faces_read']} read)."
         )
     else:
-        st.bar_chart(pd.Series(view["shares"], name="share").reindex(list(EMOTIONS)), height=180)
-        st.caption(f"Valence now: {view['valence']:+.2f} (P(happy) − P(negative), mean over faces read).")
-    st.markdown("Mood over time")
-    ui.mood_charts(ui.bins_frame(current.bins()))
+        st.altair_chart(charts.now_chart(view["shares"]), width="stretch")
+    ui.mood_charts(current.bins(), current.k, started_at=current.created)
 
 
 dashboard()

@@ -502,7 +502,7 @@ function showClassInfo() {
           ? " With k = 2 the numbers can describe just two students."
           : "";
     el.textContent =
-      `Class ${state.code}: class numbers need at least ${cfg.k} students with a face in view (k = ${cfg.k}; ` +
+      `Class ${state.code}: class numbers need the faces of at least ${cfg.k} students read (k = ${cfg.k}; ` +
       `the teacher may raise it, not lower it).${alone} ` +
       (cfg.saved
         ? "The teacher saves the class-level numbers (per time bin, never per student) as a session."
