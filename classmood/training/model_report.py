@@ -124,7 +124,8 @@ def build_report(
     ]
     for run in sorted(runs, key=lambda r: -r["val"]["accuracy"]):
         b1, b64 = arch_speed(run, threads, timing_runs)
-        teachers = ", ".join(Path(t).parent.name for t in run.get("distilled_from") or [])
+        # a run's model file is named by its run folder; a shipped model by its name ("accurate")
+        teachers = ", ".join(Path(t).parent.name or Path(t).stem for t in run.get("distilled_from") or [])
         arch = f"`{run['arch']}`" + (f", distilled from {teachers}" if teachers else "")
         lines.append(
             f"| {run['name']} | {arch} | {run['params'] / 1e6:.2f} M | {run['macs'] / 1e6:.0f} M "
