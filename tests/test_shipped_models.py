@@ -86,3 +86,38 @@ def test_shipped_models_agree_with_ferplus_annotators_as_reported() -> None:
             plus["accuracy"] >= goal and plus["accuracy"] >= read_manifest()[name]["val"]["ferplus"]["accuracy"] - 0.001
         )
         assert plus["per_class_recall"]["neutral"] >= 0.80
+
+
+@pytest.mark.parametrize("name", list(SHIPPED_MODELS))
+def test_inference_runs_each_models_int8_copy_made_from_the_float_file(name: str) -> None:
+    """The int8 copy is what analysis loads by default; it carries the float file's labels, readout and
+    learnt balance (a recalibrated float file with a stale copy would read differently) and reads the
+    bundled real face as the float file does."""
+    import cv2
+
+    from classmood.expression.predict import sample_face_path
+    from classmood.imageio import read_image
+
+    float_path, copy_path = shipped_model_path(name), shipped_model_path(name, "int8")
+    assert copy_path.is_file() and copy_path.stat().st_size < 0.6 * float_path.stat().st_size
+    copy, original = load_model(name), load_model(name, precision="float")
+    assert copy.path == copy_path and copy.quantized and not original.quantized
+    assert {k: v for k, v in copy.metadata.items() if k != "classmood.quantized"} == original.metadata
+    grey = cv2.cvtColor(read_image(sample_face_path()), cv2.COLOR_BGR2GRAY)
+    faces = np.stack([cv2.resize(grey[y:, x:], (48, 48)) for x, y in ((0, 0), (8, 4), (16, 0), (4, 12))])
+    (p_copy, u_copy), (p_float, u_float) = copy.predict(faces), original.predict(faces)
+    assert np.abs(p_copy - p_float).max() < 0.05 and (p_copy.argmax(1) == p_float.argmax(1)).all()
+    assert u_copy is not None and u_float is not None and np.abs(u_copy - u_float).max() < 0.05
+    assert read_manifest()[name]["int8"]["file_bytes"] == copy_path.stat().st_size
+
+
+@pytest.mark.skipif(
+    not (SHARED_FER / "fer2013_publictest.npy.xz").is_file(),
+    reason=f"FER2013 PublicTest not found at {SHARED_FER} (the full dataset is not part of the repo)",
+)
+@pytest.mark.parametrize("name", list(SHIPPED_MODELS))
+def test_int8_copies_lose_at_most_half_a_point_on_publictest(name: str) -> None:
+    copy = evaluate(SHARED_FER, "PublicTest", load_model(name))["PublicTest"]
+    original = evaluate(SHARED_FER, "PublicTest", load_model(name, precision="float"))["PublicTest"]
+    assert copy["accuracy"] >= original["accuracy"] - 0.005
+    assert copy["ferplus"]["accuracy"] >= original["ferplus"]["accuracy"] - 0.005

@@ -224,7 +224,7 @@ class RecordingWorker:
         _die_with(parent)  # ``parent``: the batch's liveness stamp
         self.config = PipelineConfig(**config)
         self.detector = create_detector(self.config.detector)
-        self.model = load_model(self.config.model, threads=self.config.threads)
+        self.model = load_model(self.config.model, threads=self.config.threads, precision=self.config.precision)
         self.db_url = db_url
         self.name = f"{os.uname().nodename}:{os.getpid()}"
 

@@ -174,3 +174,93 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     mid["analysed_fps_range"] = [ordered[0]["analysed_fps"], ordered[-1]["analysed_fps"]]
     mid["repeats"] = len(runs)
     return mid
+
+
+def profile_run(path: Path, truth: GalleryTruth, config: PipelineConfig) -> dict[str, Any]:
+    """One pass over the gallery with the stage clock on: analysed frames/s, recall, and ms per frame per
+    stage (``decode`` is the time spent waiting for the next frame to be read and decoded)."""
+    from classmood.pipeline import Analyzer
+    from classmood.vision.sources import open_source
+
+    analyzer = Analyzer(config)
+    frames = iter(open_source(path).frames(analyzer.due))
+    found = total = 0
+    started = time.perf_counter()
+    while True:
+        t = time.perf_counter()
+        frame = next(frames, None)
+        analyzer.times.add("decode", time.perf_counter() - t)
+        if frame is None:
+            break
+        update = analyzer.process(frame)
+        iou = iou_matrix(truth.boxes, update.detections.xyxy)
+        total += len(truth.boxes)
+        found += int((iou.max(axis=1) >= 0.3).sum()) if iou.shape[1] else 0
+    wall = time.perf_counter() - started
+    times = analyzer.times
+    return {
+        "model": config.model,
+        "precision": config.precision,
+        "int8": analyzer.model.quantized,
+        "frames_analysed": times.frames,
+        "analysed_fps": round(times.frames / wall, 2),
+        "recall": round(found / max(total, 1), 4),
+        "ms_per_frame": times.per_frame_ms(),
+        "share": times.shares(),
+    }
+
+
+def run_profile_bench(
+    data: str | Path, seconds: float = 10.0, repeats: int = 3, models: tuple[str, ...] = ("accurate", "fast")
+) -> dict[str, Any]:
+    """The per-stage profile on the 49-face 1080p gallery at ``--rate 0`` (every frame), for each shipped
+    model's float file and int8 copy, alternated ``repeats`` times in one process (medians)."""
+    from classmood.benchmarks.speed import cpu_name, instruction_sets
+
+    faces = load_split(data, "PublicTest")
+    with tempfile.TemporaryDirectory() as tmp:
+        video = Path(tmp) / "gallery.mp4"
+        truth = make_gallery_video(video, faces.images, faces.labels, seconds=seconds)
+        settings = [(m, p) for m in models for p in ("float", "int8")]
+        runs: dict[tuple[str, str], list[dict[str, Any]]] = {s: [] for s in settings}
+        for _ in range(repeats):
+            for model, precision in settings:
+                config = PipelineConfig(detector="libface", model=model, precision=precision, rate_hz=0)
+                runs[(model, precision)].append(profile_run(video, truth, config))
+    out: dict[str, Any] = {
+        "cpu": cpu_name(),
+        "instruction_sets": instruction_sets(),
+        "gallery": f"{W}x{H}, {ROWS}x{COLS} tiles, faces 60-70 px, {seconds:.0f} s at 10 fps, every frame analysed",
+        "repeats": repeats,
+        "runs": {},
+    }
+    for (model, precision), done in runs.items():
+        ordered = sorted(done, key=lambda r: r["analysed_fps"])
+        mid = dict(ordered[len(ordered) // 2])
+        mid["analysed_fps_range"] = [ordered[0]["analysed_fps"], ordered[-1]["analysed_fps"]]
+        mid["ms_per_frame"] = {
+            stage: round(float(np.median([r["ms_per_frame"][stage] for r in done])), 2) for stage in mid["ms_per_frame"]
+        }
+        out["runs"][f"{model} {precision}"] = mid
+    for model in models:
+        f, q = out["runs"][f"{model} float"], out["runs"][f"{model} int8"]
+        out[f"{model}_int8_speedup"] = {
+            "analysed_fps": round(q["analysed_fps"] / max(f["analysed_fps"], 1e-9), 2),
+            "classify": round(f["ms_per_frame"]["classify"] / max(q["ms_per_frame"]["classify"], 1e-9), 2),
+        }
+    return out
+
+
+def format_profile(result: dict[str, Any]) -> str:
+    """The profile as a table: ms per analysed frame by stage, each run's frames/s and recall."""
+    from classmood.stages import STAGES
+
+    lines = [f"{result['cpu']} ({', '.join(result['instruction_sets']) or 'no AVX2/AVX-512/AMX'}); {result['gallery']}"]
+    lines.append(f"{'run':16s}" + "".join(f"{s:>10s}" for s in STAGES) + f"{'frames/s':>10s}{'recall':>8s}")
+    for name, r in result["runs"].items():
+        ms = r["ms_per_frame"]
+        lines.append(
+            f"{name:16s}" + "".join(f"{ms[s]:10.1f}" for s in STAGES) + f"{r['analysed_fps']:10.2f}{r['recall']:8.3f}"
+        )
+    lines.append("(ms per analysed frame, median of " + f"{result['repeats']} runs)")
+    return "\n".join(lines)

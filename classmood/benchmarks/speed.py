@@ -45,12 +45,30 @@ def faces_per_second(model: ExpressionModel, batch: int, runs: int = 15, min_sec
 def bench_models(models: list[str] | None = None, threads: int | None = None, runs: int = 15) -> dict[str, Any]:
     threads = threads or min(2, os.cpu_count() or 1)
     result: dict[str, Any] = {"cpu": cpu_name(), "threads": threads, "runs": runs, "statistic": "median", "models": {}}
+    result["instruction_sets"] = instruction_sets()
     for name in models or list(SHIPPED_MODELS):
-        model = load_model(name, threads=threads)
-        result["models"][name] = {
-            "file_mb": round(model.file_bytes / 1e6, 2),
-            "tta": model.metadata.get("classmood.tta", "none"),
-            "faces_per_s_batch1": round(faces_per_second(model, 1, runs), 1),
-            "faces_per_s_batch64": round(faces_per_second(model, 64, runs), 1),
-        }
+        # a shipped model twice, its float file and its int8 copy (what analysis loads), in the same run
+        variants = [(f"{name} (float)", "float"), (name, "int8")] if name in SHIPPED_MODELS else [(name, "float")]
+        for label, precision in variants:
+            model = load_model(name, threads=threads, precision=precision)
+            result["models"][label] = {
+                "file_mb": round(model.file_bytes / 1e6, 2),
+                "int8": model.quantized,
+                "tta": model.metadata.get("classmood.tta", "none"),
+                "faces_per_s_batch1": round(faces_per_second(model, 1, runs), 1),
+                "faces_per_s_batch64": round(faces_per_second(model, 64, runs), 1),
+            }
     return result
+
+
+def instruction_sets() -> list[str]:
+    """The CPU's matrix and vector extensions that decide ONNX Runtime's speed (AMX, AVX-512 VNNI/BF16, AVX2)."""
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return [f for f in wanted if f in flags]
+    except OSError:
+        pass
+    return []

@@ -19,6 +19,13 @@ def add_parsers(sub: Any) -> None:
         help="instead: the video pipeline on a synthetic 7x7 1080p gallery vs a naive baseline (JSON)",
     )
     p.add_argument(
+        "--profile",
+        action="store_true",
+        help="--pipeline: ms per analysed frame per stage (decode ... aggregate) at --rate 0, each shipped "
+        "model's float file and int8 copy, with the CPU and its instruction sets",
+    )
+    p.add_argument("--repeats", type=int, default=3, help="--pipeline --profile: runs per setting (median)")
+    p.add_argument(
         "--data", default="../shared/data/fer2013", help="FER2013 with PublicTest, for --pipeline, --robust, --events"
     )
     p.add_argument(
@@ -183,6 +190,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.pipeline:
         from classmood.benchmarks.pipeline import run_gallery_bench
 
+        if args.profile:
+            from classmood.benchmarks.pipeline import format_profile, run_profile_bench
+
+            profile = run_profile_bench(args.data, seconds=args.seconds or 10.0, repeats=args.repeats)
+            print(json.dumps(profile, indent=2) if args.json else format_profile(profile))
+            return 0
         gallery = run_gallery_bench(args.data, seconds=args.seconds or 20.0)
         print(json.dumps(gallery, indent=2))
         return 0
@@ -192,10 +205,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['cpu']}, {result['threads']} threads, median of {result['runs']} runs")
+        sets = ", ".join(result["instruction_sets"]) or "none of AVX2, AVX-512, AMX"
+        print(f"{result['cpu']} ({sets}), {result['threads']} threads, median of {result['runs']} runs")
         for name, r in result["models"].items():
             print(
-                f"  {name:10s} batch 1: {r['faces_per_s_batch1']:8.0f} faces/s   "
+                f"  {name:16s} batch 1: {r['faces_per_s_batch1']:8.0f} faces/s   "
                 f"batch 64: {r['faces_per_s_batch64']:8.0f} faces/s   ({r['file_mb']} MB, TTA {r['tta']})"
             )
     return 0

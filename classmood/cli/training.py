@@ -60,6 +60,15 @@ def add_parsers(sub: Any) -> None:
     )
     p.set_defaults(func=_cmd_export)
 
+    p = sub.add_parser("quantize", help="an int8 copy of an ONNX expression model, calibrated on Training faces")
+    p.add_argument("model", help="shipped model name (accurate, fast) or .onnx path (the float file)")
+    p.add_argument("--data", default="../shared/data/fer2013", help="FER2013: Training calibrates, PublicTest measures")
+    p.add_argument("--out", help="output .onnx (default: beside the model, NAME.int8.onnx)")
+    p.add_argument("--ship", action="store_true", help="install as the shipped model's int8 copy")
+    p.add_argument("--faces", type=int, default=2000, help="Training faces that calibrate the activation ranges")
+    p.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax", help="range calibrator")
+    p.set_defaults(func=_cmd_quantize)
+
     p = sub.add_parser(
         "calibrate", help="fit a model's temperature, add the classroom prior and the uncertain rule (needs onnx)"
     )
@@ -207,7 +216,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from classmood.expression.model import load_model, resolve_model
     from classmood.expression.readout import Readout
 
-    model = load_model(args.model)
+    model = load_model(args.model, precision="float")  # the readout is fitted on (and written into) the float file
     split = load_split(args.data, "PublicTest")
     raw, unreadable = model.predict(split.images, raw=True)
     labels = args.labels if args.labels != "auto" else model.metadata.get("classmood.targets", "fer2013")
@@ -267,6 +276,52 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         path = resolve_model(args.model)
         write_readout(path, readout)
         print(f"wrote the readout into {path}")
+        copy = resolve_model(args.model, "int8")
+        if copy != path:  # a shipped model's int8 copy reads with the same readout
+            write_readout(copy, readout)
+            print(f"wrote the readout into {copy}")
+    return 0
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from classmood.data import load_split
+    from classmood.expression.model import SHIPPED_MODELS, load_model, resolve_model, shipped_model_path
+    from classmood.training.quantize import QuantizeConfig, calibration_faces, quantize_model
+
+    if args.ship and args.model not in SHIPPED_MODELS:
+        raise ClassmoodError(f"--ship takes a shipped model ({', '.join(SHIPPED_MODELS)}), not {args.model!r}")
+    if args.faces < 1:
+        raise ClassmoodError(f"--faces must be at least 1, not {args.faces}")
+    source = resolve_model(args.model, "float")
+    if args.ship:
+        out = shipped_model_path(args.model, "int8")
+    else:
+        out = Path(args.out) if args.out else source.with_name(source.name.removesuffix(".onnx") + ".int8.onnx")
+    if out.resolve() == source.resolve():
+        raise ClassmoodError(f"--out {out} is the model itself")
+    config = QuantizeConfig(calibration_faces=args.faces, calibrate_method=args.method)
+    train = load_split(args.data, "Training")
+    quantize_model(source, out, calibration_faces(train.images, train.labels, config.calibration_faces), config)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, float {source.stat().st_size / 1e6:.1f} MB)")
+    from classmood.expression.evaluate import evaluate
+
+    measured = {}
+    for tag, path in (("float", source), ("int8", out)):
+        m = evaluate(args.data, "PublicTest", load_model(str(path)))["PublicTest"]
+        plus = m.get("ferplus", {}).get("accuracy")
+        measured[tag] = {"accuracy": m["accuracy"], "ferplus_accuracy": plus}
+        print(f"  {tag:5s} PublicTest: FER2013 {m['accuracy']:.2%}" + (f", FER+ majority {plus:.2%}" if plus else ""))
+    if args.ship:
+        from classmood.weights.manifest import read_manifest, record_shipped
+
+        entry = read_manifest().get(args.model, {})
+        entry["int8"] = {
+            "file_bytes": out.stat().st_size,
+            "method": f"static QDQ, {args.method} on {args.faces} Training faces, per-channel weights",
+            "val": measured["int8"],
+        }
+        record_shipped(args.model, entry)
+        print(f"recorded in the manifest under {args.model}.int8")
     return 0
 
 

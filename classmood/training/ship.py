@@ -84,6 +84,10 @@ def export_checkpoint(
         meta["classmood.train_prior"] = json.dumps([round(float(v), 5) for v in mean_prior / mean_prior.sum()])
     export_onnx(model, out, tta=tta, metadata=meta)
     if ship:
+        stale = shipped_model_path(ship, "int8")
+        if stale.is_file():  # the old network's int8 copy must not stand in for the new one
+            stale.unlink()
+            print(f"removed {stale.name}: run 'classmood quantize {ship} --ship' for the new model's int8 copy")
         from classmood.expression.evaluate import evaluate
         from classmood.expression.model import load_model
         from classmood.weights.manifest import record_shipped
