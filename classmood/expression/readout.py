@@ -86,6 +86,27 @@ class Readout:
             parts.append(f"or predicted unreadable over {self.max_unreadable:g}")
         return ", ".join(parts)
 
+    def in_words(self) -> str:
+        """A model's readout as a sentence (its settings in full, not a cut-off code string)."""
+        parts = []
+        if self.temperature != 1.0:
+            change = "sharpened" if self.temperature < 1 else "softened"
+            parts.append(f"probabilities {change} by calibration (temperature {self.temperature:.2f})")
+        if self.prior is not None:
+            parts.append("weighed for a classroom, where many faces are at rest")
+        rules = []
+        if self.min_confidence:
+            rules.append(f"its most likely expression has a probability under {self.min_confidence:.2f}")
+        if self.min_face_px:
+            rules.append(f"it is under {self.min_face_px:g} pixels tall")
+        if self.min_detail:
+            rules.append(f"its picture has almost no detail (under {self.min_detail:g})")
+        if self.max_unreadable:
+            rules.append(f"the model expects over {self.max_unreadable:.0%} of people could not read it")
+        if rules:
+            parts.append("a face is not read when " + ", or ".join(rules))
+        return ("; ".join(parts) or "the model's probabilities as they are") + "."
+
     def calibrate(self, probs: np.ndarray) -> np.ndarray:
         """Temperature and prior applied to (N, 7) probabilities; rows still sum to 1."""
         if self.temperature == 1.0 and self.prior is None:

@@ -8,7 +8,6 @@ import streamlit as st
 from classmood import __version__, words
 from classmood.analytics.privacy import DEFAULT_MIN_FACES
 from classmood.app import ui
-from classmood.expression.readout import Readout
 from classmood.labels import EMOTIONS
 from classmood.weights.manifest import read_manifest
 
@@ -105,33 +104,11 @@ the figures.
 )
 
 
-def readout_in_words(readout: Readout) -> str:
-    """A model's readout as a sentence (its settings in full, not a cut-off code string)."""
-    parts = []
-    if readout.temperature != 1.0:
-        change = "sharpened" if readout.temperature < 1 else "softened"
-        parts.append(f"probabilities {change} by calibration (temperature {readout.temperature:.2f})")
-    if readout.prior is not None:
-        parts.append("weighed for a classroom, where many faces are at rest")
-    rules = []
-    if readout.min_confidence:
-        rules.append(f"its most likely expression has a probability under {readout.min_confidence:.2f}")
-    if readout.min_face_px:
-        rules.append(f"it is under {readout.min_face_px:g} pixels tall")
-    if readout.min_detail:
-        rules.append(f"its picture has almost no detail (under {readout.min_detail:g})")
-    if readout.max_unreadable:
-        rules.append(f"the model expects over {readout.max_unreadable:.0%} of people could not read it")
-    if rules:
-        parts.append("a face is not read when " + ", or ".join(rules))
-    return ("; ".join(parts) or "the model's probabilities as they are") + "."
-
-
 for name in ("accurate", "fast"):
     try:
         from classmood.expression.model import load_model
 
-        text = readout_in_words(load_model(name).readout)
+        text = load_model(name).readout.in_words()
     except Exception as exc:  # a missing or damaged file is reported, not fatal for the page
         text = f"not available ({exc})."
     st.markdown(f"- **{name}**: {text[0].upper()}{text[1:]}")
