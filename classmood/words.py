@@ -15,10 +15,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from classmood.analytics.mood import MOOD_EXPLAINED
 from classmood.labels import EMOTIONS
+
+if TYPE_CHECKING:
+    from classmood.containers import MoodBin
 
 __all__ = ["MOOD_EXPLAINED"]
 
@@ -243,3 +246,29 @@ def headline(
         )
     figures.append(Figure("Model", MODEL_WORDS.get(model, model), "reads the expressions"))
     return figures
+
+
+# The columns of a flagged moment, as the app's table and the report's name them (keys: the report's).
+FLAGGED_COLUMNS = {
+    "time": "When",
+    "what": "What",
+    "faces": "Faces present",
+    "negative": "Looking negative",
+    "mood": "Mood score",
+}
+
+
+def flagged_moments(bins: Sequence[MoodBin]) -> list[dict[str, str]]:
+    """The flagged moments among ``bins`` in words: when, what, faces present, the share looking negative
+    and the mood score (``FLAGGED_COLUMNS`` names them)."""
+    return [
+        {
+            "time": span(b.start_s, b.end_s),
+            "what": flags(b.flags),
+            "faces": faces(b.faces),
+            "negative": percent(b.negative_share),
+            "mood": score(b.valence),
+        }
+        for b in bins
+        if b.flags
+    ]

@@ -18,7 +18,6 @@ from typing import Any
 from classmood import words
 from classmood.analysis import charts
 from classmood.analytics.privacy import class_summary
-from classmood.containers import MoodBin
 from classmood.pipeline import AnalysisResult
 
 
@@ -98,20 +97,6 @@ def _per_track(result: AnalysisResult) -> dict[str, Any]:
     return {"chart": charts.tracks_chart(tracks, order, step), "rows": rows, "chart_rows": charts.MAX_TRACK_ROWS}
 
 
-def _flagged(bins: list[MoodBin]) -> list[dict[str, str]]:
-    return [
-        {
-            "time": words.span(b.start_s, b.end_s),
-            "what": words.flags(b.flags),
-            "faces": words.faces(b.faces),
-            "negative": words.percent(b.negative_share),
-            "mood": words.score(b.valence),
-        }
-        for b in bins
-        if b.flags
-    ]
-
-
 def render_report(result: AnalysisResult, per_track: bool = False) -> str:
     """The report page as an HTML string; ``per_track`` adds the per-person timelines and table."""
     numbers = _class_numbers(result)
@@ -135,7 +120,8 @@ def render_report(result: AnalysisResult, per_track: bool = False) -> str:
             mood_chart=charts.mood_chart(bins) if shown else None,
             shares_chart=charts.shares_chart(dict(numbers["shares"])) if has_faces and numbers.get("shares") else None,
             per_track=_per_track(result) if per_track and has_faces else None,
-            flagged=_flagged(bins) if has_faces else [],
+            flagged=words.flagged_moments(bins) if has_faces else [],
+            flagged_columns=words.FLAGGED_COLUMNS,
         )
     )
 

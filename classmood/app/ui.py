@@ -244,19 +244,9 @@ def explain(k: int) -> None:
 def flagged_table(bins: Sequence[MoodBin], empty: str = "No flagged moment.") -> None:
     """Flagged moments in words: when, what, faces present, the share looking negative and the mood score."""
     st.markdown("**Flagged moments**")
-    rows = [
-        {
-            "When": words.span(b.start_s, b.end_s),
-            "What": words.flags(b.flags),
-            "Faces present": words.faces(b.faces),
-            "Looking negative": words.percent(b.negative_share),
-            "Mood score": words.score(b.valence),
-        }
-        for b in bins
-        if b.flags
-    ]
+    rows = words.flagged_moments(bins)
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True)
+        st.dataframe(pd.DataFrame(rows).rename(columns=words.FLAGGED_COLUMNS), hide_index=True)
     else:
         st.caption(empty)
 
