@@ -45,6 +45,13 @@ def _x(started_at: float | None, longest_s: float, field: str = "when") -> Any:
     return alt.X(f"{field}:T", title=title, axis=alt.Axis(format=clock, labelOverlap=True, tickCount=6))
 
 
+def _spans(df: pd.DataFrame, bins: Sequence[MoodBin], started_at: float | None) -> dict[str, Any]:
+    """Bars from each bin's start to its end: adds ``when``/``until`` to ``df`` (rows with ``start``/``end``
+    seconds) and returns the x encodings that draw them."""
+    df["when"], df["until"] = _times(df["start"], started_at), _times(df["end"], started_at)
+    return {"x": _x(started_at, max(b.end_s for b in bins)), "x2": "until:T"}
+
+
 def expression_scale() -> Any:
     return _alt().Scale(domain=EXPRESSION_ORDER, range=_COLOURS)
 
@@ -124,14 +131,12 @@ def shares_chart(bins: Sequence[MoodBin], started_at: float | None = None) -> An
     if not rows:
         return None
     df = pd.DataFrame(rows)
-    df["when"], df["until"] = _times(df["start"], started_at), _times(df["end"], started_at)
-    longest = max(b.end_s for b in bins)
+    spans = _spans(df, bins, started_at)
     return (
         alt.Chart(df)
         .mark_bar(stroke="white", strokeWidth=0.5)
         .encode(
-            x=_x(started_at, longest),
-            x2="until:T",
+            **spans,
             y=alt.Y("low:Q", title="share of faces read", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
             y2="high:Q",
             color=alt.Color("expression:N", scale=expression_scale(), sort=EXPRESSION_ORDER, legend=_legend()),
@@ -161,14 +166,12 @@ def faces_chart(bins: Sequence[MoodBin], started_at: float | None = None) -> Any
             for what, v in (("faces present", b.faces), ("faces read", b.read_faces))
         ]
     )
-    df["when"], df["until"] = _times(df["start"], started_at), _times(df["end"], started_at)
-    longest = max(b.end_s for b in bins)
+    spans = _spans(df, bins, started_at)
     return (
         alt.Chart(df)
         .mark_bar(stroke="white", strokeWidth=0.5)
         .encode(
-            x=_x(started_at, longest),
-            x2="until:T",
+            **spans,
             y=alt.Y("zero:Q", title="faces", scale=alt.Scale(domainMin=0)),
             y2="count:Q",
             color=alt.Color(
