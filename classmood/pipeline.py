@@ -10,7 +10,6 @@ exponential moving average. Nothing here writes images to disk.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,33 +129,37 @@ class Analyzer:
         stage = self.times.stage
         dets = self.locate(frame.image, frame.time_s)
         if len(dets):
-            hidden = dets.uncertain.copy()  # coasted by the tracker: present, covered, not to be read
             with stage("crop"):
                 crops = face_crops(frame.image, dets.xyxy)
             with stage("classify"):
                 probs, unreadable_score = self.model.predict(crops)
-            started = time.perf_counter()
-            a = self.config.smoothing
-            for i, tid in enumerate(dets.track_id):
-                prev = self._smoothed.get(int(tid))
-                if hidden[i] and prev is not None:  # a covered face does not move its track's reading
-                    dets.probs[i] = prev
-                    continue
-                self._smoothed[int(tid)] = probs[i] if prev is None else a * probs[i] + (1 - a) * prev
-                dets.probs[i] = self._smoothed[int(tid)]
-            dets.uncertain = hidden
-            if self.config.uncertain:
-                heights = dets.xyxy[:, 3] - dets.xyxy[:, 1]
-                # the learnt unreadable score is this frame's (a covered moment is unreadable now), not smoothed
-                decided = self.model.readout.decide(
-                    dets.probs, crops, heights, calibrated=True, unreadable=unreadable_score
-                )
-                unreadable = decided == UNCERTAIN
-                dets.uncertain = hidden | unreadable
-            self.times.add("readout", time.perf_counter() - started)
+            with stage("readout"):
+                self._read(dets, crops, probs, unreadable_score)
         with stage("aggregate"):
             bins = self.mood.add(frame.time_s, dets)
         return Update(frame, dets, bins)
+
+    def _read(
+        self, dets: Detections, crops: np.ndarray, probs: np.ndarray, unreadable_score: np.ndarray | None
+    ) -> None:
+        """Each track's moving average of its probabilities, then the readout's decision: which faces are
+        not read (``dets.uncertain``). Covered faces (coasted by the tracker) keep their track's reading."""
+        hidden = dets.uncertain.copy()  # coasted by the tracker: present, covered, not to be read
+        a = self.config.smoothing
+        for i, tid in enumerate(dets.track_id):
+            prev = self._smoothed.get(int(tid))
+            if hidden[i] and prev is not None:  # a covered face does not move its track's reading
+                dets.probs[i] = prev
+                continue
+            self._smoothed[int(tid)] = probs[i] if prev is None else a * probs[i] + (1 - a) * prev
+            dets.probs[i] = self._smoothed[int(tid)]
+        if self.config.uncertain:
+            heights = dets.xyxy[:, 3] - dets.xyxy[:, 1]
+            # the learnt unreadable score is this frame's (a covered moment is unreadable now), not smoothed
+            decided = self.model.readout.decide(
+                dets.probs, crops, heights, calibrated=True, unreadable=unreadable_score
+            )
+            dets.uncertain = hidden | (decided == UNCERTAIN)
 
     def locate(self, image: np.ndarray, time_s: float) -> Detections:
         """The faces of one frame with their track ids: detect, look again for small ones, gate, track."""

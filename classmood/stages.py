@@ -34,10 +34,6 @@ class StageTimes:
     def add(self, name: str, seconds: float) -> None:
         self.seconds[name] = self.seconds.get(name, 0.0) + seconds
 
-    def reset(self) -> None:
-        self.seconds = dict.fromkeys(STAGES, 0.0)
-        self.frames = 0
-
     def per_frame_ms(self) -> dict[str, float]:
         """Milliseconds per analysed frame of each stage (0 before the first frame)."""
         n = max(self.frames, 1)
