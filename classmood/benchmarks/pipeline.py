@@ -235,9 +235,7 @@ def run_profile_bench(
         "runs": {},
     }
     for (model, precision), done in runs.items():
-        ordered = sorted(done, key=lambda r: r["analysed_fps"])
-        mid = dict(ordered[len(ordered) // 2])
-        mid["analysed_fps_range"] = [ordered[0]["analysed_fps"], ordered[-1]["analysed_fps"]]
+        mid = _median_run(done)  # stage times: the median of each stage over the runs
         mid["ms_per_frame"] = {
             stage: round(float(np.median([r["ms_per_frame"][stage] for r in done])), 2) for stage in mid["ms_per_frame"]
         }

@@ -285,7 +285,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
     from classmood.data import load_split
-    from classmood.expression.model import SHIPPED_MODELS, load_model, resolve_model, shipped_model_path
+    from classmood.expression.model import SHIPPED_MODELS, int8_path, load_model, resolve_model, shipped_model_path
     from classmood.training.quantize import QuantizeConfig, calibration_faces, quantize_model
 
     if args.ship and args.model not in SHIPPED_MODELS:
@@ -295,8 +295,10 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     source = resolve_model(args.model, "float")
     if args.ship:
         out = shipped_model_path(args.model, "int8")
+    elif args.out:
+        out = Path(args.out)
     else:
-        out = Path(args.out) if args.out else source.with_name(source.name.removesuffix(".onnx") + ".int8.onnx")
+        out = int8_path(source)
     if out.resolve() == source.resolve():
         raise ClassmoodError(f"--out {out} is the model itself")
     config = QuantizeConfig(calibration_faces=args.faces, calibrate_method=args.method)

@@ -36,12 +36,17 @@ DEFAULT_PRECISION = "int8"  # for inference; training, browsers and calibration 
 INT8_SUFFIX = ".int8.onnx"  # fast.onnx -> fast.int8.onnx
 
 
+def int8_path(path: Path) -> Path:
+    """Where the int8 copy of the float model file ``path`` lives (beside it)."""
+    return path.with_name(path.name.removesuffix(".onnx") + INT8_SUFFIX)
+
+
 def shipped_model_path(name: str, precision: str = "float") -> Path:
     """Path of a model file bundled in ``classmood/weights`` (the float file, or its int8 copy)."""
     if precision not in PRECISIONS:
         raise ClassmoodError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     path = Path(str(resources.files("classmood.weights").joinpath(SHIPPED_MODELS[name])))
-    return path.with_name(path.name.removesuffix(".onnx") + INT8_SUFFIX) if precision == "int8" else path
+    return int8_path(path) if precision == "int8" else path
 
 
 def resolve_model(name_or_path: str | None, precision: str = "float") -> Path:
