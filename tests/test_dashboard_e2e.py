@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from classmood.benchmarks.mood import calm_call_clip
 from classmood.benchmarks.students import chromium_args, write_y4m
 from classmood.classroom import vendor
 from tests.test_app_e2e import BLOCKED, CHROMIUM, OUTSIDE, _note_blocked, _note_outside, free_port, running_app
+from tests.test_app_e2e import _wait_for as wait_for
 from tests.test_app_logic import camera_frame
 from tests.test_pipeline import write_video
 from tests.test_vision import gallery
@@ -74,14 +74,6 @@ def figure(page: Any, label: str) -> str:
     """The value of a headline figure as shown (the line after its label)."""
     found = re.search(rf"(?m)^{re.escape(label)}\s*\n\s*([^\n]+)", main_text(page))
     return found.group(1).strip() if found else ""
-
-
-def wait_for(what: str, check: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.5)
 
 
 def set_k(page: Any, k: int) -> None:
