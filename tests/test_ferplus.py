@@ -221,6 +221,69 @@ def test_ferplus_targets_learn_the_annotators_label_where_fer2013_is_wrong(tmp_p
     assert sum(p.numel() for p in again.parameters()) > 0
 
 
+def test_a_fer2013_label_head_answers_in_fer2013s_labels_while_faces_are_read_with_fer_plus(tmp_path: Path) -> None:
+    """FER2013 calls 80 % of calm faces sad. A network with a second head taught FER2013's labels
+    (``fer2013_head``) still reads calm faces neutral with its deployed head, while the second head
+    says what FER2013's labeller would have said; evaluate scores FER2013's labels on that head and
+    names the deployed head's own score; the head survives export, averaging and fine-tuning."""
+    pytest.importorskip("torch", reason="training needs PyTorch")
+    from classmood.expression.evaluate import evaluate, format_metrics
+    from classmood.expression.model import FER2013_OUTPUT, ExpressionModel
+    from classmood.training.from_onnx import load_onnx_weights
+    from classmood.training.ship import export_checkpoint
+    from classmood.training.train import TrainConfig, train
+
+    root = _dataset_with_votes(tmp_path / "d", 448, 70, noise=0.8)
+    base = {"arch": "plain_cnn_small", "batch_size": 32, "lr": 0.05, "threads": 2, "data": str(root)}
+    cfg = TrainConfig.from_dict(
+        {**base, "epochs": 4, "out": str(tmp_path / "two"), "targets": "ferplus", "fer2013_head": 1.0}
+    )
+    cfg.augment = type(cfg.augment)(rotate_deg=0, scale=(1, 1), shift=0.0, flip=0.5, erase=0)
+    run = train(cfg)
+    val = run["val"]
+    assert val["ferplus"]["per_class_recall"]["neutral"] > 0.8  # the deployed head: what people agree on
+    # FER2013's labels are scored on the head taught them, which beats the deployed head on them
+    assert val["accuracy"] > val["deployed_head_accuracy"] + 0.05
+    model = ExpressionModel(tmp_path / "two" / "model.onnx")
+    assert model.has_fer2013_head and not model.has_unreadable
+    faces = load_splits(root)["PublicTest"]
+    probs, _ = model.predict(faces.images, raw=True)
+    assert probs.shape == (70, 7)
+    calm = fp.majority_labels(faces.votes) == NEUTRAL  # type: ignore[arg-type]
+    assert (probs[calm].argmax(1) == NEUTRAL).mean() > 0.8
+    assert (model.predict_fer2013(faces.images)[calm].argmax(1) == SAD).mean() > 0.5
+    m = evaluate(root, "PublicTest", model)["PublicTest"]
+    assert m["accuracy"] == pytest.approx(val["accuracy"], abs=0.03)
+    assert m["deployed_head"]["accuracy"] < m["accuracy"] and m["ferplus"]["accuracy"] > m["deployed_head"]["accuracy"]
+    assert "FER2013-label head" in format_metrics("PublicTest", m) and json.dumps(m)
+    # two such networks averaged keep both heads; the exported head is the mean of theirs
+    pair, _ = export_checkpoint(
+        tmp_path / "two" / "best.pt", str(tmp_path / "pair.onnx"), "flip", average_with=[tmp_path / "two" / "best.pt"]
+    )
+    pair_model = ExpressionModel(pair)
+    assert [o.name for o in pair_model.session.get_outputs()] == ["probs", FER2013_OUTPUT]
+    np.testing.assert_allclose(pair_model.predict_fer2013(faces.images), model.predict_fer2013(faces.images), atol=3e-3)
+    # fine-tuning reads both heads back and distils from an exported two-head teacher's both heads
+    assert load_onnx_weights(tmp_path / "two" / "model.onnx", "plain_cnn_small").head[-1].out_features == 14
+    tuned = TrainConfig.from_dict(
+        {
+            **base,
+            "epochs": 1,
+            "lr": 0.005,
+            "out": str(tmp_path / "tuned"),
+            "targets": "ferplus",
+            "fer2013_head": 1.0,
+            "init_onnx": str(tmp_path / "two" / "model.onnx"),
+            "freeze_bn": True,
+            "teacher_onnx": [str(pair)],
+        }
+    )
+    again = train(tuned)["val"]
+    assert again["accuracy"] > again["deployed_head_accuracy"] and again["ferplus"]["per_class_recall"]["neutral"] > 0.8
+    with pytest.raises(ValueError, match="needs 7"):  # a two-head file cannot start a one-head run
+        train(replace(tuned, fer2013_head=0.0, teacher_onnx=[], out=str(tmp_path / "bad")))
+
+
 def test_readout_max_unreadable_marks_faces_uncertain() -> None:
     from classmood.expression.readout import UNCERTAIN, Readout
 

@@ -29,6 +29,9 @@ RETIRED_MODELS: dict[str, str] = {
     "accurate_alt": "accurate_alt was retired with the ensemble it served; use 'accurate'",
 }
 UNREADABLE_OUTPUT = "unreadable"
+# A network trained with a second head taught FER2013's own labels (models/label_sets.py) exports its
+# probabilities under this name; faces are never read with it, only FER2013 accuracy is scored on it.
+FER2013_OUTPUT = "probs_fer2013"
 MODEL_NAMES = ("accurate", "fast")
 DEFAULT_MODEL = "accurate"
 PRECISIONS = ("int8", "float")
@@ -93,6 +96,7 @@ class ExpressionModel:
         # not read the face; the readout's max_unreadable rule uses it.
         self.has_unreadable = UNREADABLE_OUTPUT in outputs
         self._outputs = [outputs[0], *([UNREADABLE_OUTPUT] if self.has_unreadable else [])]
+        self.has_fer2013_head = FER2013_OUTPUT in outputs
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         labels = self.metadata.get("classmood.labels")
         if labels and tuple(labels.split(",")) != EMOTIONS:
@@ -140,6 +144,20 @@ class ExpressionModel:
         probs = np.concatenate([r[0] for r in runs]).astype(np.float32)
         unreadable = np.concatenate([r[1] for r in runs]).astype(np.float32) if self.has_unreadable else None
         return (probs if raw else self.readout.calibrate(probs)), unreadable
+
+    def predict_fer2013(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(N, 7) probabilities of the head taught FER2013's own labels; raises without that head."""
+        if not self.has_fer2013_head:
+            raise ValueError(f"{self.path}: no {FER2013_OUTPUT} output")
+        x = np.asarray(faces, dtype=np.float32)
+        x = x[:, None] if x.ndim == 3 else x
+        if len(x) == 0:
+            return np.zeros((0, len(EMOTIONS)), np.float32)
+        runs = [
+            self.session.run([FER2013_OUTPUT], {self.input_name: x[i : i + batch_size]})[0]
+            for i in range(0, len(x), batch_size)
+        ]
+        return np.concatenate(runs).astype(np.float32)
 
 
 def load_model(

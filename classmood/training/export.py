@@ -2,7 +2,8 @@
 
 The exported graph takes raw grey pixels ``faces`` (N, 1, 48, 48) float32 in [0, 255] and returns
 softmax ``probs`` (N, 7) and, for a model with an unreadable head (``models/unreadable.py``), a
-second output ``unreadable`` (N,): the predicted share of people who could not read the face.
+second output ``unreadable`` (N,): the predicted share of people who could not read the face; a
+network with a FER2013-label head (``models/label_sets.py``) adds ``probs_fer2013`` (N, 7) last.
 Test-time augmentation is baked in (``tta="flip"`` averages the face and
 its mirror image), so evaluation and the video pipeline cannot disagree about it. Weights are
 stored as float16 with a Cast back to float32 (``fp16_weights``): half the file size, while the
@@ -22,9 +23,12 @@ import torch.nn.functional as F
 from onnx import helper, numpy_helper
 from torch import nn
 
+from classmood.models.label_sets import split_logits
+
 INPUT_NAME = "faces"
 OUTPUT_NAME = "probs"
 UNREADABLE_NAME = "unreadable"
+FER2013_NAME = "probs_fer2013"
 
 
 TTA_MODES = ("none", "flip", "flip_scale")
@@ -56,7 +60,7 @@ class ProbabilityHead(nn.Module):
             raise ValueError(f"unknown tta {tta!r} ({' | '.join(TTA_MODES)})")
         self.model, self.tta = model, tta
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         if self.tta == "none":
             views = [x]
         else:
@@ -64,10 +68,22 @@ class ProbabilityHead(nn.Module):
             views += [v.flip(3) for v in views]
         out = self.model(torch.cat(views, 0) if len(views) > 1 else x)
         logits, unreadable = out if isinstance(out, tuple) else (out, None)
-        probs = logits.softmax(1).reshape(len(views), x.shape[0], -1).mean(0)
-        if unreadable is None:
-            return probs
-        return probs, unreadable.sigmoid().reshape(len(views), x.shape[0]).mean(0)
+        main, fer2013 = split_logits(logits)
+        outputs = [main.softmax(1).reshape(len(views), x.shape[0], -1).mean(0)]
+        if unreadable is not None:
+            outputs.append(unreadable.sigmoid().reshape(len(views), x.shape[0]).mean(0))
+        if fer2013 is not None:
+            outputs.append(fer2013.softmax(1).reshape(len(views), x.shape[0], -1).mean(0))
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+
+def output_names(model: nn.Module) -> list[str]:
+    """The exported graph's output names for ``model``, in ``ProbabilityHead``'s order."""
+    with torch.no_grad():
+        out = model.eval()(torch.zeros(1, 1, 48, 48))
+    logits, unreadable = out if isinstance(out, tuple) else (out, None)
+    two = split_logits(logits)[1] is not None
+    return [OUTPUT_NAME, *([UNREADABLE_NAME] if unreadable is not None else []), *([FER2013_NAME] if two else [])]
 
 
 def weights_to_fp16(model: onnx.ModelProto, min_size: int = 16) -> onnx.ModelProto:
@@ -101,9 +117,7 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     head = ProbabilityHead(model.cpu().float().eval(), tta).eval()
-    with torch.no_grad():
-        two = isinstance(head(torch.zeros(1, 1, 48, 48)), tuple)
-    outputs = [OUTPUT_NAME, UNREADABLE_NAME] if two else [OUTPUT_NAME]
+    outputs = output_names(model)
     buf = io.BytesIO()
     # The TorchScript exporter (dynamo=False) handles these small static graphs without onnxscript
     # rewrites; its deprecation notice is not actionable for users, so it is silenced here.

@@ -20,6 +20,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
+from classmood.labels import NUM_CLASSES
 from classmood.models import create_model
 
 
@@ -41,7 +42,9 @@ def load_onnx_weights(path: str | Path, arch: str, **arch_kwargs: Any) -> nn.Mod
     # A model exported with an unreadable head (models/unreadable.py) has one more linear layer with a
     # single output; fine-tuning starts from its expression network (the head is refitted afterwards).
     linears = [n for n in linears if min(arrays[n.input[1]].shape) > 1] or linears
-    model = create_model(arch, **arch_kwargs)
+    # the classifier's width: 7, or 14 for a network with a FER2013-label head (models/label_sets.py)
+    classes = min(arrays[linears[-1].input[1]].shape) if linears else NUM_CLASSES
+    model = create_model(arch, num_classes=int(classes), **arch_kwargs)
     torch_convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     torch_bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     torch_linears = [m for m in model.modules() if isinstance(m, nn.Linear)]

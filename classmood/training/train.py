@@ -32,6 +32,7 @@ from classmood.data import FaceSet, load_splits
 from classmood.expression.metrics import classification_metrics
 from classmood.labels import NUM_CLASSES
 from classmood.models import count_macs, count_params, create_model
+from classmood.models.label_sets import TWO_LABEL_SETS, split_logits
 from classmood.training.augment import AugmentConfig, augment_batch
 from classmood.training.degrade import DegradeConfig, degrade_batch
 from classmood.training.targets import ferplus_eval_labels, training_targets
@@ -102,6 +103,11 @@ class TrainConfig:
     # After training, fit a second head on the frozen features to FER+'s unknown + not-a-face vote share
     # (training/unreadable.py); exported as the model's second output ``unreadable``.
     unreadable_head: bool = False
+    # Weight of a second seven-way head taught FER2013's own labels beside the main head's targets
+    # (models/label_sets.py; 0 = none). The deployed readout never uses it: it answers "what would
+    # FER2013's labeller have said", so FER2013 accuracy can be reported (and selected on) without
+    # teaching the deployed head FER2013's disagreements with FER+'s annotators.
+    fer2013_head: float = 0.0
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     degrade: DegradeConfig = field(default_factory=DegradeConfig)  # simulated video calls (data/degrade.py)
 
@@ -127,6 +133,13 @@ class TrainConfig:
         if isinstance(deg, dict):
             deg = DegradeConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in deg.items()})  # type: ignore[arg-type]
         return cls(augment=aug, degrade=deg, **raw)
+
+
+def model_classes(cfg: TrainConfig) -> int:
+    """Output width of the network: 7, or 14 with a FER2013-label head beside the main one."""
+    if cfg.fer2013_head < 0:
+        raise ValueError("fer2013_head is a loss weight: 0 (none) or more")
+    return TWO_LABEL_SETS if cfg.fer2013_head > 0 else NUM_CLASSES
 
 
 def pick_device(name: str) -> torch.device:
@@ -191,24 +204,42 @@ def label_accuracy(labels: np.ndarray | None, probs: np.ndarray) -> float | None
     return float((probs[has].argmax(1) == labels[has]).mean()) if has.any() else None
 
 
+def _head_logits(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A network's deployed logits and its FER2013-label logits (None without that head), as float32."""
+    out = model(x)
+    out = out[0] if isinstance(out, tuple) else out  # a model with an unreadable head
+    main, fer2013 = split_logits(out.float())
+    return main, fer2013
+
+
 @torch.no_grad()
-def predict_probs(model: nn.Module, images: torch.Tensor, bf16: bool, flip_tta: bool, batch: int = 512) -> np.ndarray:
-    """Softmax probabilities for uint8 (N, 48, 48) images on the model's device; flip TTA averages x and mirror(x)."""
+def predict_heads(
+    model: nn.Module, images: torch.Tensor, bf16: bool, flip_tta: bool, batch: int = 512
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Softmax probabilities of the deployed head and of the FER2013-label head (None without one) for
+    uint8 (N, 48, 48) images on the model's device; flip TTA averages x and mirror(x)."""
     model.eval()
     dev = next(model.parameters()).device
-    out = []
+    main_out, aux_out = [], []
     for i in range(0, len(images), batch):
         x = images[i : i + batch].to(dev).float().unsqueeze(1)
+        views = [x, x.flip(3)] if flip_tta else [x]
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-            p = model(x).float().softmax(1)
-            if flip_tta:
-                p = (p + model(x.flip(3)).float().softmax(1)) / 2
-        out.append(p.cpu())
-    return torch.cat(out).numpy()
+            heads = [_head_logits(model, v) for v in views]
+        main_out.append(torch.stack([m.softmax(1) for m, _ in heads]).mean(0).cpu())
+        if heads[0][1] is not None:
+            aux_out.append(torch.stack([a.softmax(1) for _, a in heads if a is not None]).mean(0).cpu())
+    return torch.cat(main_out).numpy(), (torch.cat(aux_out).numpy() if aux_out else None)
+
+
+def predict_probs(model: nn.Module, images: torch.Tensor, bf16: bool, flip_tta: bool, batch: int = 512) -> np.ndarray:
+    """Softmax probabilities of the deployed head (``predict_heads``'s first)."""
+    return predict_heads(model, images, bf16, flip_tta, batch)[0]
 
 
 def onnx_soft_targets(cfg: TrainConfig, images: np.ndarray, cache_dir: Path) -> np.ndarray:
-    """Averaged probabilities of ``cfg.teacher_onnx`` on ``images`` (N, 48, 48), cached in ``cache_dir``.
+    """Averaged probabilities of ``cfg.teacher_onnx`` on ``images`` (N, 48, 48), cached in ``cache_dir``:
+    (N, 7), or (N, 14) when every teacher has a FER2013-label head (its probabilities in the last 7).
 
     The cache key is the teachers' file contents and the images, so a changed model or dataset
     never reuses stale targets.
@@ -217,13 +248,16 @@ def onnx_soft_targets(cfg: TrainConfig, images: np.ndarray, cache_dir: Path) -> 
 
     from classmood.expression.model import load_model, resolve_model
 
-    digest = hashlib.sha256(images.tobytes())
+    digest = hashlib.sha256(images.tobytes() + b"heads2")
     for name in cfg.teacher_onnx:
         digest.update(resolve_model(name).read_bytes())
     cache = cache_dir / f"teacher_probs_{digest.hexdigest()[:16]}.npy"
     if cache.is_file():
         return np.load(cache)
-    probs = np.mean([load_model(name).predict_proba(images, raw=True) for name in cfg.teacher_onnx], axis=0)
+    models = [load_model(name, precision="float") for name in cfg.teacher_onnx]
+    probs = np.mean([m.predict_proba(images, raw=True) for m in models], axis=0)
+    if all(m.has_fer2013_head for m in models):
+        probs = np.concatenate([probs, np.mean([m.predict_fer2013(images) for m in models], axis=0)], axis=1)
     cache_dir.mkdir(parents=True, exist_ok=True)
     np.save(cache, probs.astype(np.float32))
     return probs.astype(np.float32)
@@ -232,7 +266,7 @@ def onnx_soft_targets(cfg: TrainConfig, images: np.ndarray, cache_dir: Path) -> 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
     """Rebuild a model from a checkpoint written by ``train`` (architecture name + settings + weights)."""
     ckpt = torch.load(path, map_location=device, weights_only=True)
-    model = create_model(ckpt["arch"], **ckpt["arch_kwargs"])
+    model = create_model(ckpt["arch"], num_classes=ckpt.get("num_classes", NUM_CLASSES), **ckpt["arch_kwargs"])
     model.load_state_dict(ckpt["state_dict"])
     if "unreadable_head" in ckpt:  # fitted after training (training/unreadable.py)
         from classmood.models.unreadable import WithUnreadable
@@ -249,6 +283,7 @@ def _save_checkpoint(path: Path, model: nn.Module, cfg: TrainConfig, epoch: int,
         {
             "arch": cfg.arch,
             "arch_kwargs": cfg.arch_kwargs,
+            "num_classes": model_classes(cfg),
             "state_dict": state,
             "epoch": epoch,
             "val_accuracy": val["accuracy"],
@@ -319,6 +354,43 @@ def mix_batch(
     out = x.clone()
     out[..., y1:y2, x1:x2] = x[perm][..., y1:y2, x1:x2]
     return out, perm, 1 - (y2 - y1) * (x2 - x1) / (h * w)
+
+
+def _mixed(t: torch.Tensor, idx: torch.Tensor, perm: torch.Tensor | None, lam: float) -> torch.Tensor:
+    """Per-face targets ``t[idx]`` of a batch, mixed like its faces when the batch is mixed."""
+    return t[idx] if perm is None else lam * t[idx] + (1 - lam) * t[idx][perm]
+
+
+def _fer2013_head_loss(
+    logits13: torch.Tensor,
+    y13: torch.Tensor,
+    perm: torch.Tensor | None,
+    lam: float,
+    weights13: torch.Tensor,
+    t13_logp: torch.Tensor | None,
+    cfg: TrainConfig,
+) -> torch.Tensor:
+    """The FER2013-label head's loss: cross-entropy on FER2013's labels (mixed like the batch), blended
+    with distillation from the teachers' FER2013-label heads when there are any (``kd_alpha``)."""
+    aux = F.cross_entropy(logits13, y13, weight=weights13, label_smoothing=cfg.label_smoothing)
+    if perm is not None:
+        other = F.cross_entropy(logits13, y13[perm], weight=weights13, label_smoothing=cfg.label_smoothing)
+        aux = lam * aux + (1 - lam) * other
+    if t13_logp is None:
+        return aux
+    return (1 - cfg.kd_alpha) * aux + cfg.kd_alpha * _distillation(logits13, t13_logp, cfg.kd_temperature)
+
+
+def _mean_log_probs(logits: list[torch.Tensor]) -> torch.Tensor:
+    """Log of the teachers' averaged probabilities."""
+    return torch.stack([z.float().log_softmax(1) for z in logits]).exp().mean(0).log()
+
+
+def _distillation(logits: torch.Tensor, t_logp: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Hinton's distillation term: KL from the teachers' softened distribution, scaled by T^2."""
+    t_soft = (t_logp / temperature).softmax(1)
+    kd = F.kl_div((logits / temperature).log_softmax(1), t_soft, reduction="batchmean")
+    return kd * temperature**2
 
 
 def _selection_score(selection: str, val: dict[str, Any], degraded: dict[str, float | None] | None) -> float:
@@ -398,8 +470,12 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
         from classmood.training.from_onnx import load_onnx_weights
 
         model = load_onnx_weights(resolve_model(cfg.init_onnx), cfg.arch, **cfg.arch_kwargs).to(device)
+        width = model.head[-1].out_features  # type: ignore[index, union-attr]
+        if width != model_classes(cfg):
+            need = model_classes(cfg)
+            raise ValueError(f"{cfg.init_onnx}: {width} outputs, but fer2013_head = {cfg.fer2013_head} needs {need}")
     else:
-        model = create_model(cfg.arch, **cfg.arch_kwargs).to(device)
+        model = create_model(cfg.arch, num_classes=model_classes(cfg), **cfg.arch_kwargs).to(device)
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed 48x48 shapes: let cuDNN pick its fastest kernels
@@ -407,6 +483,9 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
     soft: torch.Tensor | None = None
     if cfg.teacher_onnx:
         soft = torch.from_numpy(onnx_soft_targets(cfg, train_images, out.parent / "_teacher_cache")).to(device)
+    soft13: torch.Tensor | None = None  # the teachers' FER2013-label probabilities, when they have that head
+    if soft is not None and soft.shape[1] == TWO_LABEL_SETS:
+        soft, soft13 = soft[:, :NUM_CLASSES], soft[:, NUM_CLASSES:]
     params, macs = count_params(model), count_macs(model)
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     total_steps = cfg.epochs * steps_per_epoch
@@ -422,6 +501,7 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
     )
     sched = _one_cycle(opt, cfg, total_steps)
     weights = class_weights(train_set.labels[keep], cfg.class_weight_power, dist_np).to(device)
+    weights13 = class_weights(train_set.labels[keep], cfg.class_weight_power).to(device)  # FER2013-label head
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
     mix_rng = np.random.default_rng(cfg.seed)  # batch mixing's per-batch numbers, drawn on the host
@@ -464,8 +544,9 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
             y = y_train[idx]
             x, perm, lam = mix_batch(x, cfg, gen, mix_rng)
             x = x.contiguous(memory_format=torch.channels_last)
+            y13 = y  # FER2013's own labels, for the FER2013-label head
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(x).float()
+                logits, logits13 = split_logits(model(x).float())
                 if dist_train is not None:  # FER+ vote distributions (mixed faces: mixed distributions)
                     tgt = dist_train[idx] if perm is None else lam * dist_train[idx] + (1 - lam) * dist_train[idx][perm]
                     loss = soft_cross_entropy(logits, tgt, weights, cfg.label_smoothing)
@@ -475,16 +556,25 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
                     if perm is not None:
                         other = F.cross_entropy(logits, y[perm], weight=weights, label_smoothing=cfg.label_smoothing)
                         loss = lam * loss + (1 - lam) * other
+                t_heads = [_head_logits(t, x) for t in teachers] if teachers else []  # teachers see the mixed faces
                 if teachers or soft is not None:
                     with torch.no_grad():
                         if soft is not None:
                             target = soft[idx] if perm is None else lam * soft[idx] + (1 - lam) * soft[idx][perm]
                             t_logp = target.clamp(min=1e-8).log()
-                        else:  # teachers see the mixed faces themselves
-                            t_logp = torch.stack([t(x).float().log_softmax(1) for t in teachers]).exp().mean(0).log()
-                    t_soft = (t_logp / cfg.kd_temperature).softmax(1)
-                    kd = F.kl_div((logits / cfg.kd_temperature).log_softmax(1), t_soft, reduction="batchmean")
-                    loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * kd * cfg.kd_temperature**2
+                        else:
+                            t_logp = _mean_log_probs([m for m, _ in t_heads])
+                    loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * _distillation(logits, t_logp, cfg.kd_temperature)
+                if logits13 is not None:
+                    with torch.no_grad():  # the teachers' FER2013-label heads, precomputed or live
+                        t13 = [a for _, a in t_heads if a is not None]
+                        t13_logp = (
+                            _mixed(soft13, idx, perm, lam).clamp(min=1e-8).log()
+                            if soft13 is not None
+                            else (_mean_log_probs(t13) if t13 else None)
+                        )
+                    aux = _fer2013_head_loss(logits13, y13, perm, lam, weights13, t13_logp, cfg)
+                    loss = loss + cfg.fer2013_head * aux
             opt.zero_grad(set_to_none=True)
             loss.backward()
             lr_used = opt.param_groups[0]["lr"]  # what this step used (the scheduler moves on below)
@@ -500,14 +590,15 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
         candidates = [("trained", model)] + ([("ema", ema.module)] if ema is not None else [])
         scored = []
         for kind, candidate in candidates:
-            p_val = predict_probs(candidate, x_val, bf16, flip_tta=False)
-            c_val = classification_metrics(val_set.labels, p_val)
+            # FER2013's labels are scored on the head taught them where the network has one
+            p_val, p13_val = predict_heads(candidate, x_val, bf16, flip_tta=False)
+            c_val = classification_metrics(val_set.labels, p_val if p13_val is None else p13_val)
             c_val["ferplus_accuracy"] = label_accuracy(val_ferplus, p_val)
             c_degraded: dict[str, float | None] | None = None
             if x_val_degraded is not None:
-                p_deg = predict_probs(candidate, x_val_degraded, bf16, flip_tta=False)
+                p_deg, p13_deg = predict_heads(candidate, x_val_degraded, bf16, flip_tta=False)
                 c_degraded = {
-                    "fer2013": label_accuracy(val_set.labels, p_deg),
+                    "fer2013": label_accuracy(val_set.labels, p_deg if p13_deg is None else p13_deg),
                     "ferplus": label_accuracy(val_ferplus, p_deg),
                 }
             c_score = _selection_score(selection, c_val, c_degraded)
@@ -567,8 +658,10 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
     train_seconds = time.time() - started
 
     model = load_checkpoint(out / "best.pt", device)
-    p_final = predict_probs(model, x_val, bf16, flip_tta=True)
-    final = classification_metrics(val_set.labels, p_final)
+    p_final, p13_final = predict_heads(model, x_val, bf16, flip_tta=True)
+    final = classification_metrics(val_set.labels, p_final if p13_final is None else p13_final)
+    if p13_final is not None:  # what the deployed head scores on FER2013's labels, for comparison
+        final["deployed_head_accuracy"] = label_accuracy(val_set.labels, p_final)
     if val_ferplus is not None:
         has = val_ferplus >= 0
         final["ferplus"] = classification_metrics(val_ferplus[has], p_final[has])
@@ -603,6 +696,7 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
         "torch": torch.__version__,
         "distilled_from": cfg.teacher + cfg.teacher_onnx,
         "targets": cfg.targets,
+        "fer2013_head": cfg.fer2013_head,
         **({"unreadable": unreadable} if unreadable else {}),
         "selected_on": selection,
         "train_faces": len(keep),
