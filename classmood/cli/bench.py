@@ -86,6 +86,12 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="--real: one --model under a grid of readouts (classroom prior, uncertain rules) on the tune split",
     )
+    p.add_argument(
+        "--facing",
+        action="store_true",
+        help="instead: head orientation on the real faces labelled by eye for facing (toward / away / unclear): "
+        "balanced accuracy and the class share's error, rule chosen on tune, reported on both splits",
+    )
     p.add_argument("--real-data", help="--real: folder with labels.csv and the images (default bench/realfaces)")
     p.add_argument("--detector", help="--real: face detector (libface, mtcnn, yunet; default libface)")
     p.add_argument("--browsers", type=int, default=2, help="--students: how many are real headless Chromium pages")
@@ -154,6 +160,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if not args.json:
             soak.pop("samples")
         print(json.dumps(soak, indent=2))
+        return 0
+    if args.facing:
+        from classmood.benchmarks import facing, realfaces
+
+        result = facing.run(args.real_data or realfaces.DEFAULT_DIR)
+        print(json.dumps(result, indent=2) if args.json else facing.format_table(result))
         return 0
     if args.real and args.readout_grid:
         from classmood.benchmarks import realfaces
