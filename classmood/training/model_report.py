@@ -143,7 +143,7 @@ def build_report(
         "",
         "## Shipped models",
         "",
-        "| name | run | taught | file | PublicTest acc | FER+ majority acc | FER+ neutral recall | macro-F1 | TTA "
+        "| name | run | taught | file | FER2013 labels acc | FER+ majority acc | FER+ neutral recall | macro-F1 | TTA "
         "| faces/s b1 | faces/s b64 | " + " | ".join(f"recall {e}" for e in EMOTIONS) + " |",
         "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|" + "---:|" * len(EMOTIONS),
     ]
