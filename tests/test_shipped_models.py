@@ -48,7 +48,8 @@ def test_predict_sample_face_from_a_fresh_process() -> None:
 @pytest.mark.parametrize("name", list(SHIPPED_MODELS))
 def test_shipped_accuracy_on_publictest_is_what_we_report(name: str) -> None:
     reported = read_manifest()[name]["val"]
-    measured = evaluate(SHARED_FER, "PublicTest", name)["PublicTest"]  # the raw model, as published results are
+    # the raw float file, as published results are (the int8 copy is held to its own tolerance below)
+    measured = evaluate(SHARED_FER, "PublicTest", load_model(name, precision="float"))["PublicTest"]
     assert measured["n"] == 3589
     assert measured["accuracy"] >= reported["accuracy"] - 0.001, (measured["accuracy"], reported["accuracy"])
     assert measured["macro_f1"] >= reported["macro_f1"] - 0.002
@@ -66,7 +67,7 @@ def test_accurate_is_two_networks_averaged_and_both_models_say_how_readable_a_fa
         assert probs.shape == (5, 7) and unreadable is not None and ((unreadable >= 0) & (unreadable <= 1)).all()
         assert model.metadata["classmood.targets"] == "ferplus" and "classmood.readout" in model.metadata
     assert read_manifest()["accurate"]["arch"] == "plain_cnn+plain_cnn_small"
-    assert read_manifest()["accurate"]["macs"] == read_manifest()["fast"]["macs"] + 117450496
+    assert read_manifest()["accurate"]["macs"] == 29528960 + 117450496  # the small and the plain CNN (round 1)
     for retired in ("ensemble", "accurate_alt"):
         with pytest.raises(ClassmoodError, match="retired"):
             load_model(retired)
@@ -80,7 +81,7 @@ def test_shipped_models_agree_with_ferplus_annotators_as_reported() -> None:
     """Issue 21's goals on PublicTest against FER+ majority labels: accurate >= 84 %, fast >= 80 %, neutral recall
     >= 0.80 for both (the FER2013-label accuracy they give up for it is reported in the README)."""
     for name, goal in (("accurate", 0.84), ("fast", 0.80)):
-        plus = evaluate(SHARED_FER, "PublicTest", name)["PublicTest"]["ferplus"]
+        plus = evaluate(SHARED_FER, "PublicTest", load_model(name, precision="float"))["PublicTest"]["ferplus"]
         assert plus["n"] == 3162
         assert (
             plus["accuracy"] >= goal and plus["accuracy"] >= read_manifest()[name]["val"]["ferplus"]["accuracy"] - 0.001

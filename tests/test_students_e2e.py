@@ -251,7 +251,7 @@ def test_the_browser_reads_faces_as_the_python_pipeline_does(chromium: Any, hub:
     room = hub.open_room(1, "accurate")
     student = open_student(chromium, hub.join_url(room.code))
     student.page.wait_for_function("() => window.classmood !== undefined")
-    model, server = load_model("accurate"), LibFaceDetector()
+    model, server = load_model("accurate", precision="float"), LibFaceDetector()
     frames = [camera_frame()] + [s.image for s in map(webcam_scene, range(5002, 5014)) if len(s.faces)]
     same, default = [], []
     for i, frame in enumerate(frames):

@@ -280,6 +280,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         if copy != path:  # a shipped model's int8 copy reads with the same readout
             write_readout(copy, readout)
             print(f"wrote the readout into {copy}")
+            from classmood.weights.manifest import read_manifest, record_shipped
+
+            entry = read_manifest().get(args.model)
+            if entry and "int8" in entry:  # the manifest keeps the copy's size (the readout is in its metadata)
+                entry["int8"]["file_bytes"] = copy.stat().st_size
+                record_shipped(args.model, entry)
     return 0
 
 
