@@ -361,6 +361,21 @@ def _mixed(t: torch.Tensor, idx: torch.Tensor, perm: torch.Tensor | None, lam: f
     return t[idx] if perm is None else lam * t[idx] + (1 - lam) * t[idx][perm]
 
 
+def _label_loss(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    perm: torch.Tensor | None,
+    lam: float,
+    weights: torch.Tensor,
+    smoothing: float,
+) -> torch.Tensor:
+    """Weighted cross-entropy on one label per face, mixed like the batch's faces when it is mixed."""
+    loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=smoothing)
+    if perm is None:
+        return loss
+    return lam * loss + (1 - lam) * F.cross_entropy(logits, y[perm], weight=weights, label_smoothing=smoothing)
+
+
 def _fer2013_head_loss(
     logits13: torch.Tensor,
     y13: torch.Tensor,
@@ -372,10 +387,7 @@ def _fer2013_head_loss(
 ) -> torch.Tensor:
     """The FER2013-label head's loss: cross-entropy on FER2013's labels (mixed like the batch), blended
     with distillation from the teachers' FER2013-label heads when there are any (``kd_alpha``)."""
-    aux = F.cross_entropy(logits13, y13, weight=weights13, label_smoothing=cfg.label_smoothing)
-    if perm is not None:
-        other = F.cross_entropy(logits13, y13[perm], weight=weights13, label_smoothing=cfg.label_smoothing)
-        aux = lam * aux + (1 - lam) * other
+    aux = _label_loss(logits13, y13, perm, lam, weights13, cfg.label_smoothing)
     if t13_logp is None:
         return aux
     return (1 - cfg.kd_alpha) * aux + cfg.kd_alpha * _distillation(logits13, t13_logp, cfg.kd_temperature)
@@ -470,9 +482,8 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
         from classmood.training.from_onnx import load_onnx_weights
 
         model = load_onnx_weights(resolve_model(cfg.init_onnx), cfg.arch, **cfg.arch_kwargs).to(device)
-        width = model.head[-1].out_features  # type: ignore[index, union-attr]
-        if width != model_classes(cfg):
-            need = model_classes(cfg)
+        width, need = model.head[-1].out_features, model_classes(cfg)  # type: ignore[index, union-attr]
+        if width != need:
             raise ValueError(f"{cfg.init_onnx}: {width} outputs, but fer2013_head = {cfg.fer2013_head} needs {need}")
     else:
         model = create_model(cfg.arch, num_classes=model_classes(cfg), **cfg.arch_kwargs).to(device)
@@ -548,20 +559,17 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 logits, logits13 = split_logits(model(x).float())
                 if dist_train is not None:  # FER+ vote distributions (mixed faces: mixed distributions)
-                    tgt = dist_train[idx] if perm is None else lam * dist_train[idx] + (1 - lam) * dist_train[idx][perm]
+                    tgt = _mixed(dist_train, idx, perm, lam)
                     loss = soft_cross_entropy(logits, tgt, weights, cfg.label_smoothing)
                     y = tgt.argmax(1)
                 else:
-                    loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=cfg.label_smoothing)
-                    if perm is not None:
-                        other = F.cross_entropy(logits, y[perm], weight=weights, label_smoothing=cfg.label_smoothing)
-                        loss = lam * loss + (1 - lam) * other
-                t_heads = [_head_logits(t, x) for t in teachers] if teachers else []  # teachers see the mixed faces
+                    loss = _label_loss(logits, y, perm, lam, weights, cfg.label_smoothing)
+                with torch.no_grad():  # the teachers see the mixed faces themselves; no graph through them
+                    t_heads = [_head_logits(t, x) for t in teachers]
                 if teachers or soft is not None:
                     with torch.no_grad():
                         if soft is not None:
-                            target = soft[idx] if perm is None else lam * soft[idx] + (1 - lam) * soft[idx][perm]
-                            t_logp = target.clamp(min=1e-8).log()
+                            t_logp = _mixed(soft, idx, perm, lam).clamp(min=1e-8).log()
                         else:
                             t_logp = _mean_log_probs([m for m, _ in t_heads])
                     loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * _distillation(logits, t_logp, cfg.kd_temperature)
