@@ -22,7 +22,7 @@ import numpy as np
 from classmood.data import FaceSet, load_splits
 from classmood.data import ferplus as fp
 from classmood.expression.metrics import classification_metrics
-from classmood.expression.model import ExpressionModel, load_model
+from classmood.expression.model import FER2013_OUTPUT, UNREADABLE_OUTPUT, ExpressionModel, load_model
 from classmood.expression.readout import UNCERTAIN, Readout
 from classmood.labels import EMOTIONS, NUM_CLASSES
 
@@ -69,13 +69,15 @@ def evaluate(
     clf = model if isinstance(model, ExpressionModel) else load_model(model)
     out = {}
     for name, faces in splits.items():
-        probs, unreadable = clf.predict(faces.images, raw=True)
+        names = [clf.probs_output, *([UNREADABLE_OUTPUT] if clf.has_unreadable else [])]
+        graph = clf.outputs(faces.images, names + ([FER2013_OUTPUT] if clf.has_fer2013_head else []))
+        probs, unreadable = graph[clf.probs_output], graph.get(UNREADABLE_OUTPUT)
         metrics = classification_metrics(faces.labels, probs)
         if clf.has_fer2013_head:
             # FER2013's labels scored on the head taught them (models/label_sets.py); the deployed head's
             # own score on them stays beside it, since that head is taught FER+'s annotators instead
             deployed_head = metrics
-            metrics = classification_metrics(faces.labels, clf.predict_fer2013(faces.images))
+            metrics = classification_metrics(faces.labels, graph[FER2013_OUTPUT])
             metrics["deployed_head"] = {k: deployed_head[k] for k in ("accuracy", "macro_f1", "per_class_recall")}
         if clf.readout != Readout():
             metrics["deployed"] = deployed_metrics(faces.labels, probs, faces.images, clf.readout, unreadable)

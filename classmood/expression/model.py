@@ -130,34 +130,33 @@ class ExpressionModel:
         self, faces: np.ndarray, batch_size: int = 256, raw: bool = False
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities as ``predict_proba`` gives them, and the unreadable score (N,) or None without that head."""
+        out = self.outputs(faces, self._outputs, batch_size)
+        probs = out[self._outputs[0]]
+        return (probs if raw else self.readout.calibrate(probs)), out.get(UNREADABLE_OUTPUT)
+
+    def predict_fer2013(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(N, 7) probabilities of the head taught FER2013's own labels; raises without that head."""
+        if not self.has_fer2013_head:
+            raise ValueError(f"{self.path}: no {FER2013_OUTPUT} output")
+        return self.outputs(faces, [FER2013_OUTPUT], batch_size)[FER2013_OUTPUT]
+
+    def outputs(self, faces: np.ndarray, names: list[str], batch_size: int = 256) -> dict[str, np.ndarray]:
+        """The graph's raw outputs ``names`` for (N, 48, 48) or (N, 1, 48, 48) grey faces (0..255), all
+        from one pass over the graph per batch: e.g. ``probs`` and ``probs_fer2013`` together."""
         x = np.asarray(faces, dtype=np.float32)
         if x.ndim == 3:
             x = x[:, None]
         if x.ndim != 4 or x.shape[1:] != (1, 48, 48):
             raise ValueError(f"expected faces of shape (N, 48, 48), got {faces.shape}")
         if len(x) == 0:
-            return np.zeros((0, len(EMOTIONS)), np.float32), (np.zeros(0, np.float32) if self.has_unreadable else None)
-        runs = [
-            self.session.run(self._outputs, {self.input_name: x[i : i + batch_size]})
-            for i in range(0, len(x), batch_size)
-        ]
-        probs = np.concatenate([r[0] for r in runs]).astype(np.float32)
-        unreadable = np.concatenate([r[1] for r in runs]).astype(np.float32) if self.has_unreadable else None
-        return (probs if raw else self.readout.calibrate(probs)), unreadable
+            return {n: np.zeros((0,) if n == UNREADABLE_OUTPUT else (0, len(EMOTIONS)), np.float32) for n in names}
+        runs = [self.session.run(names, {self.input_name: x[i : i + batch_size]}) for i in range(0, len(x), batch_size)]
+        return {n: np.concatenate([r[k] for r in runs]).astype(np.float32) for k, n in enumerate(names)}
 
-    def predict_fer2013(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """(N, 7) probabilities of the head taught FER2013's own labels; raises without that head."""
-        if not self.has_fer2013_head:
-            raise ValueError(f"{self.path}: no {FER2013_OUTPUT} output")
-        x = np.asarray(faces, dtype=np.float32)
-        x = x[:, None] if x.ndim == 3 else x
-        if len(x) == 0:
-            return np.zeros((0, len(EMOTIONS)), np.float32)
-        runs = [
-            self.session.run([FER2013_OUTPUT], {self.input_name: x[i : i + batch_size]})[0]
-            for i in range(0, len(x), batch_size)
-        ]
-        return np.concatenate(runs).astype(np.float32)
+    @property
+    def probs_output(self) -> str:
+        """The name of the graph's (deployed) probabilities output."""
+        return self._outputs[0]
 
 
 def load_model(

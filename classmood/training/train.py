@@ -246,7 +246,7 @@ def onnx_soft_targets(cfg: TrainConfig, images: np.ndarray, cache_dir: Path) -> 
     """
     import hashlib
 
-    from classmood.expression.model import load_model, resolve_model
+    from classmood.expression.model import FER2013_OUTPUT, load_model, resolve_model
 
     digest = hashlib.sha256(images.tobytes() + b"heads2")
     for name in cfg.teacher_onnx:
@@ -255,9 +255,11 @@ def onnx_soft_targets(cfg: TrainConfig, images: np.ndarray, cache_dir: Path) -> 
     if cache.is_file():
         return np.load(cache)
     models = [load_model(name, precision="float") for name in cfg.teacher_onnx]
-    probs = np.mean([m.predict_proba(images, raw=True) for m in models], axis=0)
-    if all(m.has_fer2013_head for m in models):
-        probs = np.concatenate([probs, np.mean([m.predict_fer2013(images) for m in models], axis=0)], axis=1)
+    both = all(m.has_fer2013_head for m in models)  # then each graph answers for both heads in one pass
+    outs = [m.outputs(images, [m.probs_output, *([FER2013_OUTPUT] if both else [])]) for m in models]
+    probs = np.mean([o[m.probs_output] for o, m in zip(outs, models, strict=True)], axis=0)
+    if both:
+        probs = np.concatenate([probs, np.mean([o[FER2013_OUTPUT] for o in outs], axis=0)], axis=1)
     cache_dir.mkdir(parents=True, exist_ok=True)
     np.save(cache, probs.astype(np.float32))
     return probs.astype(np.float32)
