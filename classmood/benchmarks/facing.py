@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from classmood.benchmarks.realfaces import DEFAULT_DIR, load_labels, match
+from classmood.benchmarks.realfaces import DEFAULT_DIR, load_labels, matched_detections, pipeline_for
 from classmood.errors import ClassmoodError
 from classmood.vision.pose import AWAY, FACING_WORDS, TOWARD, UNCLEAR, FacingRule, facing, head_pose
 
@@ -35,21 +35,12 @@ def load_facing(root: str | Path = DEFAULT_DIR) -> list[str]:
 
 def estimate_poses(root: str | Path = DEFAULT_DIR) -> tuple[np.ndarray, list[str], list[str]]:
     """(N, 3) pose of every labelled face as the pipeline finds it (NaN where not found), its split and label."""
-    from classmood.containers import Frame
-    from classmood.imageio import read_image
-    from classmood.pipeline import Analyzer, PipelineConfig
-
     data = load_labels(root)
     labels = load_facing(root)
     if len(labels) != len(data.faces):
         raise ClassmoodError(f"{FACING_FILE} has {len(labels)} rows, labels.csv {len(data.faces)}")
-    analyzer = Analyzer(PipelineConfig(model="fast", rate_hz=0))
     poses = np.full((len(data.faces), 3), np.nan, np.float32)
-    for i, name in enumerate(data.images):
-        analyzer.forget_faces()
-        dets = analyzer.process(Frame(i, float(i), read_image(data.root / name))).detections
-        index = [j for j, f in enumerate(data.faces) if f.image == name]
-        pairs = match(np.array([data.faces[j].box for j in index]).reshape(-1, 4), dets.xyxy)
+    for _, index, dets, pairs in matched_detections(data, pipeline_for("fast")):
         if pairs:
             pose = head_pose(dets.landmarks, dets.xyxy)
             for k, d in pairs.items():

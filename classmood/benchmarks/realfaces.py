@@ -26,10 +26,10 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,10 @@ from classmood.errors import ClassmoodError
 from classmood.expression.readout import Readout, label_word
 from classmood.labels import EMOTIONS
 from classmood.vision.crops import face_crops
+
+if TYPE_CHECKING:
+    from classmood.containers import Detections
+    from classmood.pipeline import Analyzer
 
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "bench" / "realfaces"
 LABELS_FILE = "labels.csv"
@@ -114,32 +118,48 @@ def match(truth: np.ndarray, found: np.ndarray, min_iou: float = MATCH_IOU) -> d
     return {int(r): int(c) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= min_iou}
 
 
-def read_faces(data: RealFaces, model: str, detector: str | None = None) -> tuple[list[FaceResult], int]:
-    """Every labelled face's pipeline reading with ``model``, and the number of pipeline boxes that
-    matched no labelled face (boxes on posters, avatars, background)."""
-    from classmood.containers import Frame
-    from classmood.imageio import read_image
+def pipeline_for(model: str, detector: str | None = None) -> Analyzer:
+    """The pipeline ``classmood analyze`` would run on a folder of photos (no rate limit)."""
     from classmood.pipeline import Analyzer, PipelineConfig
     from classmood.vision.detectors import DEFAULT_DETECTOR
 
-    analyzer = Analyzer(PipelineConfig(model=model, detector=detector or DEFAULT_DETECTOR, rate_hz=0))
-    results: list[FaceResult] = []
-    extra = 0
+    return Analyzer(PipelineConfig(model=model, detector=detector or DEFAULT_DETECTOR, rate_hz=0))
+
+
+def matched_detections(
+    data: RealFaces, analyzer: Analyzer
+) -> Iterator[tuple[np.ndarray, list[int], Detections, dict[int, int]]]:
+    """Each image read through ``analyzer`` (``pipeline_for``), one at a time: the image, the indices
+    (into ``data.faces``) of its labelled faces, the pipeline's detections, and ``match``'s pairing
+    {position in those indices: detection}."""
+    from classmood.containers import Frame
+    from classmood.imageio import read_image
+
     for i, image_name in enumerate(data.images):
         analyzer.forget_faces()  # unrelated photos: nothing carries over, as in `analyze` on a folder
         image = read_image(data.root / image_name)
-        update = analyzer.process(Frame(i, float(i), image))
-        dets = update.detections
-        faces = [f for f in data.faces if f.image == image_name]
-        pairs = match(np.array([f.box for f in faces]).reshape(-1, 4), dets.xyxy)
+        dets = analyzer.process(Frame(i, float(i), image)).detections
+        index = [j for j, f in enumerate(data.faces) if f.image == image_name]
+        pairs = match(np.array([data.faces[j].box for j in index]).reshape(-1, 4), dets.xyxy)
+        yield image, index, dets, pairs
+
+
+def read_faces(data: RealFaces, model: str, detector: str | None = None) -> tuple[list[FaceResult], int]:
+    """Every labelled face's pipeline reading with ``model``, and the number of pipeline boxes that
+    matched no labelled face (boxes on posters, avatars, background)."""
+    analyzer = pipeline_for(model, detector)
+    results: list[FaceResult] = []
+    extra = 0
+    for image, index, dets, pairs in matched_detections(data, analyzer):
         extra += len(dets) - len(pairs)
         crops = face_crops(image, dets.xyxy) if len(dets) else np.zeros((0, 48, 48), np.uint8)
         raw, unreadable = analyzer.model.predict(crops, raw=True)
-        for j, face in enumerate(faces):
-            if j not in pairs:
+        for k, j in enumerate(index):
+            face = data.faces[j]
+            if k not in pairs:
                 results.append(FaceResult(face, False))
                 continue
-            d = pairs[j]
+            d = pairs[k]
             reading = "uncertain" if dets.uncertain[d] else EMOTIONS[int(np.argmax(dets.probs[d]))]
             box = dets.xyxy[d]
             results.append(
