@@ -18,18 +18,44 @@ st.markdown(
 )
 st.caption(words.MOOD_EXPLAINED)
 st.markdown("**Start with one of these**")
-left, right = st.columns(2)
-with left:
-    st.page_link("views/students.py", label="Live — students' browsers", icon=":material/groups:")
-    st.caption("Each student's own browser reads their face and sends only numbers. No video leaves their device.")
-    st.page_link("views/gallery.py", label="Live — class gallery", icon=":material/grid_view:")
-    st.caption("Share the gallery view of your video call; the class is read on this computer.")
-    st.page_link("views/camera.py", label="Live — my camera", icon=":material/videocam:")
-    st.caption("Your own webcam, to try it out.")
-with right:
-    st.page_link("views/analyse.py", label="Analyse a recording", icon=":material/upload_file:")
-    st.caption("Upload a video of a class and get its class mood, a report and the numbers to download.")
-    st.page_link("views/sessions.py", label="Sessions", icon=":material/history:")
-    st.caption("Every analysis saved from its first face: open, compare, export, rename or delete.")
-    st.page_link("views/about.py", label="About / model card", icon=":material/info:")
-    st.caption("What the models are, how well they read faces, their limits and the law.")
+# (page, label, icon, what it is for), in two columns: the live ways in, then recorded work
+LIVE = [
+    (
+        "views/students.py",
+        "Live — students' browsers",
+        ":material/groups:",
+        "Each student's own browser reads their face and sends only numbers. No video leaves their device.",
+    ),
+    (
+        "views/gallery.py",
+        "Live — class gallery",
+        ":material/grid_view:",
+        "Share the gallery view of your video call; the class is read on this computer.",
+    ),
+    ("views/camera.py", "Live — my camera", ":material/videocam:", "Your own webcam, to try it out."),
+]
+RECORDED = [
+    (
+        "views/analyse.py",
+        "Analyse a recording",
+        ":material/upload_file:",
+        "Upload a video of a class and get its class mood, a report and the numbers to download.",
+    ),
+    (
+        "views/sessions.py",
+        "Sessions",
+        ":material/history:",
+        "Every analysis saved from its first face: open, compare, export, rename or delete.",
+    ),
+    (
+        "views/about.py",
+        "About / model card",
+        ":material/info:",
+        "What the models are, how well they read faces, their limits and the law.",
+    ),
+]
+for column, links in zip(st.columns(2), (LIVE, RECORDED), strict=True):
+    with column:
+        for page, label, icon, caption in links:
+            st.page_link(page, label=label, icon=icon)
+            st.caption(caption)
