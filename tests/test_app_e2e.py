@@ -167,16 +167,22 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=args, headless=True)
         context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-        context.on("request", lambda request: _note_outside(request.url))
-        page = context.new_page()
-        page.on("console", lambda message: _note_blocked(message.text))
-        page.set_default_timeout(30_000)
-        yield page
+        yield watched_page(context, 30_000)
         context.close()
         browser.close()
 
 
 OUTSIDE: list[str] = []  # every request the app made to anything but this machine
+
+
+def watched_page(context: Any, timeout_ms: int) -> Any:
+    """A new page of ``context`` whose requests outside this machine and Content-Security-Policy
+    refusals are noted in OUTSIDE and BLOCKED (asserted empty by the tests)."""
+    context.on("request", lambda request: _note_outside(request.url))
+    page = context.new_page()
+    page.on("console", lambda message: _note_blocked(message.text))
+    page.set_default_timeout(timeout_ms)
+    return page
 
 
 def _note_outside(url: str) -> None:

@@ -23,7 +23,7 @@ import pytest
 from classmood.benchmarks.mood import calm_call_clip
 from classmood.benchmarks.students import chromium_args, write_y4m
 from classmood.classroom import vendor
-from tests.test_app_e2e import BLOCKED, CHROMIUM, OUTSIDE, _note_blocked, _note_outside, free_port, running_app
+from tests.test_app_e2e import BLOCKED, CHROMIUM, OUTSIDE, free_port, running_app, watched_page
 from tests.test_app_e2e import _wait_for as wait_for
 from tests.test_app_logic import camera_frame
 from tests.test_pipeline import write_video
@@ -122,12 +122,8 @@ def new_page(browser: Any) -> Iterator[Any]:
 
     def make(width: int = 1280, height: int = 800) -> Any:
         context = browser.new_context(viewport={"width": width, "height": height})
-        context.on("request", lambda request: _note_outside(request.url))
         contexts.append(context)
-        page = context.new_page()
-        page.on("console", lambda message: _note_blocked(message.text))
-        page.set_default_timeout(60_000)
-        return page
+        return watched_page(context, 60_000)
 
     OUTSIDE.clear()
     BLOCKED.clear()
