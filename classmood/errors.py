@@ -5,6 +5,11 @@ prints it without a traceback and exits non-zero. Anything else escaping is a bu
 """
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (a user reads it after ``classmood: error:``), or its type's name."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 class ClassmoodError(Exception):
     """A problem with the user's input or environment, explained in one line."""
 

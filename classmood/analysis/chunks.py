@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -294,17 +293,3 @@ def write_chunked_outputs(
     _write_mood(out / "class_mood.csv", [b.as_row() for b in apply_k(raw, config.min_faces)])
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary, faces, raw
-
-
-def analyze_chunked(
-    recording: str | Path, out: str | Path, config: PipelineConfig, chunk_s: float, overlap_s: float = 10.0
-) -> dict[str, Any]:
-    """One recording in chunks, one after another (``classmood batch`` runs them on several workers)."""
-    started = time.perf_counter()
-    duration, _, _ = video_length(recording)
-    chunks = [
-        analyze_chunk(recording, a, b, overlap_s, config)
-        for a, b in plan_chunks(duration, chunk_s, config.bin_s, config.rate_hz)
-    ]
-    summary, _, _ = write_chunked_outputs(Path(recording), Path(out), chunks, config, time.perf_counter() - started)
-    return summary

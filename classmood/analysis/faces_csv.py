@@ -39,7 +39,7 @@ def face_rows(frame: Frame, dets: Detections) -> list[dict[str, Any]]:
 
 
 class FacesCsv:
-    """A faces.csv sink: ``with FacesCsv(path) as sink: sink.write(frame, detections)``."""
+    """A faces.csv sink: ``with FacesCsv(path) as sink: sink.write_rows(face_rows(frame, detections))``."""
 
     def __init__(self, path: str | Path) -> None:
         self._fh = open(path, "w", newline="")  # noqa: SIM115 - closed by close() / the with block
@@ -49,9 +49,6 @@ class FacesCsv:
     def write_rows(self, rows: list[dict[str, Any]]) -> None:
         self._writer.writerows(rows)
         self._fh.flush()
-
-    def write(self, frame: Frame, dets: Detections) -> None:
-        self.write_rows(face_rows(frame, dets))
 
     def close(self) -> None:
         self._fh.close()

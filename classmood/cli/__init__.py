@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from classmood.cli import analysis, app, bench, expression, training
-from classmood.errors import ClassmoodError, Stopped
+from classmood.errors import ClassmoodError, Stopped, one_line
 
 
 class _Parser(argparse.ArgumentParser):
@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             warnings.simplefilter("default")
             return func(args)
     except ClassmoodError as exc:
-        print(f"classmood: error: {_one_line(exc)}", file=sys.stderr)
+        print(f"classmood: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("classmood: interrupted", file=sys.stderr)
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("CLASSMOOD_DEBUG"):
             raise
         print(
-            f"classmood: internal error: {type(exc).__name__}: {_one_line(exc)} "
+            f"classmood: internal error: {type(exc).__name__}: {one_line(exc)} "
             "(a bug; CLASSMOOD_DEBUG=1 shows the traceback)",
             file=sys.stderr,
         )
@@ -93,16 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def _os_error(exc: OSError, args: argparse.Namespace) -> str:
     """One line for an OSError: the file, the reason, and - when writing outputs - that the old ones are kept.
 
     ``write()`` errors (ENOSPC, EDQUOT, EFBIG) carry no file name; the output folder is named instead.
     """
-    reason = exc.strerror or _one_line(exc)
+    reason = exc.strerror or one_line(exc)
     code = errno.errorcode.get(exc.errno or 0)
     if code:
         reason += f" [{code}]"

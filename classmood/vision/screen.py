@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from classmood.errors import ClassmoodError
+from classmood.errors import ClassmoodError, one_line
 from classmood.vision.sources import FrameSource
 
 DEFAULT_FPS = 10.0
@@ -40,10 +40,6 @@ class ScreenSpec:
         if self.region is not None:
             return "screen:" + ",".join(map(str, self.region))
         return f"screen:{self.monitor}"
-
-
-def is_screen_spec(spec: str) -> bool:
-    return spec == "screen" or spec.startswith("screen:")
 
 
 def parse_screen_spec(spec: str) -> ScreenSpec:
@@ -114,10 +110,6 @@ def _area(spec: ScreenSpec, monitors: list[dict[str, int]]) -> dict[str, int]:
     return {"left": x, "top": y, "width": w, "height": h}
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
 def open_screen(spec: str = "screen", fps: float = DEFAULT_FPS) -> FrameSource:
     """Open a screen-capture source (see the module docstring); fails now if nothing can be captured."""
     parsed = parse_screen_spec(spec)
@@ -131,12 +123,12 @@ def open_screen(spec: str = "screen", fps: float = DEFAULT_FPS) -> FrameSource:
         sct = _new_mss()
         monitors = list(sct.monitors)
     except errors as exc:
-        raise ClassmoodError(f"cannot capture the screen: no display ({_one_line(exc)})") from None
+        raise ClassmoodError(f"cannot capture the screen: no display ({one_line(exc)})") from None
     try:
         area = _area(parsed, monitors)
         _to_bgr(sct.grab(area))  # fail now, not mid-stream
     except errors as exc:
-        raise ClassmoodError(f"cannot capture {parsed.name}: {_one_line(exc)}") from None
+        raise ClassmoodError(f"cannot capture {parsed.name}: {one_line(exc)}") from None
     finally:
         sct.close()
     source = FrameSource(parsed.name, float(fps), None, "screen")

@@ -115,7 +115,6 @@ class IoUTracker:
         self._tracks: list[_Track] = []
         self._next_id = 1
         self._signature: np.ndarray | None = None
-        self.cuts = 0  # frames treated as a cut or re-layout so far
 
     def coast(self, image: np.ndarray, dets: Detections, time_s: float) -> Detections:
         """Faces the detector missed for a moment (a hand or a mask over them) but that are still there.
@@ -186,7 +185,6 @@ class IoUTracker:
         signature = frame_signature(image)
         cut = self._signature is not None and float(signature @ self._signature) < self.cut_correlation
         self._signature = signature
-        self.cuts += int(cut)
         return cut
 
     def update(self, dets: Detections, time_s: float, image: np.ndarray | None = None) -> Detections:
