@@ -13,8 +13,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -73,15 +73,20 @@ class Detections:
     def __len__(self) -> int:
         return len(self.xyxy)
 
+    @classmethod
+    def merge(cls, parts: Sequence[Detections]) -> Detections:
+        """The faces of several ``Detections`` as one, in order, every field kept (supervision's ``merge``).
+
+        Fields are read from the dataclass, so a field added later is concatenated too; rebuild a
+        ``Detections`` with ``dataclasses.replace`` for the same reason.
+        """
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty()
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
+
     def __getitem__(self, index: np.ndarray | slice) -> Detections:
-        return Detections(
-            self.xyxy[index],
-            self.score[index],
-            self.track_id[index],
-            self.probs[index],
-            self.uncertain[index],
-            self.landmarks[index],
-        )
+        return Detections(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     @property
     def wh(self) -> np.ndarray:

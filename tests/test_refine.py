@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from classmood.vision import Detections, create_detector
+from classmood.vision.boxes import iou_matrix
 from classmood.vision.refine import FaceRefiner, add_new, scan_windows
-from classmood.vision.tracker import iou_matrix
 from tests.test_vision import gallery
 
 

@@ -88,6 +88,21 @@ def test_detections_container_indexing() -> None:
     assert len(Detections.empty()) == 0
 
 
+def test_merging_detections_keeps_every_field_of_every_face() -> None:
+    """Coasted faces and refined second looks join a frame's faces through ``Detections.merge``: a
+    face's id, probabilities, unreadable flag and landmarks must come along, in order."""
+    probs = np.eye(7, dtype=np.float32)[[3]]
+    a = Detections(np.array([[0, 0, 10, 10]]), np.array([0.9]), np.array([4]), probs, np.array([True]))
+    b = Detections(np.array([[20, 20, 40, 40], [50, 0, 60, 10]]), np.array([0.5, 0.6]))
+    b.landmarks[0] = 7.0
+    merged = Detections.merge([a, Detections.empty(), b])
+    assert merged.xyxy.tolist() == [[0, 0, 10, 10], [20, 20, 40, 40], [50, 0, 60, 10]]
+    assert merged.track_id.tolist() == [4, -1, -1] and merged.uncertain.tolist() == [True, False, False]
+    assert merged.probs[0].tolist() == probs[0].tolist() and np.isnan(merged.probs[1:]).all()
+    assert (merged.landmarks[1] == 7.0).all() and np.isnan(merged.landmarks[[0, 2]]).all()
+    assert len(Detections.merge([])) == 0 and merged[np.array([2, 0])].track_id.tolist() == [-1, 4]
+
+
 def test_tracker_keeps_ids_for_still_faces_and_never_reuses_them() -> None:
     from classmood.vision.tracker import IoUTracker
 

@@ -180,7 +180,7 @@ def _match_tracks(earlier: ChunkResult, later: ChunkResult, min_iou: float) -> d
     """later's track id -> earlier's, for tracks whose boxes agree over the frames both analysed."""
     from scipy.optimize import linear_sum_assignment
 
-    from classmood.vision.tracker import iou_matrix
+    from classmood.vision.boxes import iou_matrix
 
     t_a, t_b = earlier.faces.column("time_s"), later.faces.column("time_s")
     window_b = t_b < later.start_s - 1e-9

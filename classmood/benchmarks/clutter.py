@@ -303,7 +303,7 @@ def make_scene(seed: int, layout: tuple[int, int] | None = None) -> Scene:
 
 def score_boxes(scene: Scene, dets: Detections, min_iou: float = 0.3) -> dict[str, Any]:
     """Hits, misses and false positives of ``dets`` against the scene's truth (greedy by score)."""
-    from classmood.vision.tracker import iou_matrix
+    from classmood.vision.boxes import iou_matrix
 
     taken = np.zeros(len(scene.faces), bool)
     hits = fps = 0

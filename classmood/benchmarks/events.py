@@ -165,7 +165,7 @@ def make_video(path: Path, images: np.ndarray, seconds: float = 90.0, seed: int 
 
 def score(updates: list[tuple[int, Any]], truth: Truth, covered: set[tuple[int, int]] | None = None) -> dict[str, Any]:
     """``covered``: (frame, person) pairs whose face was covered, for their recall apart."""
-    from classmood.vision.tracker import iou_matrix
+    from classmood.vision.boxes import iou_matrix
 
     covered = covered or set()
     covered_found = covered_total = 0

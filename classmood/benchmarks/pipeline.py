@@ -20,7 +20,7 @@ import numpy as np
 
 from classmood.data import load_split
 from classmood.pipeline import PipelineConfig, stream
-from classmood.vision.tracker import iou_matrix
+from classmood.vision.boxes import iou_matrix
 
 W, H, ROWS, COLS = 1920, 1080, 7, 7
 

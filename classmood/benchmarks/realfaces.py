@@ -111,7 +111,7 @@ def match(truth: np.ndarray, found: np.ndarray, min_iou: float = MATCH_IOU) -> d
         return {}
     from scipy.optimize import linear_sum_assignment
 
-    from classmood.vision.tracker import iou_matrix
+    from classmood.vision.boxes import iou_matrix
 
     iou = iou_matrix(np.asarray(truth, np.float32), np.asarray(found, np.float32))
     rows, cols = linear_sum_assignment(-iou)

@@ -80,9 +80,9 @@ def gallery_faces(
     """PublicTest faces in a 640x368 gallery, H.264 at ``kbps``, found by the detector and cropped as the
     pipeline crops them."""
     from classmood.benchmarks.gallery import render_gallery_frames
+    from classmood.vision.boxes import iou_matrix
     from classmood.vision.crops import face_crops
     from classmood.vision.detectors import create_detector
-    from classmood.vision.tracker import iou_matrix
 
     frames, truth = render_gallery_frames(images, rng, grid=grid, face_px=face_px)
     decoded = through_h264(frames, kbps, rng)

@@ -82,8 +82,8 @@ def webcam_scene(seed: int) -> Scene:
 
 def detector_recall(frames: int = 200, seed: int = 5000) -> dict[str, Any]:
     """Recall and precision of the server's detector and the browser's on the same webcam-like frames."""
+    from classmood.vision.boxes import iou_matrix
     from classmood.vision.detectors import FaceDetector, LibFaceDetector
-    from classmood.vision.tracker import iou_matrix
     from classmood.vision.yunet import YuNetDetector
 
     detectors: dict[str, FaceDetector] = {
@@ -123,7 +123,7 @@ def detector_recall(frames: int = 200, seed: int = 5000) -> dict[str, Any]:
 
 
 def _largest_is_right(scene: Scene, dets: Any) -> bool:
-    from classmood.vision.tracker import iou_matrix
+    from classmood.vision.boxes import iou_matrix
 
     if not len(dets):
         return len(scene.faces) == 0

@@ -20,6 +20,7 @@ encoding, which keeps encoding fast on 4K screen captures.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
@@ -214,7 +215,7 @@ class AnnotatedVideoWriter:
             if dets is not None and len(dets):
                 factor = np.array([w / iw, h / ih, w / iw, h / ih], np.float32)
                 marks = dets.landmarks * factor[:2]
-                dets = Detections(dets.xyxy * factor, dets.score, dets.track_id, dets.probs, dets.uncertain, marks)
+                dets = replace(dets, xyxy=dets.xyxy * factor, landmarks=marks)
         if dets is not None:
             image = draw_detections(image, dets, self.expressions)
         if self._stream is not None:

@@ -27,13 +27,13 @@ the figures are reported on other scenes):
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from classmood.containers import Detections
-from classmood.vision.tracker import iou_matrix, overlap_of_smaller
+from classmood.vision.boxes import iou_matrix, overlap_of_smaller
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ class FaceGate:
         flat[keep] = flatness(frame, clipped[keep]) > cfg.max_flat
         rejected["flat"] = int(flat.sum())
         keep &= ~flat
-        out = Detections(clipped, dets.score, dets.track_id, dets.probs, dets.uncertain, dets.landmarks)
+        out = replace(dets, xyxy=clipped)
         out = self._distinct(out[np.flatnonzero(keep)], rejected)
         return self._second_opinion(frame, out, confirmed, rejected)
 

@@ -36,8 +36,8 @@ import cv2
 import numpy as np
 
 from classmood.containers import Detections
+from classmood.vision.boxes import iou_matrix, overlap_of_smaller
 from classmood.vision.detectors import LibFaceDetector
-from classmood.vision.tracker import iou_matrix, overlap_of_smaller
 
 Rect = tuple[int, int, int, int]
 THUMB_STEP = 8  # the change test looks at the frame shrunk this many times
@@ -70,17 +70,6 @@ def _unchanged(before: np.ndarray | None, now: np.ndarray) -> bool:
     return _change(before, now) < CHANGED
 
 
-def _concat(parts: list[Detections]) -> Detections:
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return Detections.empty()
-    return Detections(
-        np.concatenate([p.xyxy for p in parts]),
-        np.concatenate([p.score for p in parts]),
-        landmarks=np.concatenate([p.landmarks for p in parts]),
-    )
-
-
 def add_new(base: Detections, extra: Detections, max_iou: float = 0.3, max_inside: float = 0.6) -> Detections:
     """``base`` plus those ``extra`` boxes that overlap no base box (nor an earlier kept extra box).
 
@@ -97,7 +86,7 @@ def add_new(base: Detections, extra: Detections, max_iou: float = 0.3, max_insid
         ):
             kept.append(int(i))
             boxes = np.concatenate([boxes, box])
-    return _concat([base, extra[np.array(kept, np.int64)]])
+    return Detections.merge([base, extra[np.array(kept, np.int64)]])
 
 
 def scan_windows(width: int, height: int, window: int, overlap: int) -> list[tuple[int, int, int, int]]:
@@ -177,7 +166,7 @@ class FaceRefiner:
             cache[rect] = (_region(self._thumb, rect), answer, 0)
             found.append(answer)
         self._revisits = cache
-        return _concat(found)
+        return Detections.merge(found)
 
     def _previous_look(self, rect: Rect) -> tuple[Rect, np.ndarray, Detections, int] | None:
         """The last frame's look at (nearly) this window: boxes jitter by a few pixels between frames."""
@@ -220,7 +209,7 @@ class FaceRefiner:
                 self._window_seen[i] = _region(self._thumb, self._windows[i])
             hits = self.detector.detect_region(frame, self._windows[i], self.scan_zoom, self.scan_threshold)
             found.append(hits[~_cut_by_inner_edge(hits.xyxy, self._windows[i], w, h)])
-        return _concat(found)
+        return Detections.merge(found)
 
     def _changed_windows(self) -> list[int]:
         """Every ``scan_every`` analysed frames, the next window in turn that changed since it was scanned."""

@@ -18,37 +18,14 @@ Ids are small integers counted from 1 in each session and mean nothing outside i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from classmood.containers import Detections
 from classmood.vision.appearance import describe, frame_signature, similarity
-
-
-def _intersections(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairwise intersection areas (N, M) of xyxy boxes, and each side's areas."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=2)
-    return inter, (a[:, 2:] - a[:, :2]).prod(axis=1), (b[:, 2:] - b[:, :2]).prod(axis=1)
-
-
-def overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise intersection over the smaller box's area, (N, M): 1 when one box lies inside the other."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float32)
-    inter, area_a, area_b = _intersections(a, b)
-    return inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-9)
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of boxes a (N, 4) and b (M, 4), xyxy."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)), np.float32)
-    inter, area_a, area_b = _intersections(a, b)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+from classmood.vision.boxes import iou_matrix, overlap_of_smaller
 
 
 @dataclass
@@ -157,14 +134,7 @@ class IoUTracker:
             np.array([candidates[k].track_id for k in keep], np.int64),
             uncertain=np.ones(n, bool),
         )
-        return Detections(
-            np.concatenate([dets.xyxy, coasted.xyxy]),
-            np.concatenate([dets.score, coasted.score]),
-            np.concatenate([dets.track_id, coasted.track_id]),
-            np.concatenate([dets.probs, coasted.probs]),
-            np.concatenate([dets.uncertain, coasted.uncertain]),
-            np.concatenate([dets.landmarks, coasted.landmarks]),
-        )
+        return Detections.merge([dets, coasted])
 
     def forget(self) -> None:
         """Start afresh for an unrelated image (a folder of separate photos): new ids, nothing remembered."""
@@ -233,7 +203,7 @@ class IoUTracker:
             by_id = {t.track_id: t for t in self._tracks}
             for c, tid in enumerate(ids):
                 by_id[int(tid)].remember(thumbs[c], hists[c])
-        return Detections(dets.xyxy, dets.score, ids, dets.probs, dets.uncertain, dets.landmarks)
+        return replace(dets, track_id=ids)
 
     def _match_by_appearance(
         self, dets: Detections, time_s: float, ids: np.ndarray, taken: set[int], sim: np.ndarray

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from classmood.containers import Detections
+from classmood.vision.boxes import nms
 
 STRIDES = (8, 16, 32)
-NMS_IOU = 0.3  # libfacedetection's
 FACE_THRESHOLD = 0.5  # the score a face needs, here and in the students' browsers (hub config)
 
 
@@ -60,25 +60,6 @@ def decode(
         np.concatenate(scores).astype(np.float32),
         np.concatenate(marks).astype(np.float32),
     )
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarray:
-    """Indices kept by greedy non-maximum suppression, best first (ties keep the earlier anchor)."""
-    order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    kept: list[int] = []
-    for i in order:
-        ok = True
-        for j in kept:
-            iw = min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0])
-            ih = min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1])
-            inter = max(0.0, float(iw)) * max(0.0, float(ih))
-            if inter / max(float(area[i] + area[j]) - inter, 1e-6) > iou:
-                ok = False
-                break
-        if ok:
-            kept.append(i)
-    return np.array(kept, np.int64)
 
 
 def integer_boxes(boxes: np.ndarray) -> np.ndarray:
