@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from classmood.analytics.face_rows import FaceRows
+from classmood.analytics.face_rows import FaceRows, face_rows
 from classmood.analytics.mood import MoodAggregator
 from classmood.analytics.privacy import DEFAULT_MIN_FACES, apply_k, check_min_faces
 from classmood.analytics.summary import build_summary
@@ -28,9 +28,10 @@ from classmood.expression.readout import UNCERTAIN
 from classmood.stages import StageTimes
 from classmood.vision.crops import face_crops
 from classmood.vision.detectors import DEFAULT_DETECTOR, FaceDetector, create_detector
+from classmood.vision.frame_source import FrameSource
 from classmood.vision.gate import FaceGate
 from classmood.vision.refine import FaceRefiner
-from classmood.vision.sources import FrameSource, open_source
+from classmood.vision.sources import open_source
 from classmood.vision.tracker import IoUTracker
 
 MIN_BIN_S = 0.001  # the shortest class-mood bin, in seconds
@@ -85,8 +86,6 @@ class Update:
 
     def face_rows(self) -> list[dict[str, Any]]:
         """This frame's faces as faces.csv rows (what the file and the session store hold)."""
-        from classmood.analysis.faces_csv import face_rows
-
         return face_rows(self.frame, self.detections)
 
 

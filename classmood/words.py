@@ -17,13 +17,16 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from classmood.analytics.mood import MOOD_EXPLAINED
 from classmood.labels import EMOTIONS
 
 if TYPE_CHECKING:
     from classmood.containers import MoodBin
 
-__all__ = ["MOOD_EXPLAINED"]
+# The one sentence the app and the report show beside every mood score (defined in ``analytics/mood.py``).
+MOOD_EXPLAINED = (
+    "Mood score, from −1 to +1: the mean over the faces read of how happy (+) or angry, disgusted, afraid "
+    "or sad (−) each looks, set so that faces people call neutral average 0."
+)
 
 # How each class is said: the adjective a person would use ("looks afraid"), never the dataset's noun.
 EXPRESSION_WORDS: dict[str, str] = {

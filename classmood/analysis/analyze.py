@@ -34,7 +34,8 @@ from classmood.expression.model import ExpressionModel
 from classmood.pipeline import AnalysisResult, Analyzer, PipelineConfig, Update, summarize
 from classmood.vision.annotate import AnnotatedVideoWriter, HeldBoxes
 from classmood.vision.detectors import FaceDetector
-from classmood.vision.sources import FrameSource, open_source
+from classmood.vision.frame_source import FrameSource
+from classmood.vision.sources import open_source
 
 # Set (e.g. by the CLI's SIGTERM handler) to stop a running ``analyze`` between two frames, cleanly:
 # the frame being analysed is finished and saved everywhere, then the outputs are written as for Ctrl-C.

@@ -29,7 +29,7 @@ from classmood.containers import Detections, Frame, MoodBin
 from classmood.errors import ClassmoodError
 from classmood.labels import EMOTIONS
 from classmood.pipeline import Analyzer, PipelineConfig, summarize
-from classmood.vision.sources import VideoFile
+from classmood.vision.frame_source import VideoFile
 
 
 @dataclass

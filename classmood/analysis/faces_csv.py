@@ -1,6 +1,6 @@
-"""faces.csv, the analyst's per-face output: one row per analysed face, written from ``Detections``.
+"""faces.csv, the analyst's per-face output: one row per analysed face (``analytics.face_rows.face_rows``).
 
-``face_rows`` is also what the session store saves per frame, so the file and the database hold the
+Those rows are also what the session store saves per frame, so the file and the database hold the
 same rows. The file is flushed after every frame.
 """
 
@@ -11,31 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from classmood.containers import Detections, Frame
-from classmood.labels import EMOTIONS, FACE_COLUMNS
-
-
-def face_rows(frame: Frame, dets: Detections) -> list[dict[str, Any]]:
-    """The faces of one analysed frame as faces.csv rows (``FACE_COLUMNS``)."""
-    rows = []
-    for box, score, tid, probs, word in zip(
-        dets.xyxy, dets.score, dets.track_id, dets.probs, dets.expressions(), strict=True
-    ):
-        x1, y1, x2, y2 = (float(v) for v in box)
-        row: dict[str, Any] = {
-            "frame": frame.index,
-            "time_s": round(frame.time_s, 3),
-            "track_id": int(tid),
-            "x": round(x1, 1),
-            "y": round(y1, 1),
-            "w": round(x2 - x1, 1),
-            "h": round(y2 - y1, 1),
-            "det_score": round(float(score), 4),
-            "emotion": word,
-        }
-        row.update({f"p_{e}": round(float(p), 4) for e, p in zip(EMOTIONS, probs, strict=True)})
-        rows.append(row)
-    return rows
+from classmood.labels import FACE_COLUMNS
 
 
 class FacesCsv:

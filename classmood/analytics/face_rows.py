@@ -2,7 +2,8 @@
 
 An hour of a 25-face class analysed at 2 Hz is 180,000 rows. As Python dicts they took about
 1.3 KB each (over 200 MB, growing with every frame); as columns they take 8 bytes a value (~23 MB).
-``FaceRows`` behaves like the list of faces.csv-shaped dicts it replaces: ``len``, iteration and
+``face_rows`` makes one analysed frame's rows from its ``Detections``. ``FaceRows`` behaves like the list
+of faces.csv-shaped dicts it replaces: ``len``, iteration and
 indexing give the same dicts, ``to_pandas`` gives the DataFrame.
 """
 
@@ -13,11 +14,35 @@ from typing import Any
 
 import numpy as np
 
+from classmood.containers import Detections, Frame
 from classmood.labels import EMOTIONS, FACE_COLUMNS
 
 _INT = ("frame", "track_id")
 _WORDS: tuple[str, ...] = (*EMOTIONS, "uncertain")
 _FLOAT = tuple(c for c in FACE_COLUMNS if c not in (*_INT, "emotion"))
+
+
+def face_rows(frame: Frame, dets: Detections) -> list[dict[str, Any]]:
+    """The faces of one analysed frame as faces.csv rows (``FACE_COLUMNS``)."""
+    rows = []
+    for box, score, tid, probs, word in zip(
+        dets.xyxy, dets.score, dets.track_id, dets.probs, dets.expressions(), strict=True
+    ):
+        x1, y1, x2, y2 = (float(v) for v in box)
+        row: dict[str, Any] = {
+            "frame": frame.index,
+            "time_s": round(frame.time_s, 3),
+            "track_id": int(tid),
+            "x": round(x1, 1),
+            "y": round(y1, 1),
+            "w": round(x2 - x1, 1),
+            "h": round(y2 - y1, 1),
+            "det_score": round(float(score), 4),
+            "emotion": word,
+        }
+        row.update({f"p_{e}": round(float(p), 4) for e, p in zip(EMOTIONS, probs, strict=True)})
+        rows.append(row)
+    return rows
 
 
 class FaceRows:

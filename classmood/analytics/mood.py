@@ -49,11 +49,6 @@ MOOD_WEIGHTS = np.array(
     [-1.0 if e in NEGATIVE else 1.0 if e == "happy" else NEUTRAL_WEIGHT if e == "neutral" else 0.0 for e in EMOTIONS],
     np.float32,
 )
-# The one-sentence explanation the app and the report show beside every mood score.
-MOOD_EXPLAINED = (
-    "Mood score, from −1 to +1: the mean over the faces read of how happy (+) or angry, disgusted, afraid "
-    "or sad (−) each looks, set so that faces people call neutral average 0."
-)
 Z95 = 1.96
 
 

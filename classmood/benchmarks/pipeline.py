@@ -215,7 +215,7 @@ def run_profile_bench(
 ) -> dict[str, Any]:
     """The per-stage profile on the 49-face 1080p gallery at ``--rate 0`` (every frame), for each shipped
     model's float file and int8 copy, alternated ``repeats`` times in one process (medians)."""
-    from classmood.benchmarks.speed import cpu_name, instruction_sets
+    from classmood.expression.speed import cpu_name, instruction_sets
 
     faces = load_split(data, "PublicTest")
     with tempfile.TemporaryDirectory() as tmp:

@@ -80,7 +80,7 @@ def run_soak(
 ) -> dict[str, Any]:
     from classmood.analysis.analyze import analyze
     from classmood.pipeline import PipelineConfig
-    from classmood.vision.sources import FrameSource
+    from classmood.vision.frame_source import FrameSource
 
     before = detector_growth(_BindingLibFace(), before_frames)
     now_detector = detector_growth(LibFaceDetector(), before_frames)
@@ -96,7 +96,7 @@ def run_soak(
         if analysed % sample_every == 0:
             samples.append((analysed, rss_mb()))
 
-    source = FrameSource("soak gallery", rate_hz, total, "screen", _live=lambda: soak_frames(total, rate_hz))
+    source = FrameSource("soak gallery", rate_hz, total, "screen", live=lambda _source: soak_frames(total, rate_hz))
     start_rss, started = rss_mb(), time.perf_counter()
     result = analyze(source, None, PipelineConfig(rate_hz=rate_hz), on_update=on_update)
     wall = time.perf_counter() - started

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from classmood.benchmarks.speed import cpu_name, faces_per_second
 from classmood.errors import ClassmoodError
 from classmood.expression.model import SHIPPED_MODELS, ExpressionModel, resolve_model
+from classmood.expression.speed import cpu_name, faces_per_second
 from classmood.labels import EMOTIONS
 from classmood.weights.manifest import read_manifest
 

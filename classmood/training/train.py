@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from classmood.benchmarks.speed import cpu_name
 from classmood.data import FaceSet, load_splits
 from classmood.expression.metrics import classification_metrics
+from classmood.expression.speed import cpu_name
 from classmood.labels import NUM_CLASSES
 from classmood.models import count_macs, count_params, create_model
 from classmood.models.label_sets import TWO_LABEL_SETS, split_logits

@@ -17,12 +17,13 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from classmood.errors import ClassmoodError, one_line
-from classmood.vision.sources import FrameSource
+from classmood.vision.frame_source import FrameSource
 
 DEFAULT_FPS = 10.0
 USAGE = "screen, screen:N (monitor N; 1 = primary, 0 = all) or screen:X,Y,W,H (a region in pixels)"
@@ -131,9 +132,7 @@ def open_screen(spec: str = "screen", fps: float = DEFAULT_FPS) -> FrameSource:
         raise ClassmoodError(f"cannot capture {parsed.name}: {one_line(exc)}") from None
     finally:
         sct.close()
-    source = FrameSource(parsed.name, float(fps), None, "screen")
-    source._live = lambda: _capture(source, area, fps)
-    return source
+    return FrameSource(parsed.name, float(fps), None, "screen", live=partial(_capture, area=area, fps=fps))
 
 
 def _capture(source: FrameSource, area: dict[str, int], fps: float) -> Iterator[tuple[float, np.ndarray]]:
