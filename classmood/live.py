@@ -37,8 +37,6 @@ from classmood.store.recorder import SessionRecorder
 if TYPE_CHECKING:
     from classmood.store import SessionStore
 
-NOTE = "apparent facial expressions, not inner emotional states"
-
 
 class LatestFrame:
     """A one-slot mailbox: ``put`` replaces what is there (counting a drop), ``take`` waits for something."""

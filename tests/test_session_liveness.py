@@ -282,17 +282,16 @@ def test_a_session_deleted_while_saved_says_so(tmp_path: Path) -> None:
 def test_a_second_sigterm_stops_an_analysis_whose_input_blocks() -> None:
     """The first SIGTERM asks ``analyze`` to stop between two frames; a camera that sends no frame never
     reaches the next one, so a second SIGTERM stops it at once."""
-    from classmood.analysis.analyze import STOP_REQUESTED
     from classmood.cli import _stop_on_sigterm
     from classmood.errors import Stopped
 
-    previous = _stop_on_sigterm("analyze")
+    stop = threading.Event()
+    previous = _stop_on_sigterm("analyze", stop)
     try:
         os.kill(os.getpid(), signal.SIGTERM)
-        assert STOP_REQUESTED.is_set()
+        assert stop.is_set()
         with pytest.raises(Stopped):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(1)  # the handler runs here, between two bytecodes
     finally:
         signal.signal(signal.SIGTERM, previous)
-        STOP_REQUESTED.clear()

@@ -37,10 +37,6 @@ from classmood.vision.detectors import FaceDetector
 from classmood.vision.frame_source import FrameSource
 from classmood.vision.sources import open_source
 
-# Set (e.g. by the CLI's SIGTERM handler) to stop a running ``analyze`` between two frames, cleanly:
-# the frame being analysed is finished and saved everywhere, then the outputs are written as for Ctrl-C.
-STOP_REQUESTED = threading.Event()
-
 
 def _write_mood(path: Path, rows: list[dict[str, object]]) -> None:
     with open(path, "w", newline="") as fh:
@@ -51,7 +47,8 @@ def _write_mood(path: Path, rows: list[dict[str, object]]) -> None:
 
 
 VIDEO_KINDS = ("video", "webcam", "screen")  # inputs that get an annotated.mp4 with ``annotate``
-OUTPUT_FILES = ("faces.csv", "class_mood.csv", "summary.json", "annotated.mp4", "report.html")
+# Every file a run may write, in the order a user is shown them (the app lists downloads in this order).
+OUTPUT_FILES = ("faces.csv", "class_mood.csv", "summary.json", "report.html", "annotated.mp4")
 WORK_PREFIX, PROBE_PREFIX = ".classmood-run-", ".classmood-probe-"
 OWNER_FILE = ".owner"  # in a work folder: the liveness stamp (host:pid:start) of the run writing it
 STALE_WORK_S = 3600.0  # a work folder whose writer cannot be looked up is stale after this long unwritten
@@ -158,6 +155,7 @@ def analyze(
     per_track: bool = False,
     detector: FaceDetector | None = None,
     model: ExpressionModel | None = None,
+    stop: threading.Event | None = None,
 ) -> AnalysisResult:
     """Analyse a whole input; with ``out``, write the output files there.
 
@@ -171,7 +169,9 @@ def analyze(
     to annotated.mp4, which otherwise shows boxes and pseudonymous ids only, and the per-person
     timelines and table to the report. ``on_update(update, done)`` is called after each analysed frame with the
     share of the input read so far (None when the length is unknown); an exception it raises stops
-    the analysis, and the outputs keep everything analysed until then.
+    the analysis, and the outputs keep everything analysed until then. ``stop``, once set (the CLI's
+    SIGTERM handler, a batch worker being stopped), ends the run cleanly between two frames: the
+    frame being analysed is finished and saved everywhere, then the outputs are written as for Ctrl-C.
     """
     config = config or PipelineConfig()
     if annotate and not out:
@@ -199,7 +199,7 @@ def analyze(
     try:
         # Without a video to write, frames between analyses are skipped undecoded.
         for frame in src.frames(None if video is not None else analyzer.due):
-            if STOP_REQUESTED.is_set():
+            if stop is not None and stop.is_set():
                 raise Stopped("stop requested")
             bar.update(src.frames_read - frames)
             frames = src.frames_read

@@ -217,7 +217,13 @@ def summary_row(path: Path, out_dir: Path, summary: dict[str, Any] | None, statu
 class RecordingWorker:
     """Loads the detector and the model once; then analyses whole recordings like ``classmood analyze``."""
 
-    def __init__(self, config: dict[str, Any], db_url: str | None = None, parent: str | None = None) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        db_url: str | None = None,
+        parent: str | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         from classmood.expression.model import load_model
         from classmood.vision.detectors import create_detector
 
@@ -227,6 +233,7 @@ class RecordingWorker:
         self.model = load_model(self.config.model, threads=self.config.threads, precision=self.config.precision)
         self.db_url = db_url
         self.name = f"{os.uname().nodename}:{os.getpid()}"
+        self.stop = stop or threading.Event()  # once set, the recording being analysed stops between two frames
 
     def run(self, recording: str, out_dir: str) -> dict[str, Any]:
         """Analyse one recording into ``out_dir``; never raises: a failure is a row with its error."""
@@ -254,6 +261,7 @@ class RecordingWorker:
                     detector=self.detector,
                     model=self.model,
                     on_update=(lambda u, d: recorder.add(u)) if recorder is not None else None,
+                    stop=self.stop,
                 )
                 if recorder is not None:
                     recorder.finish(result.summary)
@@ -305,12 +313,11 @@ def _local_init(config: dict[str, Any], db_url: str | None, parent: str | None =
     """A pool worker: Ctrl-C is the batch's to handle; SIGTERM (the batch stopping) stops its analysis
     between two frames, with its session closed as "stopped"."""
     global _local_worker
-    from classmood.analysis.analyze import STOP_REQUESTED
-
+    stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: STOP_REQUESTED.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    _local_worker = RecordingWorker(config, db_url, parent)
+    _local_worker = RecordingWorker(config, db_url, parent, stop)
 
 
 def _local_call(method: str, args: tuple[Any, ...]) -> Any:

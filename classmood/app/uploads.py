@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from classmood.analysis.analyze import OUTPUT_FILES, analyze
 from classmood.analysis.report import write_report
 from classmood.errors import ClassmoodError
 from classmood.pipeline import AnalysisResult, PipelineConfig, Update
@@ -32,7 +33,6 @@ from classmood.vision.sources import VIDEO_SUFFIXES, open_source
 
 MAX_UPLOAD_ENV = "CLASSMOOD_MAX_UPLOAD_MB"
 DEFAULT_MAX_UPLOAD_MB = 500
-OUTPUT_FILES = ("faces.csv", "class_mood.csv", "summary.json", "report.html", "annotated.mp4")
 MIME = {
     ".csv": "text/csv",
     ".json": "application/json",
@@ -121,8 +121,6 @@ def analyze_upload(
     view) is ``analyze``'s ``per_track``: each face's expression in annotated.mp4 and the per-person
     timelines in the report; without it the video shows boxes and pseudonymous ids only.
     """
-    from classmood.analysis.analyze import analyze
-
     config = config or PipelineConfig()
     source = open_source(path)  # fails now, with a one-line message, for non-videos and broken files
     source.name = name  # the report and the summary name the uploaded file, not the server's temporary copy

@@ -56,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a bad option (2, already said in one line)
         return exc.code if isinstance(exc.code, int) else 2
     func: Callable[[argparse.Namespace], int] = args.func
-    previous = _stop_on_sigterm(args.command)
+    args.stop = threading.Event()  # set by SIGTERM; ``analyze`` then stops between two frames
+    previous = _stop_on_sigterm(args.command, args.stop)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
@@ -119,10 +120,11 @@ def _silence_stdout() -> None:
         pass
 
 
-def _stop_on_sigterm(command: str) -> Any:
+def _stop_on_sigterm(command: str, stop: threading.Event) -> Any:
     """SIGTERM (``kill``, a container stop, a service manager) stops like Ctrl-C: outputs and sessions kept.
 
-    ``analyze`` stops between two frames, with everything saved (a second SIGTERM stops it at once);
+    ``analyze`` stops between two frames once ``stop`` is set, with everything saved (a second SIGTERM
+    stops it at once);
     ``batch`` stops at once, its workers are stopped and every finished recording listed. As pid 1 (a
     container's command) the kernel drops every signal that has no handler, so there every command
     gets one, and Ctrl-C (SIGINT) is made to interrupt. Returns the previous SIGTERM handler."""
@@ -133,18 +135,16 @@ def _stop_on_sigterm(command: str) -> Any:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     if command == "analyze":
 
-        def stop(signum: int, frame: Any) -> None:
-            from classmood.analysis.analyze import STOP_REQUESTED
-
-            if STOP_REQUESTED.is_set():  # asked twice: the input may be blocking (a camera with no frame)
+        def handler(signum: int, frame: Any) -> None:
+            if stop.is_set():  # asked twice: the input may be blocking (a camera with no frame)
                 raise Stopped("SIGTERM")
-            STOP_REQUESTED.set()  # the analysis stops between two frames, with everything saved
+            stop.set()  # the analysis stops between two frames, with everything saved
 
     elif command == "batch" or init:
 
-        def stop(signum: int, frame: Any) -> None:
+        def handler(signum: int, frame: Any) -> None:
             raise Stopped("SIGTERM")
 
     else:
         return None
-    return signal.signal(signal.SIGTERM, stop)
+    return signal.signal(signal.SIGTERM, handler)

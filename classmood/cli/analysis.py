@@ -187,6 +187,7 @@ def _analyze_and_save(args: argparse.Namespace, source: Any, config: Any, store:
             annotate=args.annotate,
             per_track=args.per_track,
             on_update=(lambda update, done: recorder.add(update)) if recorder is not None else None,
+            stop=getattr(args, "stop", None),
         )  # Ctrl-C or SIGTERM: the recorder closes the session as stopped, with what was saved
         if recorder is not None:
             recorder.finish(result.summary)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
 
+from classmood.containers import NOTE as EXPRESSION_NOTE
 from classmood.labels import EMOTIONS, FACE_COLUMNS
 
 # The same columns as MoodBin.as_row() (the tests check); spelled out here so opening the store
@@ -38,7 +39,8 @@ INTERRUPTED = "interrupted"  # shown, never stored: "running" whose process is g
 STALE_S = 900.0
 SESSION_COLUMNS = ["id", "name", "kind", "source", "status", "started_at", "ended_at"]
 LIST_COLUMNS = [*SESSION_COLUMNS, "faces", "tracks", "bins", "duration_s"]
-NOTE = "apparent facial expressions, not inner emotional states; track ids are pseudonyms within this session"
+# The one legal note (containers.NOTE), plus what a saved session adds: its ids are pseudonyms.
+NOTE = f"{EXPRESSION_NOTE}; track ids are pseudonyms within this session"
 
 metadata = MetaData()
 
