@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from classmood.classroom import vendor
-from classmood.classroom.protocol import MAX_MESSAGE_BYTES, Control, ProtocolError, Update, parse, update_message
+from classmood.classroom.protocol import MAX_MESSAGE_BYTES, Control, ProtocolError, StudentUpdate, parse, update_message
 from classmood.classroom.room import STALE_S, Room
 from classmood.expression.readout import Readout
 from classmood.imageio import read_image
@@ -40,8 +40,8 @@ def good(**change: object) -> str:
 # --- protocol --------------------------------------------------------------------------------------
 def test_an_update_is_parsed_and_round_trips() -> None:
     u = parse(update_message("ABCDEF", "p-1234", 1.5, True, HAPPY))
-    assert isinstance(u, Update) and u.probs == tuple(HAPPY) and u.face and u.t == 1.5
-    assert parse(good(face=False, probs=None)) == Update("ABCDEF", "p-1234", 1.5, False, None)
+    assert isinstance(u, StudentUpdate) and u.probs == tuple(HAPPY) and u.face and u.t == 1.5
+    assert parse(good(face=False, probs=None)) == StudentUpdate("ABCDEF", "p-1234", 1.5, False, None)
     assert parse(good(probs=None)).probs is None  # a face present but not readable
     assert parse('{"type":"pause"}') == Control("pause")
 
@@ -79,7 +79,9 @@ def test_binary_messages_are_refused() -> None:
 
 # --- a class's numbers ------------------------------------------------------------------------------
 def update(room: Room, pseudonym: str, probs: list[float] | None, face: bool = True, now: float = 100.0) -> None:
-    room.apply(pseudonym, Update(room.code, pseudonym, now, face, None if probs is None else tuple(probs)), now=now)
+    room.apply(
+        pseudonym, StudentUpdate(room.code, pseudonym, now, face, None if probs is None else tuple(probs)), now=now
+    )
 
 
 def test_class_numbers_need_k_students_with_a_face_and_counts_always_show() -> None:
@@ -154,9 +156,9 @@ def test_pause_leave_and_silence_remove_a_student_from_the_numbers() -> None:
 def test_updates_from_unknown_or_other_students_are_refused() -> None:
     room = Room(k=1, readout=Readout())
     a = room.join()
-    room.apply("p-nobody", Update(room.code, "p-nobody", 1.0, True, tuple(HAPPY)))
-    room.apply(a, Update(room.code, "p-other", 1.0, True, tuple(HAPPY)))  # a student speaking for another
-    room.apply(a, Update("OTHER1", a, 1.0, True, tuple(HAPPY)))  # another class's code
+    room.apply("p-nobody", StudentUpdate(room.code, "p-nobody", 1.0, True, tuple(HAPPY)))
+    room.apply(a, StudentUpdate(room.code, "p-other", 1.0, True, tuple(HAPPY)))  # a student speaking for another
+    room.apply(a, StudentUpdate("OTHER1", a, 1.0, True, tuple(HAPPY)))  # another class's code
     assert room.stats.refused == 3 and room.now_view()["faces"] == 0
 
 

@@ -6,6 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="architectures need PyTorch (pip install 'classmood[train]')")
 
+from classmood.errors import ClassmoodError  # noqa: E402
 from classmood.models import count_macs, count_params, create_model, list_models, register_model  # noqa: E402
 
 FAMILIES = ["plain_cnn", "dexpression", "mobilenet_v2", "densenet", "resnet18"]
@@ -32,7 +33,7 @@ def test_macs_count_matches_hand_computation() -> None:
 
 
 def test_unknown_and_duplicate_names() -> None:
-    with pytest.raises(KeyError, match="unknown model 'vgg99'"):
+    with pytest.raises(ClassmoodError, match="unknown architecture 'vgg99'"):
         create_model("vgg99")
     with pytest.raises(ValueError, match="registered twice"):
         register_model("plain_cnn")(lambda num_classes: torch.nn.Identity())

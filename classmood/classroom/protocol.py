@@ -33,7 +33,10 @@ class ProtocolError(ValueError):
 
 
 @dataclass(frozen=True)
-class Update:
+class StudentUpdate:
+    """One student's browser reporting its own face: never an image, only these numbers (its name
+    keeps it apart from ``pipeline.Update``, one analysed frame of a whole video)."""
+
     code: str
     pseudonym: str
     t: float
@@ -58,7 +61,7 @@ def _number(value: Any, name: str) -> float:
     return number
 
 
-def parse(text: str | bytes) -> Update | Control:
+def parse(text: str | bytes) -> StudentUpdate | Control:
     """One message from a student, or ``ProtocolError``."""
     if isinstance(text, bytes):
         raise ProtocolError("binary messages are not accepted")
@@ -86,7 +89,7 @@ def parse(text: str | bytes) -> Update | Control:
         raise ProtocolError("face is true or false")
     t = _number(msg["t"], "t")
     if probs is None:
-        return Update(code, pseudonym, t, face, None)
+        return StudentUpdate(code, pseudonym, t, face, None)
     if not face:
         raise ProtocolError("probabilities need a face")
     if not isinstance(probs, list) or len(probs) != len(EMOTIONS):
@@ -94,7 +97,7 @@ def parse(text: str | bytes) -> Update | Control:
     values = tuple(_number(p, "each probability") for p in probs)
     if min(values) < 0 or max(values) > 1 or abs(sum(values) - 1) > 0.02:
         raise ProtocolError("probabilities lie in 0..1 and sum to 1")
-    return Update(code, pseudonym, t, face, values)
+    return StudentUpdate(code, pseudonym, t, face, values)
 
 
 def update_message(code: str, pseudonym: str, t: float, face: bool, probs: list[float] | None) -> str:

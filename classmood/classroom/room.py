@@ -32,7 +32,7 @@ import numpy as np
 from classmood.analytics.mood import MoodAggregator
 from classmood.analytics.privacy import HIDDEN_NOTE, apply_k, check_min_faces, current_view
 from classmood.analytics.summary import build_summary
-from classmood.classroom.protocol import Control, Update
+from classmood.classroom.protocol import Control, StudentUpdate
 from classmood.containers import Detections, MoodBin, Summary
 from classmood.expression.readout import UNCERTAIN, Readout
 from classmood.labels import EMOTIONS
@@ -160,13 +160,13 @@ class Room:
             self._students[pseudonym] = Student(self._numbers, client=client)
             return pseudonym
 
-    def apply(self, pseudonym: str, message: Update | Control, now: float | None = None) -> None:
+    def apply(self, pseudonym: str, message: StudentUpdate | Control, now: float | None = None) -> None:
         """An update or a control message from the student ``pseudonym`` (unknown ones are refused)."""
         now = now or time.time()
         with self._lock:
             self.last_activity = time.time()
             student = self._students.get(pseudonym)
-            if student is None or (isinstance(message, Update) and message.pseudonym != pseudonym):
+            if student is None or (isinstance(message, StudentUpdate) and message.pseudonym != pseudonym):
                 self.stats.refused += 1
                 return
             if isinstance(message, Control):

@@ -142,10 +142,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 cfg.out = f"runs/{cfg.arch}"
     except (ValueError, TypeError, OSError) as exc:
         raise ClassmoodError(f"bad training settings: {exc}") from None
-    from classmood.models import list_models
+    from classmood.models import model_factory
 
-    if cfg.arch not in list_models():
-        raise ClassmoodError(f"unknown architecture {cfg.arch!r}; known: {', '.join(list_models())}")
+    model_factory(cfg.arch)  # an unknown architecture is refused before any data is read
     train(cfg)
     return 0
 

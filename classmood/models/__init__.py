@@ -2,6 +2,6 @@
 
 from classmood.models import densenet, dexpression, mobilenet, plain_cnn, resnet  # noqa: F401  (registers)
 from classmood.models.profile import count_macs, count_params
-from classmood.models.registry import create_model, list_models, register_model
+from classmood.models.registry import create_model, list_models, model_factory, register_model
 
-__all__ = ["count_macs", "count_params", "create_model", "list_models", "register_model"]
+__all__ = ["count_macs", "count_params", "create_model", "list_models", "model_factory", "register_model"]

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from classmood.errors import ClassmoodError
 from classmood.labels import NUM_CLASSES
 
 ModelFactory = Callable[..., nn.Module]
@@ -46,11 +47,17 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def model_factory(name: str) -> ModelFactory:
+    """The factory registered as ``name``; an unknown name is a ``ClassmoodError`` (one line, like an
+    unknown detector or shipped model), so a recipe's typo is refused before any data is read."""
+    if name not in _REGISTRY:
+        raise ClassmoodError(f"unknown architecture {name!r}; known: {', '.join(list_models())}")
+    return _REGISTRY[name]
+
+
 def create_model(name: str, num_classes: int = NUM_CLASSES, **kwargs: Any) -> nn.Module:
     """Build a fresh, randomly initialised model by registered name."""
-    if name not in _REGISTRY:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(list_models())}")
-    return _REGISTRY[name](num_classes=num_classes, **kwargs)
+    return model_factory(name)(num_classes=num_classes, **kwargs)
 
 
 class PixelNorm(nn.Module):
