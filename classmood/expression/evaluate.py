@@ -21,10 +21,10 @@ import numpy as np
 
 from classmood.data import FaceSet, load_splits
 from classmood.data import ferplus as fp
-from classmood.expression.metrics import classification_metrics
+from classmood.expression.metrics import classification_metrics, confusion_scores
 from classmood.expression.model import FER2013_OUTPUT, UNREADABLE_OUTPUT, ExpressionModel, load_model
 from classmood.expression.readout import UNCERTAIN, Readout
-from classmood.labels import EMOTIONS, NUM_CLASSES
+from classmood.labels import NUM_CLASSES
 
 
 def deployed_metrics(
@@ -41,17 +41,13 @@ def deployed_metrics(
     read = pred != UNCERTAIN
     cm = np.zeros((NUM_CLASSES, NUM_CLASSES + 1), np.int64)
     np.add.at(cm, (labels, np.where(read, pred, NUM_CLASSES)), 1)
-    tp = np.diag(cm[:, :NUM_CLASSES]).astype(np.float64)
-    support, predicted = cm.sum(axis=1), cm[:, :NUM_CLASSES].sum(axis=0)
-    recall = np.divide(tp, support, out=np.zeros(NUM_CLASSES), where=support > 0)
-    precision = np.divide(tp, predicted, out=np.zeros(NUM_CLASSES), where=predicted > 0)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(NUM_CLASSES), where=precision + recall > 0)
+    scores = confusion_scores(cm)
     return {
-        "accuracy": float(tp.sum() / max(1, len(labels))),
+        "accuracy": scores["accuracy"],
         "accuracy_read": float((pred[read] == labels[read]).mean()) if read.any() else 0.0,
         "coverage": float(read.mean()) if len(labels) else 0.0,
-        "macro_f1": float(f1[support > 0].mean()) if (support > 0).any() else 0.0,
-        "per_class_recall": {name: float(r) for name, r in zip(EMOTIONS, recall, strict=True)},
+        "macro_f1": scores["macro_f1"],
+        "per_class_recall": scores["per_class_recall"],
         "confusion": cm.tolist(),
         "readout": readout.describe(),
     }
