@@ -33,6 +33,7 @@ from classmood.vision.gate import FaceGate
 from classmood.vision.refine import FaceRefiner
 from classmood.vision.sources import open_source
 from classmood.vision.tracker import IoUTracker
+from classmood.weights.shipped import RECORDING_MODEL
 
 MIN_BIN_S = 0.001  # the shortest class-mood bin, in seconds
 
@@ -40,7 +41,7 @@ MIN_BIN_S = 0.001  # the shortest class-mood bin, in seconds
 @dataclass
 class PipelineConfig:
     detector: str = DEFAULT_DETECTOR
-    model: str = "fast"
+    model: str = RECORDING_MODEL  # a shipped name (weights/shipped.py) or an .onnx path
     rate_hz: float = 2.0  # analysed frames per second of input (0 = every frame)
     bin_s: float = 5.0
     min_faces: int = DEFAULT_MIN_FACES  # k: class-level numbers only from bins with at least k faces

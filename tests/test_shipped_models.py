@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from classmood.expression.evaluate import evaluate
-from classmood.expression.model import SHIPPED_MODELS, load_model, shipped_model_path
+from classmood.expression.model import load_model, shipped_model_path
 from classmood.labels import EMOTIONS
 from classmood.weights.manifest import read_manifest
+from classmood.weights.shipped import SHIPPED
 from tests.conftest import SHARED_FER
 
 
-@pytest.mark.parametrize("name", list(SHIPPED_MODELS))
+@pytest.mark.parametrize("name", list(SHIPPED))
 def test_shipped_model_is_small_and_recorded(name: str) -> None:
     path = shipped_model_path(name)
     assert path.is_file()
@@ -45,7 +46,7 @@ def test_predict_sample_face_from_a_fresh_process() -> None:
     not (SHARED_FER / "fer2013_publictest.npy.xz").is_file(),
     reason=f"FER2013 PublicTest not found at {SHARED_FER} (the full dataset is not part of the repo)",
 )
-@pytest.mark.parametrize("name", list(SHIPPED_MODELS))
+@pytest.mark.parametrize("name", list(SHIPPED))
 def test_shipped_accuracy_on_publictest_is_what_we_report(name: str) -> None:
     reported = read_manifest()[name]["val"]
     # the raw float file, as published results are (the int8 copy is held to its own tolerance below)
@@ -61,7 +62,7 @@ def test_accurate_is_two_networks_averaged_and_both_models_say_how_readable_a_fa
     from classmood.errors import ClassmoodError
 
     faces = np.random.default_rng(0).integers(0, 256, (5, 48, 48)).astype(np.uint8)
-    for name in SHIPPED_MODELS:
+    for name in SHIPPED:
         model = load_model(name)
         probs, unreadable = model.predict(faces)
         assert probs.shape == (5, 7) and unreadable is not None and ((unreadable >= 0) & (unreadable <= 1)).all()
@@ -89,7 +90,7 @@ def test_shipped_models_agree_with_ferplus_annotators_as_reported() -> None:
         assert plus["per_class_recall"]["neutral"] >= 0.80
 
 
-@pytest.mark.parametrize("name", list(SHIPPED_MODELS))
+@pytest.mark.parametrize("name", list(SHIPPED))
 def test_inference_runs_each_models_int8_copy_made_from_the_float_file(name: str) -> None:
     """The int8 copy is what analysis loads by default; it carries the float file's labels, readout and
     learnt balance (a recalibrated float file with a stale copy would read differently) and reads the
@@ -116,7 +117,7 @@ def test_inference_runs_each_models_int8_copy_made_from_the_float_file(name: str
     not (SHARED_FER / "fer2013_publictest.npy.xz").is_file(),
     reason=f"FER2013 PublicTest not found at {SHARED_FER} (the full dataset is not part of the repo)",
 )
-@pytest.mark.parametrize("name", list(SHIPPED_MODELS))
+@pytest.mark.parametrize("name", list(SHIPPED))
 def test_int8_copies_lose_at_most_half_a_point_on_publictest(name: str) -> None:
     copy = evaluate(SHARED_FER, "PublicTest", load_model(name))["PublicTest"]
     original = evaluate(SHARED_FER, "PublicTest", load_model(name, precision="float"))["PublicTest"]

@@ -29,6 +29,7 @@ from classmood.live import LiveSession, LiveSnapshot
 from classmood.pipeline import PipelineConfig
 from classmood.store import SessionStore
 from classmood.vision.annotate import draw_detections
+from classmood.weights.shipped import LIVE_MODEL, MODEL_NAMES
 
 LEGAL_NOTICE = (
     "**Apparent facial expressions, not emotions.** classmood reads how faces *look* (FER2013 classes); it "
@@ -40,11 +41,6 @@ CONSENT_TEXT = (
     "Everyone whose face will be analysed knows about it and has agreed (informed consent). "
     "Frames stay in memory; no images of faces are stored."
 )
-# The live default, chosen by measurement (README "On real footage"): under call-like degradation
-# accurate reads 2-4 points more faces correctly than fast with the same low share of calm faces read
-# negative, and the live worker runs it at 6.5 analysed frames/s on a 49-face 1080p gallery with one
-# inference thread (fast: 9.8), over three times the 2 Hz the pages ask for.
-LIVE_DEFAULT_MODEL = "accurate"
 PER_FACE_WARNING = (
     "Per-face view on: expressions of individual (pseudonymous) faces are shown. This singles people out; "
     "use it only for your own camera or with everyone's explicit agreement."
@@ -78,7 +74,7 @@ def sidebar() -> None:
             st.error(PER_FACE_WARNING)
         st.selectbox(
             "Expression model",
-            ["accurate", "fast"],  # live default: see LIVE_DEFAULT_MODEL
+            sorted(MODEL_NAMES, key=lambda name: name != LIVE_MODEL),  # the live default first: it is preselected
             key="model",
             help=model_help(),
         )
@@ -151,7 +147,7 @@ def browser_alive() -> Any:
 
 def pipeline_config(rate_hz: float) -> PipelineConfig:
     # One inference thread: the other core stays free for the server, the video and the UI.
-    model = str(st.session_state.get("model", LIVE_DEFAULT_MODEL))
+    model = str(st.session_state.get("model", LIVE_MODEL))
     return PipelineConfig(model=model, rate_hz=rate_hz, min_faces=min_faces(), threads=1)
 
 

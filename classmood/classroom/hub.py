@@ -64,6 +64,7 @@ from classmood.pipeline import PipelineConfig
 from classmood.store.recorder import SessionRecorder
 from classmood.vision.crops import FER_SIDE_PER_BOX_HEIGHT
 from classmood.vision.yunet import FACE_THRESHOLD, yunet_path
+from classmood.weights.shipped import BROWSER_MODELS, LIVE_MODEL
 from classmood.words import EXPRESSION_WORDS
 
 if TYPE_CHECKING:
@@ -71,8 +72,6 @@ if TYPE_CHECKING:
 
 STATIC = Path(__file__).resolve().parent / "static"
 DEFAULT_PORT = 8502
-BROWSER_MODELS = ("accurate", "fast")  # the shipped files (accurate holds two networks in one graph)
-DEFAULT_MODEL = "accurate"  # the live default; measured in the browser: README "Student-side mode"
 INTERVAL_S = 1.0
 # A student's page sends one update per interval (and a pause or resume now and then): more is refused,
 # and a connection refused this often is closed, so one client cannot flood the class's hub.
@@ -127,7 +126,7 @@ class Hub:
 
     def __init__(
         self,
-        model: str = DEFAULT_MODEL,
+        model: str = LIVE_MODEL,
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
         public_url: str | None = None,
@@ -530,7 +529,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m classmood.classroom.hub", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument(
+        "--model", default=LIVE_MODEL, help=f"the model students' browsers run: {' or '.join(BROWSER_MODELS)}"
+    )
     parser.add_argument("--public-url")
     parser.add_argument("--open-class", type=int, metavar="K", help="open one class with this k and print its code")
     parser.add_argument("--class-size", type=int, default=MAX_STUDENTS, help="seats in a class")

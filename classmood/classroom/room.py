@@ -37,6 +37,7 @@ from classmood.containers import Detections, MoodBin, Summary
 from classmood.expression.readout import UNCERTAIN, Readout
 from classmood.labels import EMOTIONS
 from classmood.store.recorder import SessionRecorder
+from classmood.weights.shipped import LIVE_MODEL
 
 STALE_S = 5.0  # an update older than this no longer counts as a face present
 TICK_S = 1.0  # the mood over time takes the faces present once a second
@@ -97,7 +98,7 @@ class Room:
         self,
         k: int,
         readout: Readout,
-        model: str = "accurate",
+        model: str = LIVE_MODEL,
         bin_s: float = 5.0,
         code: str | None = None,
         recorder: SessionRecorder | None = None,

@@ -290,11 +290,12 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
     from classmood.data import load_split
-    from classmood.expression.model import SHIPPED_MODELS, int8_path, load_model, resolve_model, shipped_model_path
+    from classmood.expression.model import int8_path, load_model, resolve_model, shipped_model_path
     from classmood.training.quantize import QuantizeConfig, calibration_faces, quantize_model
+    from classmood.weights.shipped import SHIPPED
 
-    if args.ship and args.model not in SHIPPED_MODELS:
-        raise ClassmoodError(f"--ship takes a shipped model ({', '.join(SHIPPED_MODELS)}), not {args.model!r}")
+    if args.ship and args.model not in SHIPPED:
+        raise ClassmoodError(f"--ship takes a shipped model ({', '.join(SHIPPED)}), not {args.model!r}")
     if args.faces < 1:
         raise ClassmoodError(f"--faces must be at least 1, not {args.faces}")
     source = resolve_model(args.model, "float")

@@ -21,21 +21,12 @@ import numpy as np
 from classmood.errors import ClassmoodError
 from classmood.expression.readout import Readout
 from classmood.labels import EMOTIONS
+from classmood.weights.shipped import DEFAULT_PRECISION, LIVE_MODEL, MODEL_NAMES, PRECISIONS, RETIRED_MODELS, SHIPPED
 
-SHIPPED_MODELS: dict[str, str] = {"accurate": "accurate.onnx", "fast": "fast.onnx"}
-# Names earlier versions shipped, and what to use now (a clear answer instead of "no such file").
-RETIRED_MODELS: dict[str, str] = {
-    "ensemble": "the ensemble was retired: 'accurate' now averages two networks itself (and is more accurate)",
-    "accurate_alt": "accurate_alt was retired with the ensemble it served; use 'accurate'",
-}
 UNREADABLE_OUTPUT = "unreadable"
 # A network trained with a second head taught FER2013's own labels (models/label_sets.py) exports its
 # probabilities under this name; faces are never read with it, only FER2013 accuracy is scored on it.
 FER2013_OUTPUT = "probs_fer2013"
-MODEL_NAMES = ("accurate", "fast")
-DEFAULT_MODEL = "accurate"
-PRECISIONS = ("int8", "float")
-DEFAULT_PRECISION = "int8"  # for inference; training, browsers and calibration use the float files
 INT8_SUFFIX = ".int8.onnx"  # fast.onnx -> fast.int8.onnx
 
 
@@ -48,7 +39,7 @@ def shipped_model_path(name: str, precision: str = "float") -> Path:
     """Path of a model file bundled in ``classmood/weights`` (the float file, or its int8 copy)."""
     if precision not in PRECISIONS:
         raise ClassmoodError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    path = Path(str(resources.files("classmood.weights").joinpath(SHIPPED_MODELS[name])))
+    path = Path(str(resources.files("classmood.weights").joinpath(SHIPPED[name].file)))
     return int8_path(path) if precision == "int8" else path
 
 
@@ -57,10 +48,10 @@ def resolve_model(name_or_path: str | None, precision: str = "float") -> Path:
 
     A shipped name whose int8 copy is missing (a model shipped again and not yet quantized) gives the
     float file: slower, never a stale copy (shipping removes the old one)."""
-    name_or_path = name_or_path or DEFAULT_MODEL
+    name_or_path = name_or_path or LIVE_MODEL
     if name_or_path in RETIRED_MODELS and not Path(name_or_path).is_file():
         raise ClassmoodError(RETIRED_MODELS[name_or_path])
-    if name_or_path in SHIPPED_MODELS:
+    if name_or_path in SHIPPED:
         path = shipped_model_path(name_or_path, precision)
         if precision != "float" and not path.is_file():
             path = shipped_model_path(name_or_path)

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from classmood.errors import ClassmoodError
-from classmood.expression.model import SHIPPED_MODELS, ExpressionModel, resolve_model
+from classmood.expression.model import ExpressionModel, resolve_model
 from classmood.expression.speed import cpu_name, faces_per_second
 from classmood.labels import EMOTIONS
 from classmood.weights.manifest import read_manifest
+from classmood.weights.shipped import SHIPPED
 
 
 def load_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
@@ -147,7 +148,7 @@ def build_report(
         "| faces/s b1 | faces/s b64 | " + " | ".join(f"recall {e}" for e in EMOTIONS) + " |",
         "|---|---|---|---:|---:|---:|---:|---:|---|---:|---:|" + "---:|" * len(EMOTIONS),
     ]
-    for name in SHIPPED_MODELS:
+    for name in SHIPPED:
         entry = manifest.get(name)
         if not entry:
             continue

@@ -31,16 +31,17 @@ def export_checkpoint(
     data) and records it in the weights manifest with the run's provenance. Returns the written
     file and, when shipped, its PublicTest metrics.
     """
-    from classmood.expression.model import SHIPPED_MODELS, shipped_model_path
+    from classmood.expression.model import shipped_model_path
     from classmood.training.export import export_onnx
     from classmood.training.train import load_checkpoint
+    from classmood.weights.shipped import SHIPPED
 
     if not ckpt.is_file():
         raise ClassmoodError(f"{ckpt}: no such checkpoint")
     run_json = ckpt.parent / "run.json"
     run = json.loads(run_json.read_text()) if run_json.is_file() else {}
-    if ship and ship not in SHIPPED_MODELS:
-        raise ClassmoodError(f"--ship takes one of {', '.join(SHIPPED_MODELS)}")
+    if ship and ship not in SHIPPED:
+        raise ClassmoodError(f"--ship takes one of {', '.join(SHIPPED)}")
     out = shipped_model_path(ship) if ship else Path(out_path or ckpt.with_suffix(".onnx"))
     try:
         model = load_checkpoint(ckpt)

@@ -10,6 +10,7 @@ from classmood.analytics.privacy import DEFAULT_MIN_FACES
 from classmood.app import ui
 from classmood.labels import EMOTIONS
 from classmood.weights.manifest import read_manifest
+from classmood.weights.shipped import MODEL_NAMES
 
 st.title("About classmood / model card")
 st.error(
@@ -104,7 +105,7 @@ the figures.
 )
 
 
-for name in ("accurate", "fast"):
+for name in MODEL_NAMES:
     try:
         from classmood.expression.model import load_model
 

@@ -14,9 +14,9 @@ import streamlit as st
 
 from classmood import words
 from classmood.app import charts, ui
-from classmood.classroom.hub import BROWSER_MODELS, DEFAULT_MODEL
 from classmood.classroom.room import IDLE_CLOSE_S
 from classmood.errors import ClassmoodError
+from classmood.weights.shipped import BROWSER_MODELS, LIVE_MODEL
 
 ENDED = "student_class_ended"  # how the last class on this page ended: shown above the form for a new one
 
@@ -46,10 +46,10 @@ if room is None:
     ended = st.session_state.pop(ENDED, None)
     if ended is not None:
         (st.warning if ended[0] == "warning" else st.success)(ended[1])
-    model = str(st.session_state.get("model", DEFAULT_MODEL))
+    model = str(st.session_state.get("model", LIVE_MODEL))
     if model not in BROWSER_MODELS:
-        st.caption(f"The {model} model is not run in browsers; classes use {DEFAULT_MODEL}.")
-        model = DEFAULT_MODEL
+        st.caption(f"The {model} model is not run in browsers; classes use {LIVE_MODEL}.")
+        model = LIVE_MODEL
     k = ui.min_faces()
     st.markdown(
         f"Open a class for your students. Students are told before they consent that class numbers need the "
