@@ -433,15 +433,29 @@ def _epochs_within_budget(budget_s: float, started: float, epoch_ends: list[floa
     return max(done + 1, done + int(0.97 * remaining / per_epoch))
 
 
-def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[str, Any]:
-    """Train one model as configured and return the run summary (also written to ``out/run.json``)."""
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
-    bf16 = use_bf16(cfg, device)
+@dataclass
+class _Data:
+    """What a run reads from the dataset: the training faces and targets on the device, the
+    validation faces (clean, and through a fixed set of simulated calls when those are on)."""
+
+    train_set: FaceSet
+    val_set: FaceSet
+    keep: np.ndarray  # the training rows used (FER+'s not-a-face images dropped, ``limit``)
+    x_train: torch.Tensor
+    y_train: torch.Tensor  # FER2013's labels of those rows
+    dist: np.ndarray | None  # FER+ vote distributions of those rows, with ``targets = "ferplus"``
+    dist_train: torch.Tensor | None
+    x_val: torch.Tensor
+    x_val_degraded: torch.Tensor | None
+    val_ferplus: np.ndarray | None  # FER+ majority labels of the validation faces (-1: none)
+    selection: str  # the labels the best epoch is chosen on
+
+    @property
+    def train_images(self) -> np.ndarray:
+        return self.train_set.images[self.keep]
+
+
+def _load_data(cfg: TrainConfig, splits: dict[str, FaceSet] | None, device: torch.device) -> _Data:
     if splits is None:
         splits = load_splits(cfg.data, [cfg.train_split, cfg.val_split])
     train_set = next(s for s in splits.values() if s.split.lower() == cfg.train_split.lower())
@@ -465,11 +479,7 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
             f"{targets.dropped_not_face} not-a-face and {targets.dropped_missing:,} unvoted faces dropped",
             flush=True,
         )
-    train_images = train_set.images[keep]
-    x_train = torch.from_numpy(train_images).to(device)
-    y_train = torch.from_numpy(train_set.labels[keep]).to(device)
-    dist_np = None if targets.dist is None else targets.dist[: len(keep)]
-    dist_train = None if dist_np is None else torch.from_numpy(dist_np).to(device)
+    dist = None if targets.dist is None else targets.dist[: len(keep)]
     x_val = torch.from_numpy(val_set.images)
     # With simulated calls on, each epoch is also scored on PublicTest through a fixed set of calls, and
     # the kept checkpoint is the best mean of clean and degraded accuracy (a robust model is the goal).
@@ -478,7 +488,23 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
         val_gen = torch.Generator().manual_seed(1234)
         always = dataclasses.replace(cfg.degrade, p=1.0)
         x_val_degraded = degrade_batch(x_val.float().unsqueeze(1), always, val_gen).round().to(torch.uint8)[:, 0]
+    return _Data(
+        train_set=train_set,
+        val_set=val_set,
+        keep=keep,
+        x_train=torch.from_numpy(train_set.images[keep]).to(device),
+        y_train=torch.from_numpy(train_set.labels[keep]).to(device),
+        dist=dist,
+        dist_train=None if dist is None else torch.from_numpy(dist).to(device),
+        x_val=x_val,
+        x_val_degraded=x_val_degraded,
+        val_ferplus=val_ferplus,
+        selection=selection,
+    )
 
+
+def _new_model(cfg: TrainConfig, device: torch.device) -> nn.Module:
+    """The network to train: fresh from the registry, or carrying an exported model's weights (``init_onnx``)."""
     if cfg.init_onnx:
         from classmood.expression.model import resolve_model
         from classmood.training.from_onnx import load_onnx_weights
@@ -492,29 +518,278 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed 48x48 shapes: let cuDNN pick its fastest kernels
-    teachers = [load_checkpoint(p, device) for p in cfg.teacher]
-    soft: torch.Tensor | None = None
-    if cfg.teacher_onnx:
-        soft = torch.from_numpy(onnx_soft_targets(cfg, train_images, out.parent / "_teacher_cache")).to(device)
-    soft13: torch.Tensor | None = None  # the teachers' FER2013-label probabilities, when they have that head
-    if soft is not None and soft.shape[1] == TWO_LABEL_SETS:
-        soft, soft13 = soft[:, :NUM_CLASSES], soft[:, NUM_CLASSES:]
-    params, macs = count_params(model), count_macs(model)
-    steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
-    total_steps = cfg.epochs * steps_per_epoch
+    return model
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Nesterov SGD, with no weight decay on BatchNorm weights and biases."""
     decay: list[nn.Parameter] = []
     no_decay: list[nn.Parameter] = []
     for p in model.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
-    opt = torch.optim.SGD(
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return torch.optim.SGD(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0}],
         lr=cfg.lr,
         momentum=cfg.momentum,
         nesterov=True,
     )
-    sched = _one_cycle(opt, cfg, total_steps)
-    weights = class_weights(train_set.labels[keep], cfg.class_weight_power, dist_np).to(device)
-    weights13 = class_weights(train_set.labels[keep], cfg.class_weight_power).to(device)  # FER2013-label head
+
+
+@dataclass
+class _Loss:
+    """One batch's loss, every term a named setting: the deployed head on FER2013's labels or FER+'s
+    vote distributions; distillation from teacher checkpoints (run live) or exported teachers
+    (``soft``, precomputed) with weight ``kd_alpha``; plus the FER2013-label head's own loss."""
+
+    cfg: TrainConfig
+    device_type: str
+    bf16: bool
+    weights: torch.Tensor  # class weights of the deployed head
+    weights13: torch.Tensor  # of the FER2013-label head
+    dist_train: torch.Tensor | None
+    teachers: list[nn.Module]
+    soft: torch.Tensor | None  # the exported teachers' probabilities, per training face
+    soft13: torch.Tensor | None  # their FER2013-label heads' probabilities, when they have that head
+
+    def __call__(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        idx: torch.Tensor,
+        perm: torch.Tensor | None,
+        lam: float,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(loss, deployed logits, the labels training accuracy is counted against)."""
+        cfg, soft, soft13 = self.cfg, self.soft, self.soft13
+        y13 = y  # FER2013's own labels, for the FER2013-label head
+        with torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=self.bf16):
+            logits, logits13 = split_logits(model(x).float())
+            if self.dist_train is not None:  # FER+ vote distributions (mixed faces: mixed distributions)
+                tgt = _mixed(self.dist_train, idx, perm, lam)
+                loss = soft_cross_entropy(logits, tgt, self.weights, cfg.label_smoothing)
+                y = tgt.argmax(1)
+            else:
+                loss = _label_loss(logits, y, perm, lam, self.weights, cfg.label_smoothing)
+            with torch.no_grad():  # the teachers see the mixed faces themselves; no graph through them
+                t_heads = [_head_logits(t, x) for t in self.teachers]
+            if self.teachers or soft is not None:
+                with torch.no_grad():
+                    if soft is not None:
+                        t_logp = _mixed(soft, idx, perm, lam).clamp(min=1e-8).log()
+                    else:
+                        t_logp = _mean_log_probs([m for m, _ in t_heads])
+                loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * _distillation(logits, t_logp, cfg.kd_temperature)
+            if logits13 is not None:
+                with torch.no_grad():  # the teachers' FER2013-label heads, precomputed or live
+                    t13 = [a for _, a in t_heads if a is not None]
+                    t13_logp = (
+                        _mixed(soft13, idx, perm, lam).clamp(min=1e-8).log()
+                        if soft13 is not None
+                        else (_mean_log_probs(t13) if t13 else None)
+                    )
+                aux = _fer2013_head_loss(logits13, y13, perm, lam, self.weights13, t13_logp, cfg)
+                loss = loss + cfg.fer2013_head * aux
+        return loss, logits, y
+
+
+def _loss_for(cfg: TrainConfig, data: _Data, out: Path, device: torch.device, bf16: bool) -> _Loss:
+    """The loss with its class weights and teachers (checkpoints loaded, exported teachers' targets computed)."""
+    teachers = [load_checkpoint(p, device) for p in cfg.teacher]
+    soft: torch.Tensor | None = None
+    if cfg.teacher_onnx:
+        soft = torch.from_numpy(onnx_soft_targets(cfg, data.train_images, out.parent / "_teacher_cache")).to(device)
+    soft13: torch.Tensor | None = None
+    if soft is not None and soft.shape[1] == TWO_LABEL_SETS:
+        soft, soft13 = soft[:, :NUM_CLASSES], soft[:, NUM_CLASSES:]
+    labels = data.train_set.labels[data.keep]
+    return _Loss(
+        cfg,
+        device.type,
+        bf16,
+        weights=class_weights(labels, cfg.class_weight_power, data.dist).to(device),
+        weights13=class_weights(labels, cfg.class_weight_power).to(device),
+        dist_train=data.dist_train,
+        teachers=teachers,
+        soft=soft,
+        soft13=soft13,
+    )
+
+
+@dataclass
+class _Epoch:
+    """What one pass over the training faces did."""
+
+    started: float
+    seconds: float
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    lr: float = 0.0  # the learning rate of its last step
+
+
+def _train_epoch(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    ema: torch.optim.swa_utils.AveragedModel | None,
+    loss_fn: _Loss,
+    data: _Data,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    mix_rng: np.random.Generator,
+    desc: str,
+) -> _Epoch:
+    """One pass in a seeded order: augment, simulate calls, mix, step, and update the averaged weights."""
+    model.train()
+    if cfg.freeze_bn:
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+    t0 = time.time()
+    x_train = data.x_train
+    order = torch.randperm(len(x_train), device=x_train.device, generator=gen)
+    stats = _Epoch(started=t0, seconds=0.0, lr=cfg.lr)
+    steps = math.ceil(len(x_train) / cfg.batch_size)
+    bar = tqdm(
+        range(steps), desc=desc, leave=False, mininterval=5, disable=os.environ.get("CLASSMOOD_NO_PROGRESS") == "1"
+    )
+    for step in bar:
+        idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        x = augment_batch(x_train[idx].float().unsqueeze(1), cfg.augment, gen)
+        x = degrade_batch(x, cfg.degrade, gen)
+        x, perm, lam = mix_batch(x, cfg, gen, mix_rng)
+        x = x.contiguous(memory_format=torch.channels_last)
+        loss, logits, y = loss_fn(model, x, data.y_train[idx], idx, perm, lam)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        stats.lr = opt.param_groups[0]["lr"]  # what this step used (the scheduler moves on below)
+        opt.step()
+        sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
+        stats.loss_sum += float(loss.detach()) * len(y)
+        stats.correct += int((logits.argmax(1) == y).sum())
+        stats.seen += len(y)
+        bar.set_postfix(
+            loss=f"{stats.loss_sum / stats.seen:.3f}", acc=f"{stats.correct / stats.seen:.3f}", refresh=False
+        )
+    stats.seconds = time.time() - t0
+    return stats
+
+
+Scored = tuple[float, str, nn.Module, dict[str, Any], dict[str, float | None] | None]
+
+
+def _score_candidates(candidates: list[tuple[str, nn.Module]], data: _Data, bf16: bool) -> list[Scored]:
+    """Each candidate's (selection score, kind, network, validation metrics, degraded accuracies); FER2013's
+    labels are scored on the head taught them where the network has one, FER+'s on the deployed head."""
+    scored: list[Scored] = []
+    for kind, candidate in candidates:
+        p_val, p13_val = predict_heads(candidate, data.x_val, bf16, flip_tta=False)
+        c_val = classification_metrics(data.val_set.labels, p_val if p13_val is None else p13_val)
+        c_val["ferplus_accuracy"] = label_accuracy(data.val_ferplus, p_val)
+        c_degraded: dict[str, float | None] | None = None
+        if data.x_val_degraded is not None:
+            p_deg, p13_deg = predict_heads(candidate, data.x_val_degraded, bf16, flip_tta=False)
+            c_degraded = {
+                "fer2013": label_accuracy(data.val_set.labels, p_deg if p13_deg is None else p13_deg),
+                "ferplus": label_accuracy(data.val_ferplus, p_deg),
+            }
+        scored.append((_selection_score(data.selection, c_val, c_degraded), kind, candidate, c_val, c_degraded))
+    return scored
+
+
+def _epoch_row(epoch: int, stats: _Epoch, scored: list[Scored], best: Scored, share: float | None, ema: bool) -> dict:
+    """The epoch's line of metrics.jsonl."""
+    score, weights_kind, _, val, degraded = best
+    degraded_accuracy = None if degraded is None else degraded["fer2013"]
+    return {
+        "epoch": epoch,
+        "train_loss": stats.loss_sum / stats.seen,
+        "train_accuracy": stats.correct / stats.seen,
+        "val_accuracy": val["accuracy"],
+        "val_macro_f1": val["macro_f1"],
+        **({} if degraded_accuracy is None else {"val_degraded_accuracy": degraded_accuracy}),
+        **({} if val["ferplus_accuracy"] is None else {"val_ferplus_accuracy": val["ferplus_accuracy"]}),
+        **(
+            {}
+            if degraded is None or degraded["ferplus"] is None
+            else {"val_degraded_ferplus_accuracy": degraded["ferplus"]}
+        ),
+        "selection_score": score,
+        "lr": stats.lr,
+        "epoch_seconds": time.time() - stats.started,
+        "images_per_s": stats.seen / stats.seconds,
+        **({} if share is None else {"gpu_bf16_share": share}),
+        **({} if not ema else {"weights": weights_kind, "val_accuracy_trained": scored[0][3]["accuracy"]}),
+    }
+
+
+def _epoch_line(
+    cfg: TrainConfig, epochs: int, row: dict[str, Any], best: Scored, share: float | None, ema: bool
+) -> str:
+    """The epoch's line on the console."""
+    _, weights_kind, _, val, degraded = best
+    degraded_accuracy = None if degraded is None else degraded["fer2013"]
+    return (
+        f"{cfg.arch} epoch {row['epoch']}/{epochs}: loss {row['train_loss']:.3f} train {row['train_accuracy']:.3f} "
+        f"{cfg.val_split} {val['accuracy']:.4f} macro-F1 {val['macro_f1']:.3f}"
+        + ("" if degraded_accuracy is None else f" degraded {degraded_accuracy:.4f}")
+        + ("" if val["ferplus_accuracy"] is None else f" FER+ {val['ferplus_accuracy']:.4f}")
+        + ("" if degraded is None or degraded["ferplus"] is None else f" (degraded {degraded['ferplus']:.4f})")
+        + ("" if not ema else f" [{weights_kind} weights]")
+        + f" ({row['epoch_seconds']:.0f}s, {row['images_per_s']:,.0f} img/s"
+        + ("" if share is None else f", {share:.1%} of the GPU's bf16 peak")
+        + ")"
+    )
+
+
+def _final_metrics(model: nn.Module, data: _Data, bf16: bool) -> dict[str, Any]:
+    """The best checkpoint on the validation faces with flip TTA, on both label sets."""
+    p_final, p13_final = predict_heads(model, data.x_val, bf16, flip_tta=True)
+    labels = data.val_set.labels
+    final = classification_metrics(labels, p_final if p13_final is None else p13_final)
+    if p13_final is not None:  # what the deployed head scores on FER2013's labels, for comparison
+        final["deployed_head_accuracy"] = label_accuracy(labels, p_final)
+    if data.val_ferplus is not None:
+        has = data.val_ferplus >= 0
+        final["ferplus"] = classification_metrics(data.val_ferplus[has], p_final[has])
+    return final
+
+
+def _with_unreadable(model: nn.Module, data: _Data, out: Path, device: torch.device) -> tuple[nn.Module, dict]:
+    """The best network with the unreadable head fitted on its features (saved into best.pt), and its report."""
+    from classmood.models.unreadable import WithUnreadable
+    from classmood.training.unreadable import fit_unreadable_head, unreadable_report
+
+    model = WithUnreadable(model, fit_unreadable_head(model, data.train_set).to(device))
+    report = unreadable_report(model, data.val_set)
+    ckpt = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
+    ckpt["unreadable_head"] = {k: v.detach().cpu() for k, v in model.unreadable.state_dict().items()}
+    torch.save(ckpt, out / "best.pt")
+    print(f"unreadable head on {data.val_set.split}: " + ", ".join(f"{k} {v:.3g}" for k, v in report.items()))
+    return model, report
+
+
+@dataclass
+class _Fit:
+    """What the epochs produced: the best epoch's validation metrics (no TTA) and which weights won."""
+
+    best: dict[str, Any]
+    best_epoch: int
+    best_weights: str  # "ema" when the averaged weights scored better that epoch
+    epochs: int  # run (a time budget may have cut the plan)
+    seconds: float
+
+
+def _fit(cfg: TrainConfig, model: nn.Module, data: _Data, loss_fn: _Loss, out: Path, macs: int) -> _Fit:
+    """The epochs: train, score the trained and the averaged weights, keep the best in best.pt, log
+    each epoch to metrics.jsonl, and fit the plan to ``time_budget_minutes`` as the pace shows."""
+    device = data.x_train.device
+    steps_per_epoch = math.ceil(len(data.x_train) / cfg.batch_size)
+    opt = _optimizer(model, cfg)
+    sched = _one_cycle(opt, cfg, cfg.epochs * steps_per_epoch)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
     mix_rng = np.random.default_rng(cfg.seed)  # batch mixing's per-batch numbers, drawn on the host
@@ -523,184 +798,78 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
         ema = torch.optim.swa_utils.AveragedModel(
             model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True
         )
-
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     log = open(out / "metrics.jsonl", "w")  # noqa: SIM115 - open for the whole run
-    best: dict[str, Any] = {"accuracy": -1.0}
-    best_epoch, best_score, best_weights = 0, -1.0, "trained"
-    epochs = cfg.epochs
+    fit = _Fit(best={"accuracy": -1.0}, best_epoch=0, best_weights="trained", epochs=cfg.epochs, seconds=0.0)
+    best_score, epoch = -1.0, 0
     started = time.time()
-    epoch = 0
     epoch_ends: list[float] = []
-    while epoch < epochs:
+    while epoch < fit.epochs:
         epoch += 1
-        model.train()
-        if cfg.freeze_bn:
-            for m in model.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.eval()
-        t0 = time.time()
-        order = torch.randperm(len(x_train), device=device, generator=gen)
-        loss_sum, correct, seen = 0.0, 0, 0
-        lr_used = cfg.lr
-        bar = tqdm(
-            range(steps_per_epoch),
-            desc=f"{cfg.arch} epoch {epoch}/{epochs}",
-            leave=False,
-            mininterval=5,
-            disable=os.environ.get("CLASSMOOD_NO_PROGRESS") == "1",
-        )
-        for step in bar:
-            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            x = augment_batch(x_train[idx].float().unsqueeze(1), cfg.augment, gen)
-            x = degrade_batch(x, cfg.degrade, gen)
-            y = y_train[idx]
-            x, perm, lam = mix_batch(x, cfg, gen, mix_rng)
-            x = x.contiguous(memory_format=torch.channels_last)
-            y13 = y  # FER2013's own labels, for the FER2013-label head
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits, logits13 = split_logits(model(x).float())
-                if dist_train is not None:  # FER+ vote distributions (mixed faces: mixed distributions)
-                    tgt = _mixed(dist_train, idx, perm, lam)
-                    loss = soft_cross_entropy(logits, tgt, weights, cfg.label_smoothing)
-                    y = tgt.argmax(1)
-                else:
-                    loss = _label_loss(logits, y, perm, lam, weights, cfg.label_smoothing)
-                with torch.no_grad():  # the teachers see the mixed faces themselves; no graph through them
-                    t_heads = [_head_logits(t, x) for t in teachers]
-                if teachers or soft is not None:
-                    with torch.no_grad():
-                        if soft is not None:
-                            t_logp = _mixed(soft, idx, perm, lam).clamp(min=1e-8).log()
-                        else:
-                            t_logp = _mean_log_probs([m for m, _ in t_heads])
-                    loss = (1 - cfg.kd_alpha) * loss + cfg.kd_alpha * _distillation(logits, t_logp, cfg.kd_temperature)
-                if logits13 is not None:
-                    with torch.no_grad():  # the teachers' FER2013-label heads, precomputed or live
-                        t13 = [a for _, a in t_heads if a is not None]
-                        t13_logp = (
-                            _mixed(soft13, idx, perm, lam).clamp(min=1e-8).log()
-                            if soft13 is not None
-                            else (_mean_log_probs(t13) if t13 else None)
-                        )
-                    aux = _fer2013_head_loss(logits13, y13, perm, lam, weights13, t13_logp, cfg)
-                    loss = loss + cfg.fer2013_head * aux
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            lr_used = opt.param_groups[0]["lr"]  # what this step used (the scheduler moves on below)
-            opt.step()
-            sched.step()
-            if ema is not None:
-                ema.update_parameters(model)
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
-        train_s = time.time() - t0
+        desc = f"{cfg.arch} epoch {epoch}/{fit.epochs}"
+        stats = _train_epoch(model, opt, sched, ema, loss_fn, data, cfg, gen, mix_rng, desc)
         candidates = [("trained", model)] + ([("ema", ema.module)] if ema is not None else [])
-        scored = []
-        for kind, candidate in candidates:
-            # FER2013's labels are scored on the head taught them where the network has one
-            p_val, p13_val = predict_heads(candidate, x_val, bf16, flip_tta=False)
-            c_val = classification_metrics(val_set.labels, p_val if p13_val is None else p13_val)
-            c_val["ferplus_accuracy"] = label_accuracy(val_ferplus, p_val)
-            c_degraded: dict[str, float | None] | None = None
-            if x_val_degraded is not None:
-                p_deg, p13_deg = predict_heads(candidate, x_val_degraded, bf16, flip_tta=False)
-                c_degraded = {
-                    "fer2013": label_accuracy(val_set.labels, p_deg if p13_deg is None else p13_deg),
-                    "ferplus": label_accuracy(val_ferplus, p_deg),
-                }
-            c_score = _selection_score(selection, c_val, c_degraded)
-            scored.append((c_score, kind, candidate, c_val, c_degraded))
-        score, weights_kind, chosen, val, degraded = max(scored, key=lambda s: s[0])
-        degraded_accuracy = None if degraded is None else degraded["fer2013"]
-        images_per_s = seen / train_s
-        share = gpu_share(device, macs, images_per_s)
-        row = {
-            "epoch": epoch,
-            "train_loss": loss_sum / seen,
-            "train_accuracy": correct / seen,
-            "val_accuracy": val["accuracy"],
-            "val_macro_f1": val["macro_f1"],
-            **({} if degraded_accuracy is None else {"val_degraded_accuracy": degraded_accuracy}),
-            **({} if val["ferplus_accuracy"] is None else {"val_ferplus_accuracy": val["ferplus_accuracy"]}),
-            **(
-                {}
-                if degraded is None or degraded["ferplus"] is None
-                else {"val_degraded_ferplus_accuracy": degraded["ferplus"]}
-            ),
-            "selection_score": score,
-            "lr": lr_used,
-            "epoch_seconds": time.time() - t0,
-            "images_per_s": images_per_s,
-            **({} if share is None else {"gpu_bf16_share": share}),
-            **({} if ema is None else {"weights": weights_kind, "val_accuracy_trained": scored[0][3]["accuracy"]}),
-        }
+        scored = _score_candidates(candidates, data, loss_fn.bf16)
+        chosen = max(scored, key=lambda s: s[0])
+        share = gpu_share(device, macs, stats.seen / stats.seconds)
+        row = _epoch_row(epoch, stats, scored, chosen, share, ema is not None)
         log.write(json.dumps(row) + "\n")
         log.flush()
-        print(
-            f"{cfg.arch} epoch {epoch}/{epochs}: loss {row['train_loss']:.3f} train {row['train_accuracy']:.3f} "
-            f"{cfg.val_split} {val['accuracy']:.4f} macro-F1 {val['macro_f1']:.3f}"
-            + ("" if degraded_accuracy is None else f" degraded {degraded_accuracy:.4f}")
-            + ("" if val["ferplus_accuracy"] is None else f" FER+ {val['ferplus_accuracy']:.4f}")
-            + ("" if degraded is None or degraded["ferplus"] is None else f" (degraded {degraded['ferplus']:.4f})")
-            + ("" if ema is None else f" [{weights_kind} weights]")
-            + f" ({row['epoch_seconds']:.0f}s, {images_per_s:,.0f} img/s"
-            + ("" if share is None else f", {share:.1%} of the GPU's bf16 peak")
-            + ")",
-            flush=True,
-        )
+        print(_epoch_line(cfg, fit.epochs, row, chosen, share, ema is not None), flush=True)
+        score, kind, network, val, _ = chosen
         if score > best_score:
-            best, best_epoch, best_score, best_weights = val, epoch, score, weights_kind
-            _save_checkpoint(out / "best.pt", chosen, cfg, epoch, val)
+            fit.best, fit.best_epoch, fit.best_weights, best_score = val, epoch, kind, score
+            _save_checkpoint(out / "best.pt", network, cfg, epoch, val)
         epoch_ends.append(time.time())
         check = epoch >= _BUDGET_FIRST_CHECK and (epoch - _BUDGET_FIRST_CHECK) % _BUDGET_CHECK_EVERY == 0
-        if cfg.time_budget_minutes > 0 and check and epoch < epochs:
+        if cfg.time_budget_minutes > 0 and check and epoch < fit.epochs:
             fitted = _epochs_within_budget(cfg.time_budget_minutes * 60, started, epoch_ends)
-            if fitted < epochs:
+            if fitted < fit.epochs:
                 budget = cfg.time_budget_minutes
-                print(f"{cfg.out}: {epochs} epochs do not fit {budget} min; running {fitted}", flush=True)
-                epochs = fitted
-                sched = _one_cycle(opt, cfg, epochs * steps_per_epoch, done_steps=epoch * steps_per_epoch)
-    _save_checkpoint(out / "last.pt", model, cfg, epochs, val)
+                print(f"{cfg.out}: {fit.epochs} epochs do not fit {budget} min; running {fitted}", flush=True)
+                fit.epochs = fitted
+                sched = _one_cycle(opt, cfg, fitted * steps_per_epoch, done_steps=epoch * steps_per_epoch)
+    _save_checkpoint(out / "last.pt", model, cfg, fit.epochs, val)
     log.close()
-    train_seconds = time.time() - started
+    fit.seconds = time.time() - started
+    return fit
+
+
+def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[str, Any]:
+    """Train one model as configured and return the run summary (also written to ``out/run.json``)."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    bf16 = use_bf16(cfg, device)
+    data = _load_data(cfg, splits, device)
+    model = _new_model(cfg, device)
+    loss_fn = _loss_for(cfg, data, out, device, bf16)
+    params, macs = count_params(model), count_macs(model)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    fit = _fit(cfg, model, data, loss_fn, out, macs)
 
     model = load_checkpoint(out / "best.pt", device)
-    p_final, p13_final = predict_heads(model, x_val, bf16, flip_tta=True)
-    final = classification_metrics(val_set.labels, p_final if p13_final is None else p13_final)
-    if p13_final is not None:  # what the deployed head scores on FER2013's labels, for comparison
-        final["deployed_head_accuracy"] = label_accuracy(val_set.labels, p_final)
-    if val_ferplus is not None:
-        has = val_ferplus >= 0
-        final["ferplus"] = classification_metrics(val_ferplus[has], p_final[has])
+    final = _final_metrics(model, data, bf16)
     unreadable: dict[str, Any] = {}
     if cfg.unreadable_head:
-        from classmood.models.unreadable import WithUnreadable
-        from classmood.training.unreadable import fit_unreadable_head, unreadable_report
-
-        model = WithUnreadable(model, fit_unreadable_head(model, train_set).to(device))
-        unreadable = unreadable_report(model, val_set)
-        ckpt = torch.load(out / "best.pt", map_location="cpu", weights_only=True)
-        ckpt["unreadable_head"] = {k: v.detach().cpu() for k, v in model.unreadable.state_dict().items()}
-        torch.save(ckpt, out / "best.pt")
-        print(f"unreadable head on {cfg.val_split}: " + ", ".join(f"{k} {v:.3g}" for k, v in unreadable.items()))
+        model, unreadable = _with_unreadable(model, data, out, device)
     summary = {
         "name": out.name,
         "arch": cfg.arch,
         "arch_kwargs": cfg.arch_kwargs,
         "params": params,
         "macs": macs,
-        "best_epoch": best_epoch,
-        "best_weights": best_weights,  # "ema" when the averaged weights scored better that epoch
-        "epochs": epochs,
+        "best_epoch": fit.best_epoch,
+        "best_weights": fit.best_weights,
+        "epochs": fit.epochs,
         "epochs_planned": cfg.epochs,
         "val_split": cfg.val_split,
-        "val_no_tta": {k: best[k] for k in ("accuracy", "macro_f1")},
+        "val_no_tta": {k: fit.best[k] for k in ("accuracy", "macro_f1")},
         "val": final,
         "tta": "flip",
-        "train_seconds": train_seconds,
+        "train_seconds": fit.seconds,
         "hardware": hardware_name(device),
         "bf16": bf16,
         "torch": torch.__version__,
@@ -708,14 +877,21 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
         "targets": cfg.targets,
         "fer2013_head": cfg.fer2013_head,
         **({"unreadable": unreadable} if unreadable else {}),
-        "selected_on": selection,
-        "train_faces": len(keep),
+        "selected_on": data.selection,
+        "train_faces": len(data.keep),
         # The class balance the model learnt (mean target under the class weights): what a readout's
         # deployment prior divides by (expression/calibrate.py).
-        "train_prior": _train_prior(train_set.labels[keep], dist_np, weights.cpu().numpy()),
+        "train_prior": _train_prior(data.train_set.labels[data.keep], data.dist, loss_fn.weights.cpu().numpy()),
         "initialised_from": cfg.init_onnx,
         "config": dataclasses.asdict(cfg),
     }
+    _finish(cfg, out, model, summary)
+    return summary
+
+
+def _finish(cfg: TrainConfig, out: Path, model: nn.Module, summary: dict[str, Any]) -> None:
+    """Export the best network with its TTA (``export_onnx``), write run.json and say the result."""
+    final = summary["val"]
     if cfg.export_onnx:
         from classmood.training.export import export_onnx
 
@@ -735,8 +911,8 @@ def train(cfg: TrainConfig, splits: dict[str, FaceSet] | None = None) -> dict[st
     recall = ", ".join(f"{k} {v:.2f}" for k, v in final["per_class_recall"].items())
     plus = "" if "ferplus" not in final else f", FER+ majority {final['ferplus']['accuracy']:.4f}"
     print(
-        f"{cfg.arch}: best epoch {best_epoch}, {cfg.val_split} accuracy {final['accuracy']:.4f}{plus} with flip TTA, "
-        f"macro-F1 {final['macro_f1']:.3f}, {train_seconds / 60:.1f} min on {summary['hardware']}; recall: {recall}",
+        f"{cfg.arch}: best epoch {summary['best_epoch']}, {cfg.val_split} accuracy {final['accuracy']:.4f}{plus} "
+        f"with flip TTA, macro-F1 {final['macro_f1']:.3f}, {summary['train_seconds'] / 60:.1f} min on "
+        f"{summary['hardware']}; recall: {recall}",
         flush=True,
     )
-    return summary
