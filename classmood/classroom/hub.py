@@ -68,6 +68,10 @@ from classmood.weights.shipped import BROWSER_MODELS, LIVE_MODEL
 from classmood.words import EXPRESSION_WORDS
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.websockets import WebSocket
+
     from classmood.store.store import SessionStore
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -111,6 +115,24 @@ def hub_settings(env: Mapping[str, str]) -> dict[str, Any]:
         if values:
             out[name] = values
     return out
+
+
+class _MessageBudget:
+    """A token bucket for one student's socket: RATE_PER_S messages a second, BURST at once."""
+
+    def __init__(self, rate_per_s: float = RATE_PER_S, burst: int = BURST) -> None:
+        self.rate_per_s, self.burst = rate_per_s, float(burst)
+        self.tokens, self.refill_at = float(burst), time.monotonic()
+
+    def take(self) -> bool:
+        """Spend one message; False (nothing spent) when the budget is used up."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.refill_at) * self.rate_per_s)
+        self.refill_at = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 class _Listener:
@@ -298,13 +320,12 @@ class Hub:
         return f"too many wrong class codes from your address: try again in {netguard.wait_text(wait)}", math.ceil(wait)
 
     def app(self) -> Any:
+        """The hub's web app: the student page, its models and config, and the two sockets (methods below)."""
         from starlette.applications import Starlette
         from starlette.middleware import Middleware
-        from starlette.requests import Request
-        from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+        from starlette.responses import HTMLResponse, RedirectResponse
         from starlette.routing import Mount, Route, WebSocketRoute
         from starlette.staticfiles import StaticFiles
-        from starlette.websockets import WebSocket, WebSocketDisconnect
 
         page = (STATIC / "student.html").read_text()
 
@@ -314,141 +335,168 @@ class Hub:
         async def index(request: Request) -> Response:
             return RedirectResponse("/join/")
 
-        async def config(request: Request) -> Response:
-            code = request.query_params.get("class", "").strip().upper()
-            if code:
-                key = self.client(request)
-                wait = self.guesses.retry_after(key)
-                if wait:
-                    text, seconds = self._slow_down(wait)
-                    headers = {"Retry-After": str(seconds)}
-                    return JSONResponse({"error": text, "retry_after": seconds}, status_code=429, headers=headers)
-                room = self.rooms.get(code)
-                if (room is None or room.closed) and well_formed(code):
-                    self.guesses.failed(key)
-            return JSONResponse(self.config(code))
-
-        async def face_model(request: Request) -> Response:
-            return FileResponse(yunet_path(), media_type="application/octet-stream")
-
-        async def expression_model(request: Request) -> Response:
-            name = request.path_params["name"]
-            if name not in BROWSER_MODELS:
-                return JSONResponse({"error": "unknown model"}, status_code=404)
-            return FileResponse(resolve_model(name), media_type="application/octet-stream")
-
-        async def health(request: Request) -> Response:
-            connections = self.gate.total if self.gate is not None else None
-            state = {"ok": True, "rooms": len(self.rooms), "onnxruntime_web": vendor.installed()}
-            return JSONResponse({**state, "connections": connections})
-
-        async def refuse(ws: WebSocket, message: str, code: int) -> None:
-            await ws.send_text(json.dumps({"type": "error", "message": message}))
-            await ws.close(code)
-
-        async def student_socket(ws: WebSocket) -> None:
-            await ws.accept()
-            code = ws.query_params.get("class", "").strip().upper()
-            key = self.client(ws)
-            wait = self.guesses.retry_after(key)
-            if wait:
-                await refuse(ws, self._slow_down(wait)[0], 4429)
-                return
-            room = self.rooms.get(code)
-            if room is None or room.closed:
-                if well_formed(code):
-                    self.guesses.failed(key)
-                await refuse(ws, f"no open class with the code {code!r}: check it with your teacher", 4404)
-                return
-            try:
-                pseudonym = room.join(key)
-            except JoinRefused as exc:
-                await refuse(ws, str(exc), 4409)
-                return
-            self._students.setdefault(code, set()).add(ws)
-            await ws.send_text(json.dumps({"type": "welcome", "pseudonym": pseudonym, "interval_s": self.interval_s}))
-            self._notify(code)
-            tokens, refill_at, refused = float(BURST), time.monotonic(), 0
-            try:
-                while True:
-                    message = await ws.receive()
-                    if message["type"] == "websocket.disconnect":
-                        break
-                    now = time.monotonic()
-                    tokens = min(float(BURST), tokens + (now - refill_at) * RATE_PER_S)
-                    refill_at = now
-                    try:
-                        if tokens < 1:
-                            raise ProtocolError(f"more than {RATE_PER_S:g} messages a second")
-                        tokens -= 1
-                        text = message.get("text")
-                        parsed = parse(text if text is not None else message.get("bytes", b""))
-                    except ProtocolError as exc:
-                        room.refuse()
-                        refused += 1
-                        if refused >= MAX_REFUSED:  # not a student's page: stop listening to it
-                            await ws.close(1008)
-                            break
-                        await ws.send_text(json.dumps({"type": "refused", "reason": str(exc)}))
-                        continue
-                    room.apply(pseudonym, parsed)
-                    self._notify(code, getattr(parsed, "t", None))
-                    if getattr(parsed, "kind", None) == "leave":
-                        break
-            except WebSocketDisconnect:
-                pass
-            finally:
-                room.leave(pseudonym)
-                self._students.get(code, set()).discard(ws)
-                self._notify(code)
-                with contextlib.suppress(Exception):
-                    await ws.close(1000)
-
-        async def teacher_socket(ws: WebSocket) -> None:
-            await ws.accept()
-            code = ws.path_params["code"].upper()
-            room = self.rooms.get(code)
-            token = ws.query_params.get("token", "")
-            key = self.client(ws)
-            if self.guesses.retry_after(key):
-                await ws.close(4429)
-                return
-            if room is None or not secrets.compare_digest(token.encode(), room.teacher_token.encode()):
-                self.guesses.failed(key)
-                await ws.close(4403)
-                return
-            listener = _Listener()
-            self._listeners.setdefault(code, set()).add(listener)
-            try:
-                while not room.closed:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(listener.event.wait(), timeout=5.0)
-                    listener.event.clear()
-                    state = room.now_view()
-                    state["applied_t"], listener.applied_t = listener.applied_t, []
-                    state["closed"] = room.closed
-                    await ws.send_text(json.dumps(state))
-            except (WebSocketDisconnect, RuntimeError):
-                pass
-            finally:
-                self._listeners.get(code, set()).discard(listener)
-
         return Starlette(
             routes=[
                 Route("/", index),
                 Route("/join/", student_page),
                 Route("/join/{code}", student_page),
-                Route("/config.json", config),
-                Route("/health", health),
-                Route("/models/face.onnx", face_model),
-                Route("/models/expression/{name}.onnx", expression_model),
+                Route("/config.json", self._config_route),
+                Route("/health", self._health),
+                Route("/models/face.onnx", self._face_model),
+                Route("/models/expression/{name}.onnx", self._expression_model),
                 Mount("/static", StaticFiles(directory=STATIC), name="static"),
-                WebSocketRoute("/ws/student", student_socket),
-                WebSocketRoute("/ws/teacher/{code}", teacher_socket),
+                WebSocketRoute("/ws/student", self._student_socket),
+                WebSocketRoute("/ws/teacher/{code}", self._teacher_socket),
             ],
             middleware=[Middleware(netguard.SiteGuard, names=self.names, headers=HEADERS)],
             lifespan=self._lifespan,
         )
+
+    # --- routes --------------------------------------------------------------------------------
+    async def _config_route(self, request: Request) -> Response:
+        """What the page needs to read a face; a class code asked for counts against the guess limits."""
+        from starlette.responses import JSONResponse
+
+        code = request.query_params.get("class", "").strip().upper()
+        if code:
+            key = self.client(request)
+            wait = self.guesses.retry_after(key)
+            if wait:
+                text, seconds = self._slow_down(wait)
+                headers = {"Retry-After": str(seconds)}
+                return JSONResponse({"error": text, "retry_after": seconds}, status_code=429, headers=headers)
+            room = self.rooms.get(code)
+            if (room is None or room.closed) and well_formed(code):
+                self.guesses.failed(key)
+        return JSONResponse(self.config(code))
+
+    async def _face_model(self, request: Request) -> Response:
+        from starlette.responses import FileResponse
+
+        return FileResponse(yunet_path(), media_type="application/octet-stream")
+
+    async def _expression_model(self, request: Request) -> Response:
+        from starlette.responses import FileResponse, JSONResponse
+
+        name = request.path_params["name"]
+        if name not in BROWSER_MODELS:
+            return JSONResponse({"error": "unknown model"}, status_code=404)
+        return FileResponse(resolve_model(name), media_type="application/octet-stream")
+
+    async def _health(self, request: Request) -> Response:
+        from starlette.responses import JSONResponse
+
+        connections = self.gate.total if self.gate is not None else None
+        state = {"ok": True, "rooms": len(self.rooms), "onnxruntime_web": vendor.installed()}
+        return JSONResponse({**state, "connections": connections})
+
+    # --- sockets -------------------------------------------------------------------------------
+    @staticmethod
+    async def _refuse(ws: WebSocket, message: str, code: int) -> None:
+        await ws.send_text(json.dumps({"type": "error", "message": message}))
+        await ws.close(code)
+
+    async def _student_socket(self, ws: WebSocket) -> None:
+        """A student's page: admitted to an open class with a pseudonym, then its updates until it leaves."""
+        from starlette.websockets import WebSocketDisconnect
+
+        await ws.accept()
+        admitted = await self._admit(ws)
+        if admitted is None:
+            return
+        room, code, pseudonym = admitted
+        try:
+            await self._read_updates(ws, room, code, pseudonym)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            room.leave(pseudonym)
+            self._students.get(code, set()).discard(ws)
+            self._notify(code)
+            with contextlib.suppress(Exception):
+                await ws.close(1000)
+
+    async def _admit(self, ws: WebSocket) -> tuple[Room, str, str] | None:
+        """(room, code, pseudonym) of a student let in and welcomed, or None after telling it why not."""
+        code = ws.query_params.get("class", "").strip().upper()
+        key = self.client(ws)
+        wait = self.guesses.retry_after(key)
+        if wait:
+            await self._refuse(ws, self._slow_down(wait)[0], 4429)
+            return None
+        room = self.rooms.get(code)
+        if room is None or room.closed:
+            if well_formed(code):
+                self.guesses.failed(key)
+            await self._refuse(ws, f"no open class with the code {code!r}: check it with your teacher", 4404)
+            return None
+        try:
+            pseudonym = room.join(key)
+        except JoinRefused as exc:
+            await self._refuse(ws, str(exc), 4409)
+            return None
+        self._students.setdefault(code, set()).add(ws)
+        await ws.send_text(json.dumps({"type": "welcome", "pseudonym": pseudonym, "interval_s": self.interval_s}))
+        self._notify(code)
+        return room, code, pseudonym
+
+    async def _read_updates(self, ws: WebSocket, room: Room, code: str, pseudonym: str) -> None:
+        """Apply a student's messages to its room; refuse (and after MAX_REFUSED, drop) what breaks the protocol."""
+        budget = _MessageBudget()
+        refused = 0
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            try:
+                if not budget.take():
+                    raise ProtocolError(f"more than {RATE_PER_S:g} messages a second")
+                text = message.get("text")
+                parsed = parse(text if text is not None else message.get("bytes", b""))
+            except ProtocolError as exc:
+                room.refuse()
+                refused += 1
+                if refused >= MAX_REFUSED:  # not a student's page: stop listening to it
+                    await ws.close(1008)
+                    return
+                await ws.send_text(json.dumps({"type": "refused", "reason": str(exc)}))
+                continue
+            room.apply(pseudonym, parsed)
+            self._notify(code, getattr(parsed, "t", None))
+            if getattr(parsed, "kind", None) == "leave":
+                return
+
+    async def _teacher_socket(self, ws: WebSocket) -> None:
+        """The class view under k after every change, for the teacher holding the room's token."""
+        from starlette.websockets import WebSocketDisconnect
+
+        await ws.accept()
+        code = ws.path_params["code"].upper()
+        room = self.rooms.get(code)
+        token = ws.query_params.get("token", "")
+        key = self.client(ws)
+        if self.guesses.retry_after(key):
+            await ws.close(4429)
+            return
+        if room is None or not secrets.compare_digest(token.encode(), room.teacher_token.encode()):
+            self.guesses.failed(key)
+            await ws.close(4403)
+            return
+        listener = _Listener()
+        self._listeners.setdefault(code, set()).add(listener)
+        try:
+            while not room.closed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(listener.event.wait(), timeout=5.0)
+                listener.event.clear()
+                state = room.now_view()
+                state["applied_t"], listener.applied_t = listener.applied_t, []
+                state["closed"] = room.closed
+                await ws.send_text(json.dumps(state))
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            self._listeners.get(code, set()).discard(listener)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Any) -> Any:
