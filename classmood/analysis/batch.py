@@ -39,7 +39,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -448,27 +448,62 @@ def run_batch(
     recordings = find_recordings(inputs)
     out_dir = prepare_out(out)
     remove_stale_work(out_dir)
-    names = output_names(recordings, out_dir)
-    rows: dict[Path, dict[str, Any]] = {}
-    jobs: list[Job] = []
-    chunked: dict[Path, list[Any]] = {}  # recording -> its chunk results as they come (None: not yet)
-    owner: list[tuple[Path, int]] = []  # each job's recording, and which of its chunks it is
+    plan = _plan(recordings, out_dir, config, chunk_s, overlap_s)
+    use_ray = _use_ray(use_ray, address, notice)
+    started = time.perf_counter()
+    try:
+        if plan.jobs:
+            settings = asdict(config)
+            stream = (
+                _run_ray(plan.jobs, settings, db_url, workers, address)
+                if use_ray
+                else _run_local(plan.jobs, settings, db_url, min(workers, len(plan.jobs)))
+            )
+            _collect(stream, plan, recordings, out_dir, config, db_url, started, on_row)
+    finally:
+        _write_summary(out_dir, recordings, plan.rows)  # also after Ctrl-C: every finished recording is listed
+    return [plan.rows[p] for p in recordings if p in plan.rows]
+
+
+@dataclass
+class _Plan:
+    """A batch's work: a job per recording (or per chunk of a long one), and rows of those done before."""
+
+    names: dict[Path, str]  # each recording's output folder name
+    rows: dict[Path, dict[str, Any]] = field(default_factory=dict)
+    jobs: list[Job] = field(default_factory=list)
+    chunked: dict[Path, list[Any]] = field(default_factory=dict)  # recording -> its chunks' results (None: not yet)
+    owner: list[tuple[Path, int]] = field(default_factory=list)  # each job's recording, and which chunk it is
+
+
+def _plan(
+    recordings: list[Path], out_dir: Path, config: PipelineConfig, chunk_s: float | None, overlap_s: float
+) -> _Plan:
+    """Largest recordings first (they finish last); a recording whose outputs are complete is skipped."""
+    from classmood.analysis.analyze import remove_stale_work
+
+    plan = _Plan(names=output_names(recordings, out_dir))
     for path in sorted(recordings, key=lambda p: p.stat().st_size if p.exists() else 0, reverse=True):
-        target = _inside(out_dir, names[path])
+        target = _inside(out_dir, plan.names[path])
         remove_stale_work(target)  # what a killed earlier batch left, also in folders of finished recordings
         if is_done(path, target):
-            rows[path] = _previous_row(out_dir, path) or summary_row(path, target, _read_summary(target), "done")
-            rows[path]["status"] = "skipped (done before)"
+            plan.rows[path] = _previous_row(out_dir, path) or summary_row(path, target, _read_summary(target), "done")
+            plan.rows[path]["status"] = "skipped (done before)"
             continue
-        plan = _chunk_plan(path, config, chunk_s)
-        if len(plan) > 1:
-            chunked[path] = [None] * len(plan)
-            for part, (start, end) in enumerate(plan):
-                jobs.append(("chunk", (str(path), start, end, overlap_s)))
-                owner.append((path, part))
+        chunks = _chunk_plan(path, config, chunk_s)
+        if len(chunks) > 1:
+            plan.chunked[path] = [None] * len(chunks)
+            for part, (start, end) in enumerate(chunks):
+                plan.jobs.append(("chunk", (str(path), start, end, overlap_s)))
+                plan.owner.append((path, part))
         else:
-            jobs.append(("run", (str(path), str(target))))
-            owner.append((path, 0))
+            plan.jobs.append(("run", (str(path), str(target))))
+            plan.owner.append((path, 0))
+    return plan
+
+
+def _use_ray(use_ray: bool | None, address: str | None, notice: Callable[[str], None]) -> bool:
+    """Ray when asked for or (None) when installed, else a local process pool; refuse what cannot work."""
     if use_ray is None:
         use_ray = ray_available()
         if not use_ray:
@@ -477,34 +512,37 @@ def run_batch(
         raise ClassmoodError("Ray is not installed: pip install 'classmood[cluster]'")
     if address and not use_ray:
         raise ClassmoodError("--address joins a Ray cluster, which needs Ray: pip install 'classmood[cluster]'")
-    settings = asdict(config)
-    total, done = len(recordings), len(rows)
-    started = time.perf_counter()
-    try:
-        if jobs:
-            stream = (
-                _run_ray(jobs, settings, db_url, workers, address)
-                if use_ray
-                else _run_local(jobs, settings, db_url, min(workers, len(jobs)))
-            )
-            for n, result in stream:
-                path, part = owner[n]
-                if path in chunked:
-                    parts = chunked[path]
-                    parts[part] = result
-                    if any(p is None for p in parts):
-                        continue
-                    row = _finish_chunked(path, _inside(out_dir, names[path]), parts, config, db_url, started)
-                else:
-                    row = result
-                rows[path] = row
-                done += 1
-                _write_summary(out_dir, recordings, rows)
-                if on_row is not None:
-                    on_row(row, done, total)
-    finally:
-        _write_summary(out_dir, recordings, rows)  # also after Ctrl-C: every finished recording is listed
-    return [rows[p] for p in recordings if p in rows]
+    return use_ray
+
+
+def _collect(
+    stream: Iterator[tuple[int, Any]],
+    plan: _Plan,
+    recordings: list[Path],
+    out_dir: Path,
+    config: PipelineConfig,
+    db_url: str | None,
+    started: float,
+    on_row: Callable[[dict[str, Any], int, int], None] | None,
+) -> None:
+    """Each finished job into its recording's row (a chunked one once all its chunks are in and stitched);
+    batch_summary.csv rewritten after every recording, so it always lists what is finished."""
+    total, done = len(recordings), len(plan.rows)
+    for n, result in stream:
+        path, part = plan.owner[n]
+        if path in plan.chunked:
+            parts = plan.chunked[path]
+            parts[part] = result
+            if any(p is None for p in parts):
+                continue
+            row = _finish_chunked(path, _inside(out_dir, plan.names[path]), parts, config, db_url, started)
+        else:
+            row = result
+        plan.rows[path] = row
+        done += 1
+        _write_summary(out_dir, recordings, plan.rows)
+        if on_row is not None:
+            on_row(row, done, total)
 
 
 def _chunk_plan(path: Path, config: PipelineConfig, chunk_s: float | None) -> list[tuple[float, float]]:
