@@ -18,6 +18,14 @@ class DataError(ClassmoodError):
     """Malformed or unreadable dataset input (names the file and, where known, the row)."""
 
 
+def is_failure(exc: BaseException | None) -> bool:
+    """The one rule for how a run that ended with ``exc`` is kept: an ``Exception`` is a failure (bad
+    input, a full disk, a bug: the previous outputs stay as they were, a session closes "failed");
+    anything else that ends it - Ctrl-C, SIGTERM's ``Stopped``, a Streamlit page being left - is a
+    stop asked for, and what was analysed is kept (outputs moved into place, the session "stopped")."""
+    return isinstance(exc, Exception)
+
+
 class Stopped(BaseException):
     """A stop asked for from outside (SIGTERM), handled like Ctrl-C: what was analysed is kept.
 

@@ -24,12 +24,13 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from classmood.analysis.faces_csv import FacesCsv
 from classmood.containers import Detections, Frame
-from classmood.errors import ClassmoodError, Stopped
+from classmood.errors import ClassmoodError, Stopped, is_failure
 from classmood.expression.model import ExpressionModel
 from classmood.pipeline import AnalysisResult, Analyzer, PipelineConfig, Update, summarize
 from classmood.vision.annotate import AnnotatedVideoWriter, HeldBoxes
@@ -145,6 +146,69 @@ def _publish(work: Path, out_dir: Path) -> None:
             os.replace(work / name, out_dir / name)
 
 
+class _NoOutputs:
+    """A run without an output folder: nothing written, the same calls as ``_RunOutputs``."""
+
+    every_frame = False  # nothing needs the frames between analyses: they are skipped undecoded
+
+    def skipped(self, frame: Frame) -> None:
+        """A frame between two analyses."""
+
+    def write(self, frame: Frame, update: Update, rows: list[dict[str, Any]]) -> None:
+        """An analysed frame, its update and its face rows."""
+
+    def end(self) -> None:
+        """No more frames."""
+
+    def close(self, keep: bool, result: AnalysisResult) -> None:
+        """The run is over: ``keep`` (it completed or was stopped on purpose) publishes the outputs."""
+
+
+class _RunOutputs(_NoOutputs):
+    """A run's files while it runs: a hidden work folder in ``out_dir`` (stamped with this process)
+    holding faces.csv, appended per analysed frame, and with ``annotate`` for a video annotated.mp4,
+    every frame. ``close(keep=True)`` adds class_mood.csv, summary.json (and report.html) and moves
+    them all into ``out_dir``, each with an atomic rename; in every case the work folder goes."""
+
+    def __init__(self, out_dir: Path, src: FrameSource, annotate: bool, per_track: bool) -> None:
+        self.out_dir, self.annotate, self.per_track = out_dir, annotate, per_track
+        self.work = _work_folder(out_dir)
+        self.faces_csv = FacesCsv(self.work / "faces.csv")
+        self.video: AnnotatedVideoWriter | None = None
+        if annotate and src.kind in VIDEO_KINDS:
+            # each face's expression only in the per-face view (--per-track); else boxes and ids only
+            self.video = AnnotatedVideoWriter(self.work / "annotated.mp4", src.fps, expressions=per_track)
+        self.every_frame = self.video is not None
+        self.held = HeldBoxes()  # the latest analysed faces, drawn until the next analysis unless they left
+
+    def skipped(self, frame: Frame) -> None:
+        if self.video is not None:
+            self.video.write(frame.image, self.held.on(frame.image))
+
+    def write(self, frame: Frame, update: Update, rows: list[dict[str, Any]]) -> None:
+        if self.video is not None:
+            self.video.write(frame.image, self.held.hold(frame.image, update.detections))
+        self.faces_csv.write_rows(rows)
+
+    def end(self) -> None:
+        if self.video is not None:
+            self.video.close()
+
+    def close(self, keep: bool, result: AnalysisResult) -> None:
+        try:
+            self.faces_csv.close()
+            if keep:
+                _write_mood(self.work / "class_mood.csv", result.mood_rows())
+                (self.work / "summary.json").write_text(json.dumps(dict(result.summary), indent=2))
+                if self.annotate:
+                    from classmood.analysis.report import write_report
+
+                    write_report(result, self.work / "report.html", per_track=self.per_track)
+                _publish(self.work, self.out_dir)
+        finally:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
 def analyze(
     source: str | Path | FrameSource,
     out: str | Path | None = None,
@@ -184,13 +248,7 @@ def analyze(
         raise
     analyzer = Analyzer(config, detector, model)  # a batch worker passes the detector and model it loaded once
     result = AnalysisResult(src.name, min_faces=config.min_faces)
-    work = _work_folder(out_dir) if out_dir else None
-    faces_csv = FacesCsv(work / "faces.csv") if work else None
-    video = None
-    if annotate and work and src.kind in VIDEO_KINDS:
-        # each face's expression only in the per-face view (--per-track); else boxes and ids only
-        video = AnnotatedVideoWriter(work / "annotated.mp4", src.fps, expressions=per_track)
-    held = HeldBoxes()  # the latest analysed faces, drawn until the next analysis unless they left
+    outputs = _RunOutputs(out_dir, src, annotate, per_track) if out_dir else _NoOutputs()
     frames = analysed = 0
     last: Frame | None = None
     started = time.perf_counter()
@@ -198,42 +256,35 @@ def analyze(
     keep = False  # move the outputs into place: the run completed or was stopped on purpose
     try:
         # Without a video to write, frames between analyses are skipped undecoded.
-        for frame in src.frames(None if video is not None else analyzer.due):
+        for frame in src.frames(None if outputs.every_frame else analyzer.due):
             if stop is not None and stop.is_set():
                 raise Stopped("stop requested")
             bar.update(src.frames_read - frames)
             frames = src.frames_read
             if not analyzer.due(frame.time_s):
-                if video is not None:
-                    video.write(frame.image, held.on(frame.image))
+                outputs.skipped(frame)
                 continue
             if src.independent:
                 analyzer.forget_faces()
             update = analyzer.process(frame)
             last = frame
-            if video is not None:
-                video.write(frame.image, held.hold(frame.image, update.detections))
             analysed += 1
             rows = update.face_rows()
+            outputs.write(frame, update, rows)
             result.faces.extend(rows)
             result.raw_bins.extend(update.bins)
-            if faces_csv is not None:
-                faces_csv.write_rows(rows)
             if on_update is not None:
                 on_update(update, src.frames_read / src.frame_count if src.frame_count else None)
         keep = True
     except BaseException as exc:
-        # Ctrl-C, SIGTERM (Stopped), the app's script being stopped: a stop asked for, outputs kept.
-        # An Exception is a failure: the previous outputs stay as they were.
-        keep = not isinstance(exc, Exception)
+        keep = not is_failure(exc)  # a stop asked for keeps the outputs; a failure leaves the previous ones
         raise
     finally:
         bar.update(src.frames_read - frames)  # frames skipped after the last analysed one
         frames = src.frames_read
         bar.close()
         try:
-            if video is not None:
-                video.close()
+            outputs.end()
             last_bins = analyzer.finish()
             result.raw_bins.extend(last_bins)
             if on_update is not None and last_bins and last is not None:
@@ -252,17 +303,6 @@ def analyze(
                 result.raw_bins,
                 skipped_frames=src.skipped,
             )
-            if faces_csv is not None:
-                faces_csv.close()
-            if work is not None and out_dir is not None and keep:
-                _write_mood(work / "class_mood.csv", result.mood_rows())
-                (work / "summary.json").write_text(json.dumps(dict(result.summary), indent=2))
-                if annotate:
-                    from classmood.analysis.report import write_report
-
-                    write_report(result, work / "report.html", per_track=per_track)
-                _publish(work, out_dir)
         finally:
-            if work is not None:
-                shutil.rmtree(work, ignore_errors=True)
+            outputs.close(keep, result)
     return result

@@ -237,10 +237,8 @@ class RecordingWorker:
 
     def run(self, recording: str, out_dir: str) -> dict[str, Any]:
         """Analyse one recording into ``out_dir``; never raises: a failure is a row with its error."""
-        from contextlib import nullcontext
-
         from classmood.analysis.analyze import analyze
-        from classmood.store import SessionRecorder, open_store
+        from classmood.store import open_store, recorder_for
         from classmood.vision.sources import open_source
 
         path, out = Path(recording), Path(out_dir)
@@ -250,22 +248,18 @@ class RecordingWorker:
             source = open_source(path)
             duration = source.frame_count / source.fps if source.frame_count and source.fps else None
             store = open_store(self.db_url) if self.db_url else None
-            recording_ctx = (
-                SessionRecorder(store, "cli", str(path), asdict(self.config)) if store is not None else nullcontext()
-            )
-            with recording_ctx as recorder:
+            with recorder_for(store, "cli", str(path), asdict(self.config)) as recorder:
                 result = analyze(
                     source,
                     out,
                     self.config,
                     detector=self.detector,
                     model=self.model,
-                    on_update=(lambda u, d: recorder.add(u)) if recorder is not None else None,
+                    on_update=lambda u, d: recorder.add(u),
                     stop=self.stop,
                 )
-                if recorder is not None:
-                    recorder.finish(result.summary)
-            if recorder is not None and recorder.error:  # the files are right, the session is not whole
+                recorder.finish(result.summary)
+            if recorder.error:  # the files are right, the session is not whole
                 raise ClassmoodError(recorder.error)
             summary = dict(result.summary)
             (out / DONE_FILE).write_text(json.dumps({"status": "done", **_fingerprint(path)}, indent=2))
@@ -277,7 +271,7 @@ class RecordingWorker:
                 duration_s=None if duration is None else round(duration, 2),
                 wall_s=round(time.perf_counter() - started, 2),
                 worker=self.name,
-                session_id=recorder.session_id if recorder is not None else None,
+                session_id=recorder.session_id,
             )
         except Exception as exc:  # a bad recording is reported, the batch goes on
             message = str(exc) if isinstance(exc, ClassmoodError) else f"{type(exc).__name__}: {exc}"

@@ -16,7 +16,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ from classmood.analysis.analyze import OUTPUT_FILES, analyze
 from classmood.analysis.report import write_report
 from classmood.errors import ClassmoodError
 from classmood.pipeline import AnalysisResult, PipelineConfig, Update
-from classmood.store.recorder import SessionRecorder
+from classmood.store.recorder import recorder_for
 
 if TYPE_CHECKING:
     from classmood.store import SessionStore
@@ -127,16 +126,14 @@ def analyze_upload(
     if on_progress:
         on_progress(0.0, "starting")
     started = last_report = time.monotonic()
-    recording = (
-        SessionRecorder(store, "upload", name, asdict(config), lazy=True) if store is not None else nullcontext()
-    )
-
-    with recording as recorder, tempfile.TemporaryDirectory(prefix="classmood-out-") as tmp:
+    with (
+        recorder_for(store, "upload", name, asdict(config), lazy=True) as recorder,
+        tempfile.TemporaryDirectory(prefix="classmood-out-") as tmp,
+    ):
 
         def on_update(update: Update, done: float | None) -> None:
             nonlocal last_report
-            if recorder is not None:
-                recorder.add(update)
+            recorder.add(update)
             now = time.monotonic()
             if on_progress and now - last_report >= poll_s:
                 last_report = now
@@ -151,13 +148,10 @@ def analyze_upload(
             raise
         except Exception as error:  # the recorder marks the session failed; the page gets one line
             raise ClassmoodError(f"{name}: analysis failed ({type(error).__name__}: {error})") from error
-        if recorder is not None:
-            recorder.finish(result.summary)
+        recorder.finish(result.summary)
         if not (out_dir / "report.html").is_file():
             write_report(result, out_dir / "report.html", per_track=per_face)
         files = {f: (out_dir / f).read_bytes() for f in OUTPUT_FILES if (out_dir / f).is_file()}
     if on_progress:
         on_progress(1.0, "done")
-    return UploadResult(
-        result, files, recorder.session_id if recorder is not None else None, recorder.error if recorder else None
-    )
+    return UploadResult(result, files, recorder.session_id, recorder.error)

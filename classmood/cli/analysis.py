@@ -189,15 +189,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _analyze_and_save(args: argparse.Namespace, source: Any, config: Any, store: SessionStore | None) -> int:
-    from contextlib import nullcontext
     from dataclasses import asdict
 
     from classmood.analysis.analyze import analyze
-    from classmood.store import SessionRecorder
+    from classmood.store import recorder_for
 
-    recording = SessionRecorder(store, "cli", str(args.input), asdict(config)) if store is not None else nullcontext()
-    with recording as recorder:
-        if recorder is not None and recorder.error:
+    with recorder_for(store, "cli", str(args.input), asdict(config)) as recorder:
+        if recorder.error:
             source.close()
             raise ClassmoodError(recorder.error)
         result = analyze(
@@ -207,11 +205,10 @@ def _analyze_and_save(args: argparse.Namespace, source: Any, config: Any, store:
             progress=sys.stderr.isatty(),
             annotate=args.annotate,
             per_track=args.per_track,
-            on_update=(lambda update, done: recorder.add(update)) if recorder is not None else None,
+            on_update=lambda update, done: recorder.add(update),
             stop=getattr(args, "stop", None),
         )  # Ctrl-C or SIGTERM: the recorder closes the session as stopped, with what was saved
-        if recorder is not None:
-            recorder.finish(result.summary)
+        recorder.finish(result.summary)
     s = result.summary
     print(
         f"{s['frames_analysed']} of {s['frames']} frames analysed, {s['faces']} faces, {s['tracks']} tracks, "

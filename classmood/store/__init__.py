@@ -22,7 +22,7 @@ Layout: ``schema`` (tables), ``engine`` (URLs, engines, creating and migrating t
 from __future__ import annotations
 
 from classmood.store.engine import as_url, default_url
-from classmood.store.recorder import SessionRecorder
+from classmood.store.recorder import NullRecorder, SessionRecorder, recorder_for
 from classmood.store.schema import BIN_COLUMNS, FACE_COLUMNS, INTERRUPTED, KINDS, STATUSES
 from classmood.store.store import SessionStore, open_store
 
@@ -32,9 +32,11 @@ __all__ = [
     "INTERRUPTED",
     "KINDS",
     "STATUSES",
+    "NullRecorder",
     "SessionRecorder",
     "SessionStore",
     "as_url",
     "default_url",
     "open_store",
+    "recorder_for",
 ]

@@ -32,6 +32,8 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from classmood.errors import is_failure
+
 if TYPE_CHECKING:
     from classmood.containers import MoodBin
     from classmood.pipeline import Update
@@ -150,7 +152,7 @@ class SessionRecorder:
     ) -> None:
         if exc is None:
             status, summary = ("finished" if self._finished else "stopped"), self._summary
-        elif isinstance(exc, Exception):
+        elif is_failure(exc):
             status, summary = "failed", {"error": str(exc)}
         else:  # KeyboardInterrupt, Stopped, a Streamlit page being left: what was saved stays
             status, summary = "stopped", self._summary
@@ -224,3 +226,30 @@ class SessionRecorder:
             except Exception as exc:  # e.g. the session was deleted meanwhile
                 self._trouble, self._close_unavailable = str(exc), False
                 return False
+
+
+class NullRecorder:
+    """``SessionRecorder``'s calls with nothing saved, so code that analyses has one path whether or not
+    a session is kept (``recorder_for``) instead of "a recorder or nullcontext" and ``if recorder``."""
+
+    session_id: int | None = None
+    error: str | None = None
+
+    def __enter__(self) -> NullRecorder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def add(self, update: Update) -> None:
+        """Nothing to save."""
+
+    def finish(self, summary: Mapping[str, Any] | None = None) -> None:
+        """Nothing to close."""
+
+
+def recorder_for(
+    store: SessionStore | None, kind: str, source: str, config: Mapping[str, Any], lazy: bool = False
+) -> SessionRecorder | NullRecorder:
+    """A ``SessionRecorder`` saving to ``store``, or a ``NullRecorder`` when there is no store."""
+    return NullRecorder() if store is None else SessionRecorder(store, kind, source, config, lazy=lazy)
