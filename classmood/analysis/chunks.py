@@ -29,7 +29,7 @@ from classmood.containers import Detections, Frame, MoodBin
 from classmood.errors import ClassmoodError
 from classmood.labels import EMOTIONS
 from classmood.pipeline import Analyzer, PipelineConfig, summarize
-from classmood.vision.frame_source import VideoFile
+from classmood.vision.frame_source import VideoFile, stopped_early
 
 
 @dataclass
@@ -44,16 +44,10 @@ class ChunkResult:
 
 
 def video_length(path: str | Path) -> tuple[float, int, float]:
-    """(seconds, frames, fps) as the container declares them, or a one-line error.
-
-    The seconds are the longer of the declared duration and the declared frame count at the
-    nominal rate: the two agree for a constant frame rate, and either may be missing or short
-    (an AVI cut before its index declares a short duration, a Matroska file no frame count).
-    """
+    """(seconds, frames, fps) as the container declares them (``VideoFile.length_s``), or a one-line error."""
     video = VideoFile(path)
     video.close()
-    count = video.declared_frames or 0
-    return max(video.duration_s or 0.0, count / video.fps), count, video.fps
+    return video.length_s, video.declared_frames or 0, video.fps
 
 
 def frame_times(path: str | Path, until_s: float | None = None) -> np.ndarray:
@@ -131,7 +125,7 @@ def analyze_chunk(
     """
     analyzer = Analyzer(config, detector, model)
     video = VideoFile(path)
-    length = max(video.duration_s or 0.0, (video.declared_frames or 0) / video.fps)
+    length = video.length_s
     last_chunk = end_s >= length - 1e-6
     step = 1.0 / config.rate_hz if config.rate_hz > 0 else 0.0
     begin = max(0.0, start_s - overlap_s)
@@ -161,7 +155,7 @@ def analyze_chunk(
     finally:
         video.close()
     reached = previous if previous is not None else begin
-    if stopped and reached + max(1.0, 2 * widest, 2.0 / video.fps) < (length if last_chunk else end_s):
+    if stopped and stopped_early(reached, widest, video.fps, length if last_chunk else end_s):
         result.truncated = True  # the file ended before this chunk's end: what is missing is not damage
     else:
         own = (times >= start_s - 1e-9) & ((times < end_s - 1e-9) | last_chunk)

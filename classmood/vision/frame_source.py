@@ -26,6 +26,21 @@ MAX_BAD_FRAMES = 250  # consecutive failed webcam reads before the webcam counts
 DECODER_DELAY = 32  # frames a decoder may still hold (reordering, frame threads) when its input stops
 
 
+def declared_length_s(duration_s: float | None, declared_frames: int | None, fps: float) -> float:
+    """A video's length as its container declares it: the longer of the declared duration and the
+    declared frame count at the nominal rate. The two agree for a constant frame rate, and either
+    may be missing or short (an AVI cut before its index declares a short duration, a Matroska file
+    no frame count)."""
+    return max(duration_s or 0.0, (declared_frames or 0) / fps)
+
+
+def stopped_early(last_s: float, widest_gap_s: float, fps: float, end_s: float) -> bool:
+    """Did decoding that reached ``last_s`` stop well before ``end_s``: by more than twice the widest gap
+    between two frames, and at least a second and two frames? Then the file ended early (a cut
+    download or copy) and what is missing is not damage. The rule for whole files and chunks alike."""
+    return last_s + max(1.0, 2 * widest_gap_s, 2.0 / fps) < end_s
+
+
 class VideoFile:
     """A video file's first video stream, read with PyAV (FFmpeg).
 
@@ -66,6 +81,11 @@ class VideoFile:
 
     def close(self) -> None:
         self._container.close()
+
+    @property
+    def length_s(self) -> float:
+        """The declared length in seconds (``declared_length_s``; 0 when the container says nothing)."""
+        return declared_length_s(self.duration_s, self.declared_frames, self.fps)
 
     def frames(self, begin_s: float = 0.0) -> Iterator[tuple[float, Any]]:
         """(time_s, PyAV frame) in presentation order, from the key frame at or before ``begin_s``.
@@ -238,8 +258,7 @@ class FrameSource:
         """
         if decoded == 0:
             return
-        end = max(self.duration_s or 0.0, (self.declared_frames or 0) / self.fps)
-        if last + max(1.0, 2 * widest, 2.0 / self.fps) < end:
+        if stopped_early(last, widest, self.fps, declared_length_s(self.duration_s, self.declared_frames, self.fps)):
             self.truncated = True
             self.ended_at_s = round(last, 3)
             self.skipped += sum(1 for t in errors if t < last - DECODER_DELAY / self.fps)
