@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# `make image`: an OCI image of classmood, built without a container registry and without running
+# a container (no RUN step: this sandbox forbids the setrlimit that podman/buildah need).
+#   1. classmood's wheel (models and onnxruntime-web inside) and the hash-pinned wheels of
+#      deploy/requirements.lock, downloaded here from the package registries;
+#   2. a Debian bookworm base from the Debian archive (mmdebstrap minbase + python3), populated by
+#      deploy/rootfs_hook.sh in a chroot: a venv at /opt/classmood installed offline from those
+#      wheels, user classmood (uid 1000), /data, caches and docs stripped;
+#   3. umoci: one layer, then the image config (user, ports, volume, env, command, labels).
+# Output: the OCI layout $OCI (default build/oci) with tag $TAG (default latest); its size is printed.
+# BASE=python:3.11-slim (or any Debian-based image with python3.11) takes the base from a registry
+# with skopeo instead of mmdebstrap: that path is written but has not been run here (no registry).
+# Needs root (chroot), mmdebstrap, umoci, and PYTHON (default .venv/bin/python) for pip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+BASE=${BASE:-debian:bookworm}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+OCI=${OCI:-build/oci}
+TAG=${TAG:-latest}
+WORK=${WORK:-build/image-work}
+VERSION=$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
+REVISION=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+start=$(date +%s)
+# (this machine's pip config names index folders that do not exist: its warnings are left out)
+pip() { "$PYTHON" -m pip "$@" 2> >(grep -v "is ignored: it is" >&2); }
+step() { echo "image: [$(($(date +%s) - start)) s] $*"; }
+
+for tool in umoci chroot; do
+    command -v "$tool" >/dev/null || { echo "image: needs $tool (apt-get install umoci mmdebstrap)" >&2; exit 2; }
+done
+[ "$(id -u)" -eq 0 ] || { echo "image: needs root (chroot into the image's rootfs)" >&2; exit 2; }
+rm -rf "$WORK" "$OCI"
+mkdir -p "$WORK/wheels"
+
+step "classmood wheel (models, onnxruntime-web) and the locked wheels"
+"$PYTHON" -c 'import sys; from classmood.classroom import vendor; sys.exit(not vendor.installed())' \
+    || "$PYTHON" -m classmood.classroom.vendor
+pip wheel -q --no-deps -w "$WORK/wheels" .
+"$PYTHON" - "$WORK"/wheels/classmood-*.whl <<'PY'
+import sys, zipfile
+names = zipfile.ZipFile(sys.argv[1]).namelist()
+for need in ("classmood/weights/manifest.json", "classmood/classroom/static/vendor/onnxruntime-web/ort.wasm.min.mjs"):
+    if need not in names:
+        sys.exit(f"image: the classmood wheel lacks {need}")
+PY
+pip download -q --no-deps --require-hashes --only-binary=:all: \
+    -r deploy/requirements.lock -d "$WORK/wheels"
+cp deploy/requirements.lock "$WORK/wheels/"
+
+umoci init --layout "$OCI"
+if [ "$BASE" = debian:bookworm ]; then
+    step "Debian bookworm base (mmdebstrap from $MIRROR) and classmood in it"
+    umoci new --image "$OCI:$TAG"
+    umoci unpack --image "$OCI:$TAG" "$WORK/bundle" >/dev/null
+    mmdebstrap --quiet --variant=minbase --include=python3,python3-venv \
+        --customize-hook="deploy/rootfs_hook.sh \"\$1\" $WORK/wheels" \
+        bookworm "$WORK/bundle/rootfs" "$MIRROR"
+    find "$WORK/bundle/rootfs/dev" -mindepth 1 -delete  # device nodes: the runtime makes /dev
+else
+    step "base $BASE from a registry (skopeo) and classmood in it"
+    command -v skopeo >/dev/null || { echo "image: BASE=$BASE needs skopeo" >&2; exit 2; }
+    skopeo copy "docker://$BASE" "oci:$OCI:base"
+    umoci unpack --image "$OCI:base" "$WORK/bundle" >/dev/null
+    deploy/rootfs_hook.sh "$WORK/bundle/rootfs" "$WORK/wheels"
+fi
+chroot "$WORK/bundle/rootfs" /usr/bin/env -i /opt/classmood/bin/python - >"$WORK/packages.txt" <<'PY'
+import importlib.metadata as md, importlib.util, sys
+if importlib.util.find_spec("torch") is not None:
+    sys.exit("image: PyTorch is in the image")
+for d in sorted(md.distributions(), key=lambda d: d.metadata["Name"].lower()):
+    print(f"{d.metadata['Name']}=={d.version}")
+PY
+cp "$WORK/packages.txt" "$OCI/packages.txt"
+unpacked=$(du -sm "$WORK/bundle/rootfs" | cut -f1)
+
+step "layer and image config"
+umoci repack --image "$OCI:$TAG" "$WORK/bundle"
+[ "$BASE" = debian:bookworm ] || umoci rm --image "$OCI:base"
+HEALTH="python -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)\""
+umoci config --image "$OCI:$TAG" --author=classmood \
+    --clear=config.entrypoint --clear=config.cmd --clear=config.labels \
+    --config.user=1000:1000 --config.workingdir=/home/classmood \
+    --config.env=PATH=/opt/classmood/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    --config.env=HOME=/home/classmood --config.env=PYTHONDONTWRITEBYTECODE=1 --config.env=PYTHONUNBUFFERED=1 \
+    --config.env=CLASSMOOD_DB=/data/sessions.db \
+    --config.exposedports=8501/tcp --config.exposedports=8502/tcp --config.volume=/data \
+    --config.cmd=classmood --config.cmd=app --config.cmd=--host --config.cmd=0.0.0.0 \
+    --config.cmd=--port --config.cmd=8501 --config.cmd=--class-port --config.cmd=8502 \
+    --config.label=org.opencontainers.image.title=classmood \
+    --config.label=org.opencontainers.image.version="$VERSION" \
+    --config.label=org.opencontainers.image.revision="$REVISION" \
+    --config.label=org.opencontainers.image.licenses=MIT \
+    --config.label=org.opencontainers.image.base.name="$BASE" \
+    --config.label="io.classmood.healthcheck=$HEALTH" \
+    --manifest.annotation="io.classmood.healthcheck=$HEALTH" \
+    --history.created_by="deploy/build_image.sh BASE=$BASE"
+# OCI image configs have no healthcheck (Docker's does): it is recorded as the label above, for
+# whoever runs the image (compose, a systemd unit, an orchestrator) to use.
+umoci gc --layout "$OCI"
+rm -rf "$WORK"
+
+compressed=$(du -sm --apparent-size "$OCI/blobs" | cut -f1)
+step "built $OCI:$TAG in $(($(date +%s) - start)) s: ${unpacked} MB unpacked, ${compressed} MB compressed (goal: under 700 MB)"
