@@ -41,3 +41,25 @@ rm -rf "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/i
     "$ROOTFS"/usr/share/locale/* "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/* \
     "$ROOTFS"/var/cache/debconf/*-old "$ROOTFS"/var/log/*.log "$ROOTFS"/usr/lib/python3.11/test \
     "$ROOTFS"/usr/lib/python3.11/idlelib "$ROOTFS"/usr/lib/python3.11/ensurepip "$ROOTFS"/usr/share/python-wheels
+# pyarrow's Flight RPC and S3 filesystem (nothing here imports them; pyarrow.fs imports S3 only if
+# present), its C++ test module, and pydeck's Jupyter widget bundle (classmood draws no pydeck charts).
+rm -f "$SITE"/pyarrow/libarrow_flight.so* "$SITE"/pyarrow/libarrow_python_flight.so* "$SITE"/pyarrow/_flight.*.so \
+    "$SITE"/pyarrow/flight.py "$SITE"/pyarrow/libarrow_s3.so* "$SITE"/pyarrow/_s3fs.*.so "$SITE"/pyarrow/_pyarrow_cpp_tests.*.so
+rm -rf "$SITE"/pydeck/nbextension
+# Wheels cannot hold symlinks, so a library's SONAME copies are whole files: hard links instead.
+in_root "$VENV/bin/python" - <<'PY'
+import hashlib, os
+seen: dict[tuple[int, str], str] = {}
+for top, _, files in os.walk("/opt/classmood"):
+    for name in files:
+        path = os.path.join(top, name)
+        if os.path.islink(path) or os.path.getsize(path) < 1 << 16:
+            continue
+        with open(path, "rb") as f:
+            key = (os.path.getsize(path), hashlib.sha256(f.read()).hexdigest())
+        if key in seen:
+            os.unlink(path)
+            os.link(seen[key], path)
+        else:
+            seen[key] = path
+PY

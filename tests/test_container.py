@@ -1,0 +1,289 @@
+"""The OCI image of ``make image``, run with runc and checked from outside the container (issue 26).
+
+Skipped unless runc and umoci are installed, this runs as root, and a built image exists: ``make image``
+writes build/oci (about 100 s, so the test never builds it itself), or CLASSMOOD_TEST_IMAGE names
+another OCI layout as ``path[:tag]``. The image is unpacked once into an OCI bundle whose rootfs
+every container of this module shares read-only (/tmp and the home folder are tmpfs, /data is a
+host folder bind-mounted as the volume). Two changes to umoci's runtime config, both for this
+machine rather than for the image:
+
+* ``process.rlimits`` is removed: applying it needs setrlimit, which this sandbox forbids ("error
+  setting rlimits ... operation not permitted", the same failure that stops ``podman run``). The
+  app raises its open-file limit itself where it may (netguard.raise_fd_limit).
+* the network namespace is removed (host networking) for the servers, so their ports are reachable
+  from the test; ports are picked free on the host and given in the containers' command lines,
+  so the test never collides with a dev server on 8501/8502. ``classmood analyze`` keeps its own
+  empty network namespace: it reaches nothing, so it fetches nothing at run time.
+
+With CLASSMOOD_TEST_POSTGRES_URL (a PostgreSQL on the host; .ci/run starts one) a session is also
+saved there from inside the container through DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE = os.environ.get("CLASSMOOD_TEST_IMAGE") or f"{ROOT / 'build' / 'oci'}:latest"
+POSTGRES_URL = os.environ.get("CLASSMOOD_TEST_POSTGRES_URL")
+UID = 1000  # the image's user (deploy/rootfs_hook.sh)
+
+
+def _image_missing() -> str | None:
+    for tool in ("runc", "umoci"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt-get install runc umoci)"
+    if os.geteuid() != 0:
+        return "runc needs root here"
+    layout = Path(IMAGE.rsplit(":", 1)[0] if ":" in Path(IMAGE).name else IMAGE)
+    if not (layout / "index.json").is_file():
+        return f"no OCI image at {layout} (build it with `make image`, or set CLASSMOOD_TEST_IMAGE=path:tag)"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_image_missing() is not None, reason=str(_image_missing()))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Runc:
+    """Containers from one unpacked image: each gets its own bundle folder (config.json) over the shared rootfs."""
+
+    def __init__(self, base_config: dict[str, Any], rootfs: Path, work: Path) -> None:
+        self.base, self.rootfs, self.work = base_config, rootfs, work
+        self.prefix = f"classmood-test-{uuid.uuid4().hex[:8]}"
+        self.started: list[str] = []
+
+    def bundle(
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        data: Path | None = None,
+        host_network: bool = True,
+    ) -> tuple[str, Path]:
+        config = json.loads(json.dumps(self.base))
+        process = config["process"]
+        process["args"] = args
+        process["terminal"] = False  # stdout and stderr to the caller, no console socket
+        process.pop("rlimits", None)  # setrlimit is forbidden in this sandbox (see the module docstring)
+        process["env"] = [*process["env"], *(f"{k}={v}" for k, v in (env or {}).items())]
+        config["root"] = {"path": str(self.rootfs), "readonly": True}
+        if host_network:  # the servers' ports on the host's loopback
+            config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "network"]
+        mounts = [m for m in config["mounts"] if m["destination"] != "/data"]
+        for where in ("/tmp", "/home/classmood"):
+            mounts.append({"destination": where, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]})
+        if data is not None:  # the image's volume, a host folder
+            mounts.append({"destination": "/data", "type": "bind", "source": str(data), "options": ["rbind", "rw"]})
+        config["mounts"] = mounts
+        cid = f"{self.prefix}-{name}"
+        folder = self.work / cid
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(config))
+        return cid, folder
+
+    def run(self, name: str, args: list[str], timeout: float = 180, **kw: Any) -> subprocess.CompletedProcess[str]:
+        """Run to the end in the foreground; stdout and stderr captured."""
+        cid, folder = self.bundle(name, args, **kw)
+        self.started.append(cid)
+        try:
+            return subprocess.run(
+                ["runc", "run", "--bundle", str(folder), cid], capture_output=True, text=True, timeout=timeout
+            )
+        finally:
+            self.remove(cid)
+
+    def start(self, name: str, args: list[str], **kw: Any) -> tuple[str, subprocess.Popen[str], Path]:
+        """Start in the background (``runc run`` in a subprocess); its output goes to a log file."""
+        cid, folder = self.bundle(name, args, **kw)
+        log = folder / "output.log"
+        self.started.append(cid)
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                ["runc", "run", "--bundle", str(folder), cid], stdout=out, stderr=subprocess.STDOUT, text=True
+            )
+        return cid, proc, log
+
+    def pid(self, cid: str) -> int:
+        state = subprocess.run(["runc", "state", cid], capture_output=True, text=True, check=True)
+        return int(json.loads(state.stdout)["pid"])
+
+    def remove(self, cid: str) -> None:
+        subprocess.run(["runc", "kill", cid, "KILL"], capture_output=True)
+        subprocess.run(["runc", "delete", "--force", cid], capture_output=True)
+
+    def remove_all(self) -> None:
+        for cid in self.started:
+            self.remove(cid)
+
+
+@pytest.fixture(scope="module")
+def runc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runc]:
+    work = tmp_path_factory.mktemp("oci")
+    unpacked = work / "image"
+    subprocess.run(["umoci", "unpack", "--image", IMAGE, str(unpacked)], check=True, capture_output=True)
+    base = json.loads((unpacked / "config.json").read_text())
+    r = Runc(base, unpacked / "rootfs", work)
+    try:
+        yield r
+    finally:
+        r.remove_all()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """The /data volume: a host folder the image's user may write to."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    os.chown(folder, UID, UID)
+    return folder
+
+
+def _get(url: str, timeout: float = 5) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.status, response.read()
+
+
+def _wait_for(url: str, proc: subprocess.Popen[str], log: Path, seconds: float = 90) -> bytes:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the container exited ({proc.returncode}): {log.read_text()[-2000:]}")
+        try:
+            status, body = _get(url, timeout=2)
+            if status == 200:
+                return body
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"{url} did not answer in {seconds:.0f} s: {log.read_text()[-2000:]}")
+
+
+def _uid_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError("no Uid line")
+
+
+def test_the_image_has_its_config_and_no_pytorch(runc: Runc) -> None:
+    process = runc.base["process"]
+    assert process["user"]["uid"] == UID and process["args"][:2] == ["classmood", "app"]
+    assert "CLASSMOOD_DB=/data/sessions.db" in process["env"]
+    assert (runc.rootfs / "opt/classmood/bin/classmood").is_file()
+    site = next((runc.rootfs / "opt/classmood/lib").glob("python3*/site-packages"))
+    assert not (site / "torch").exists()
+    assert (site / "classmood/classroom/static/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm").is_file()
+    assert list((site / "classmood/weights").glob("*.onnx"))
+
+
+def test_the_app_refuses_all_interfaces_without_a_password(runc: Runc) -> None:
+    done = runc.run("nopassword", ["classmood", "app", "--host", "0.0.0.0", "--port", str(free_port())], timeout=60)
+    assert done.returncode != 0
+    assert "refusing to listen on 0.0.0.0 without a password" in done.stderr
+
+
+def test_the_app_serves_its_health_as_a_non_root_user(runc: Runc, data: Path) -> None:
+    port = free_port()
+    args = ["classmood", "app", "--host", "0.0.0.0", "--port", str(port), "--class-port", str(free_port())]
+    cid, proc, log = runc.start("app", args, env={"CLASSMOOD_PASSWORD": "correct horse"}, data=data)
+    try:
+        assert _wait_for(f"http://127.0.0.1:{port}/_stcore/health", proc, log) == b"ok"
+        assert _uid_of(runc.pid(cid)) == UID
+        status, page = _get(f"http://127.0.0.1:{port}/")
+        assert status == 200 and b"<html" in page.lower()
+    finally:
+        runc.remove(cid)
+        proc.wait(timeout=30)
+
+
+def test_the_student_hub_serves_its_page_and_sockets(runc: Runc) -> None:
+    from websockets.sync.client import connect
+
+    port = free_port()
+    args = ["python", "-m", "classmood.classroom.hub", "--host", "0.0.0.0", "--port", str(port), "--open-class", "3"]
+    cid, proc, log = runc.start("hub", args)
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/health", proc, log)
+        info = json.loads(log.read_text().splitlines()[0])
+        assert _uid_of(runc.pid(cid)) == UID
+        status, page = _get(f"http://127.0.0.1:{port}/join/{info['code']}")
+        assert status == 200 and b"<html" in page.lower()
+        status, _ = _get(f"http://127.0.0.1:{port}/static/vendor/onnxruntime-web/ort.wasm.min.mjs")
+        assert status == 200  # onnxruntime-web is inside the image, not fetched from a CDN
+        ws = f"ws://127.0.0.1:{port}"
+        with (
+            connect(f"{ws}/ws/teacher/{info['code']}?token={info['token']}") as teacher,
+            connect(f"{ws}/ws/student?class={info['code']}") as student,
+        ):
+            welcome = json.loads(student.recv(timeout=10))
+            assert welcome["type"] == "welcome" and welcome["pseudonym"].startswith("p-")
+            deadline, state = time.time() + 15, {}
+            while time.time() < deadline and state.get("students") != 1:
+                state = json.loads(teacher.recv(timeout=10))  # the teacher's view counts the student
+            assert state["code"] == info["code"] and state["students"] == 1
+    finally:
+        runc.remove(cid)
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six synthetic faces, 2 s at 10 fps (the clip of tests/test_app_logic.py)."""
+    from tests.test_pipeline import write_video
+    from tests.test_vision import gallery
+
+    frame, _ = gallery(rows=2, cols=3, face_px=80)
+    return write_video(tmp_path_factory.mktemp("clip") / "class.mp4", [frame] * 20)
+
+
+def test_analyze_writes_to_the_volume_without_any_network(runc: Runc, data: Path, clip: Path) -> None:
+    shutil.copy(clip, data / "class.mp4")
+    args = ["classmood", "analyze", "/data/class.mp4", "--out", "/data/out", "--bin", "1", "--annotate"]
+    done = runc.run("analyze", args, data=data, host_network=False)  # an empty network namespace
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = data / "out"
+    assert {"faces.csv", "class_mood.csv", "summary.json", "report.html", "annotated.mp4"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert len((out / "faces.csv").read_text().splitlines()) == 1 + 6 * 4  # 6 faces in 4 analysed frames
+    assert json.loads((out / "summary.json").read_text())
+    assert (out / "faces.csv").stat().st_uid == UID  # written by the image's user, not root
+
+
+@pytest.mark.skipif(POSTGRES_URL is None, reason="CLASSMOOD_TEST_POSTGRES_URL is not set (.ci/run sets it)")
+def test_analyze_saves_a_session_to_postgresql_on_the_host(runc: Runc, data: Path, clip: Path) -> None:
+    from classmood.store import open_store
+
+    assert POSTGRES_URL
+    name = f"container-{uuid.uuid4().hex[:8]}.mp4"
+    shutil.copy(clip, data / name)
+    args = ["classmood", "analyze", f"/data/{name}", "--out", "/data/out", "--bin", "1", "--save"]
+    done = runc.run("postgres", args, env={"DATABASE_URL": POSTGRES_URL}, data=data)
+    assert done.returncode == 0, done.stderr[-2000:]
+    store = open_store(POSTGRES_URL)
+    try:
+        sessions = store.list_sessions()
+        mine = sessions[sessions["source"].astype(str).str.contains(name, regex=False)]
+        assert len(mine) == 1 and int(mine.iloc[0]["faces"]) == 24
+        store.delete(int(mine.iloc[0]["id"]))
+    finally:
+        store.close()
