@@ -236,7 +236,7 @@ def test_the_student_hub_serves_its_page_and_sockets(runc: Runc) -> None:
         ):
             welcome = json.loads(student.recv(timeout=10))
             assert welcome["type"] == "welcome" and welcome["pseudonym"].startswith("p-")
-            deadline, state = time.time() + 15, {}
+            deadline, state = time.time() + 15, dict[str, Any]()
             while time.time() < deadline and state.get("students") != 1:
                 state = json.loads(teacher.recv(timeout=10))  # the teacher's view counts the student
             assert state["code"] == info["code"] and state["students"] == 1
