@@ -57,6 +57,7 @@ if [ "$BASE" = debian:bookworm ]; then
         --customize-hook="deploy/rootfs_hook.sh \"\$1\" $WORK/wheels" \
         bookworm "$WORK/bundle/rootfs" "$MIRROR"
     find "$WORK/bundle/rootfs/dev" -mindepth 1 -delete  # device nodes: the runtime makes /dev
+    rm -f "$WORK/bundle/rootfs/etc/resolv.conf" "$WORK/bundle/rootfs/etc/hostname"  # this machine's; the runtime's
 else
     step "base $BASE from a registry (skopeo) and classmood in it"
     command -v skopeo >/dev/null || { echo "image: BASE=$BASE needs skopeo" >&2; exit 2; }

@@ -1,8 +1,8 @@
 """The OCI image of ``make image``, run with runc and checked from outside the container (issue 26).
 
-Skipped unless runc and umoci are installed, this runs as root, and a built image exists: ``make image``
-writes build/oci (about 100 s, so the test never builds it itself), or CLASSMOOD_TEST_IMAGE names
-another OCI layout as ``path[:tag]``. The image is unpacked once into an OCI bundle whose rootfs
+The tests that run containers are skipped unless runc and umoci are installed, this runs as root,
+and a built image exists: ``make image`` writes build/oci (about 100 s, so the test never builds it
+itself), or CLASSMOOD_TEST_IMAGE names another OCI layout as ``path[:tag]``. The image is unpacked once into an OCI bundle whose rootfs
 every container of this module shares read-only (/tmp and the home folder are tmpfs, /data is a
 host folder bind-mounted as the volume). Two changes to umoci's runtime config, both for this
 machine rather than for the image:
@@ -51,9 +51,6 @@ def _image_missing() -> str | None:
     if not (layout / "index.json").is_file():
         return f"no OCI image at {layout} (build it with `make image`, or set CLASSMOOD_TEST_IMAGE=path:tag)"
     return None
-
-
-pytestmark = pytest.mark.skipif(_image_missing() is not None, reason=str(_image_missing()))
 
 
 def free_port() -> int:
@@ -136,6 +133,9 @@ class Runc:
 
 @pytest.fixture(scope="module")
 def runc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runc]:
+    missing = _image_missing()
+    if missing is not None:
+        pytest.skip(missing)
     work = tmp_path_factory.mktemp("oci")
     unpacked = work / "image"
     subprocess.run(["umoci", "unpack", "--image", IMAGE, str(unpacked)], check=True, capture_output=True)
@@ -182,6 +182,58 @@ def _uid_of(pid: int) -> int:
         if line.startswith("Uid:"):
             return int(line.split()[1])
     raise AssertionError("no Uid line")
+
+
+def _dockerfile() -> dict[str, list[str]]:
+    """The Dockerfile's instructions by keyword (continuation lines joined)."""
+    out: dict[str, list[str]] = {}
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            keyword, _, rest = line.strip().partition(" ")
+            out.setdefault(keyword, []).append(" ".join(rest.split()))
+    return out
+
+
+def _build_script_list(flag: str) -> list[str]:
+    """The values of one repeated umoci flag (e.g. --config.cmd) in deploy/build_image.sh."""
+    text = (ROOT / "deploy" / "build_image.sh").read_text()
+    return [word.split("=", 1)[1] for word in text.split() if word.startswith(f"{flag}=")]
+
+
+def test_the_dockerfile_builds_what_make_image_builds() -> None:
+    """Docker users get the same pinned runtime, user, ports, volume and command (no Docker run here)."""
+    steps = _dockerfile()
+    assert steps["FROM"] == ["python:3.11-slim"]
+    run = " && ".join(steps["RUN"])
+    assert "--require-hashes" in run and "-r /tmp/requirements.lock" in run
+    assert any(c.startswith("deploy/requirements.lock ") for c in steps["COPY"])
+    assert "python -m classmood.classroom.vendor" in run and "pip install --no-deps ." in run
+    assert "useradd --uid 1000" in run and steps["USER"] == ["1000:1000"]
+    assert steps["VOLUME"] == ["/data"] and steps["EXPOSE"] == ["8501 8502"]
+    assert "CLASSMOOD_DB=/data/sessions.db" in steps["ENV"][0]
+    assert json.loads(steps["CMD"][0]) == _build_script_list("--config.cmd")
+    assert sorted(f"{p}" for p in steps["EXPOSE"][0].split()) == [
+        p.split("/")[0] for p in _build_script_list("--config.exposedports")
+    ]
+    health = "urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)"  # the image's label, Docker's HEALTHCHECK
+    assert health in steps["HEALTHCHECK"][0] and health in (ROOT / "deploy" / "build_image.sh").read_text()
+
+
+def test_the_lock_pins_every_runtime_dependency_and_no_pytorch() -> None:
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["app"]]
+    wanted += project["optional-dependencies"]["postgres"]
+    lines = [ln for ln in (ROOT / "deploy" / "requirements.lock").read_text().splitlines() if not ln.startswith("#")]
+    pinned = {ln.split("==")[0] for ln in lines}
+    assert all(re.fullmatch(r"[a-z0-9.-]+==\S+ --hash=sha256:[0-9a-f]{64}", ln) for ln in lines)
+    for requirement in wanted:
+        name = re.split(r"[<>=\[ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        assert name in pinned, f"{name} is not in deploy/requirements.lock: run make lock"
+    assert not pinned & {"torch", "onnx", "onnxscript", "ray", "pytest"}
 
 
 def test_the_image_has_its_config_and_no_pytorch(runc: Runc) -> None:
