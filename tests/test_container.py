@@ -2,10 +2,10 @@
 
 The tests that run containers are skipped unless runc and umoci are installed, this runs as root,
 and a built image exists: ``make image`` writes build/oci (about 100 s, so the test never builds it
-itself), or CLASSMOOD_TEST_IMAGE names another OCI layout as ``path[:tag]``. The image is unpacked once into an OCI bundle whose rootfs
-every container of this module shares read-only (/tmp and the home folder are tmpfs, /data is a
-host folder bind-mounted as the volume). Two changes to umoci's runtime config, both for this
-machine rather than for the image:
+itself), or CLASSMOOD_TEST_IMAGE names another OCI layout as ``path[:tag]``. The image is unpacked
+once into an OCI bundle whose rootfs every container of this module shares read-only (/tmp and the
+home folder are tmpfs, /data is a host folder bind-mounted as the volume). Two changes to umoci's
+runtime config, both for this machine rather than for the image:
 
 * ``process.rlimits`` is removed: applying it needs setrlimit, which this sandbox forbids ("error
   setting rlimits ... operation not permitted", the same failure that stops ``podman run``). The
