@@ -7,9 +7,10 @@ once into an OCI bundle whose rootfs every container of this module shares read-
 home folder are tmpfs, /data is a host folder bind-mounted as the volume). Two changes to umoci's
 runtime config, both for this machine rather than for the image:
 
-* ``process.rlimits`` is removed: applying it needs setrlimit, which this sandbox forbids ("error
-  setting rlimits ... operation not permitted", the same failure that stops ``podman run``). The
-  app raises its open-file limit itself where it may (netguard.raise_fd_limit).
+* ``process.rlimits`` is removed (by deploy/bundle.py, as in the README's runc steps): applying it
+  needs setrlimit, which this sandbox forbids ("error setting rlimits ... operation not permitted",
+  the same failure that stops ``podman run``). The app raises its open-file limit itself where it
+  may (netguard.raise_fd_limit).
 * the network namespace is removed (host networking) for the servers, so their ports are reachable
   from the test; ports are picked free on the host and given in the containers' command lines,
   so the test never collides with a dev server on 8501/8502. ``classmood analyze`` keeps its own
@@ -21,6 +22,7 @@ saved there from inside the container through DATABASE_URL.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -39,6 +41,11 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGE = os.environ.get("CLASSMOOD_TEST_IMAGE") or f"{ROOT / 'build' / 'oci'}:latest"
 POSTGRES_URL = os.environ.get("CLASSMOOD_TEST_POSTGRES_URL")
 UID = 1000  # the image's user (deploy/rootfs_hook.sh)
+# deploy/bundle.py: the README's way of adapting umoci's runtime config (rlimits, network, /data)
+_spec = importlib.util.spec_from_file_location("classmood_deploy_bundle", ROOT / "deploy" / "bundle.py")
+assert _spec is not None and _spec.loader is not None
+BUNDLE = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(BUNDLE)
 
 
 def _image_missing() -> str | None:
@@ -75,21 +82,8 @@ class Runc:
         data: Path | None = None,
         host_network: bool = True,
     ) -> tuple[str, Path]:
-        config = json.loads(json.dumps(self.base))
-        process = config["process"]
-        process["args"] = args
-        process["terminal"] = False  # stdout and stderr to the caller, no console socket
-        process.pop("rlimits", None)  # setrlimit is forbidden in this sandbox (see the module docstring)
-        process["env"] = [*process["env"], *(f"{k}={v}" for k, v in (env or {}).items())]
-        config["root"] = {"path": str(self.rootfs), "readonly": True}
-        if host_network:  # the servers' ports on the host's loopback
-            config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "network"]
-        mounts = [m for m in config["mounts"] if m["destination"] != "/data"]
-        for where in ("/tmp", "/home/classmood"):
-            mounts.append({"destination": where, "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev"]})
-        if data is not None:  # the image's volume, a host folder
-            mounts.append({"destination": "/data", "type": "bind", "source": str(data), "options": ["rbind", "rw"]})
-        config["mounts"] = mounts
+        config = BUNDLE.configure(self.base, args, env, data, host_network=host_network, read_only=True)
+        config["root"]["path"] = str(self.rootfs)  # one unpacked rootfs for every container of the module
         cid = f"{self.prefix}-{name}"
         folder = self.work / cid
         folder.mkdir()
@@ -339,3 +333,24 @@ def test_analyze_saves_a_session_to_postgresql_on_the_host(runc: Runc, data: Pat
         store.delete(int(mine.iloc[0]["id"]))
     finally:
         store.close()
+
+
+def test_bundle_config_drops_rlimits_and_binds_the_volume(tmp_path: Path) -> None:
+    umoci_like: dict[str, Any] = {
+        "process": {"terminal": True, "args": ["classmood", "app"], "env": ["PATH=/bin", "CLASSMOOD_DB=/data/x"]},
+        "root": {"path": "rootfs"},
+        "mounts": [{"destination": "/data", "type": "tmpfs", "source": "none"}, {"destination": "/proc"}],
+        "linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "mount"}]},
+    }
+    umoci_like["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}]
+    config = BUNDLE.configure(umoci_like, ["id"], {"CLASSMOOD_DB": "/data/y"}, tmp_path, host_network=True)
+    assert "rlimits" not in config["process"] and config["process"]["terminal"] is False
+    assert config["process"]["args"] == ["id"] and config["process"]["env"] == ["PATH=/bin", "CLASSMOOD_DB=/data/y"]
+    assert [n["type"] for n in config["linux"]["namespaces"]] == ["pid", "mount"]
+    assert {"destination": "/data", "type": "bind", "source": str(tmp_path), "options": ["rbind", "rw"]} in config[
+        "mounts"
+    ]
+    assert len(config["mounts"]) == 2 and "rlimits" in umoci_like["process"]  # the input is left as it was
+    kept = BUNDLE.configure(umoci_like, keep_rlimits=True, read_only=True)
+    assert kept["process"]["rlimits"] and kept["root"]["readonly"] and len(kept["mounts"]) == 4
+    assert any(n["type"] == "network" for n in kept["linux"]["namespaces"])
