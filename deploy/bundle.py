@@ -72,15 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="an environment variable")
     parser.add_argument("--read-only", action="store_true", help="read-only rootfs, tmpfs /tmp and home")
     parser.add_argument("--keep-rlimits", action="store_true", help="keep process.rlimits")
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ... instead of the image's")
-    args = parser.parse_args(argv)
+    parser.epilog = "-- COMMAND ...: run this instead of the image's command"
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     path = args.bundle / "config.json"
     if not path.is_file():
         parser.error(f"{path}: not found (make it with: umoci unpack --image build/oci:latest {args.bundle})")
     bad = [e for e in args.env if "=" not in e or e.startswith("=")]
     if bad:
         parser.error(f"--env {bad[0]!r}: give K=V")
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
     env = dict(e.split("=", 1) for e in args.env)
     data = args.data.resolve() if args.data is not None else None
     config = configure(

@@ -256,6 +256,9 @@ def test_the_app_serves_its_health_as_a_non_root_user(runc: Runc, data: Path) ->
         assert _uid_of(runc.pid(cid)) == UID
         status, page = _get(f"http://127.0.0.1:{port}/")
         assert status == 200 and b"<html" in page.lower()
+        # Streamlit's start-up banner would ask checkip.amazonaws.com for an external address (and say
+        # "Did not auto detect external IP" where it cannot): classmood hides it, so nothing is fetched
+        assert "external IP" not in log.read_text() and "classmood app on http://0.0.0.0" in log.read_text()
     finally:
         runc.remove(cid)
         proc.wait(timeout=30)
