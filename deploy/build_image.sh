@@ -65,10 +65,17 @@ else
     umoci unpack --image "$OCI:base" "$WORK/bundle" >/dev/null
     deploy/rootfs_hook.sh "$WORK/bundle/rootfs" "$WORK/wheels"
 fi
-chroot "$WORK/bundle/rootfs" /usr/bin/env -i /opt/classmood/bin/python - >"$WORK/packages.txt" <<'PY'
-import importlib.metadata as md, importlib.util, sys
+# (no /proc in the chroot: ONNX Runtime's cpuinfo complains on stderr, kept in a file unless the check fails)
+chroot "$WORK/bundle/rootfs" /usr/bin/env -i PYTHONDONTWRITEBYTECODE=1 /opt/classmood/bin/python - \
+    >"$WORK/packages.txt" 2>"$WORK/check.log" <<'PY' || { cat "$WORK/check.log" >&2; echo "image: import check failed" >&2; exit 1; }
+import importlib, importlib.metadata as md, importlib.util, sys
 if importlib.util.find_spec("torch") is not None:
     sys.exit("image: PyTorch is in the image")
+# everything the app, the hub and analyze load, so that a missing or broken library fails the build
+for name in ("classmood.cli", "classmood.pipeline", "classmood.classroom.hub", "classmood.app.asgi", "streamlit",
+             "streamlit_webrtc", "aiortc", "av", "cv2", "onnxruntime", "numpy", "scipy.optimize", "scipy.spatial",
+             "pandas", "pyarrow.parquet", "matplotlib.pyplot", "sqlalchemy", "psycopg", "cryptography.x509"):
+    importlib.import_module(name)
 for d in sorted(md.distributions(), key=lambda d: d.metadata["Name"].lower()):
     print(f"{d.metadata['Name']}=={d.version}")
 PY

@@ -46,6 +46,8 @@ rm -rf "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/i
 rm -f "$SITE"/pyarrow/libarrow_flight.so* "$SITE"/pyarrow/libarrow_python_flight.so* "$SITE"/pyarrow/_flight.*.so \
     "$SITE"/pyarrow/flight.py "$SITE"/pyarrow/libarrow_s3.so* "$SITE"/pyarrow/_s3fs.*.so "$SITE"/pyarrow/_pyarrow_cpp_tests.*.so
 rm -rf "$SITE"/pydeck/nbextension
+# (Not stripped: the wheels' shared libraries. strip --strip-unneeded would save about 70 MB, but
+# auditwheel's patchelf-edited libraries break: "ELF load command address/offset not page-aligned".)
 # Wheels cannot hold symlinks, so a library's SONAME copies are whole files: hard links instead.
 in_root "$VENV/bin/python" - <<'PY'
 import hashlib, os

@@ -357,3 +357,91 @@ def test_bundle_config_drops_rlimits_and_binds_the_volume(tmp_path: Path) -> Non
     kept = BUNDLE.configure(umoci_like, keep_rlimits=True, read_only=True)
     assert kept["process"]["rlimits"] and kept["root"]["readonly"] and len(kept["mounts"]) == 4
     assert any(n["type"] == "network" for n in kept["linux"]["namespaces"])
+
+
+def test_caddy_serves_the_app_and_the_hub_over_https(runc: Runc, tmp_path: Path) -> None:
+    """deploy/Caddyfile (compose.yaml's proxy) in front of the containers: TLS from Caddy's local CA,
+    the app at /, the student pages and sockets at /class/ (Caddy runs on the host: no compose here)."""
+    import ssl
+
+    from websockets.sync.client import connect
+
+    caddy = shutil.which("caddy")
+    if caddy is None:
+        pytest.skip("caddy is not installed (apt-get install caddy)")
+    app_port, hub_port, https_port, http_port, admin_port = (free_port() for _ in range(5))
+    public = f"https://localhost:{https_port}/class"
+    proxy = ["--public-url", public, "--trusted-proxy", "127.0.0.1"]
+    app_args = ["classmood", "app", "--host", "0.0.0.0", "--port", str(app_port), "--class-port", str(free_port())]
+    hub_args = ["python", "-m", "classmood.classroom.hub", "--host", "0.0.0.0", "--port", str(hub_port)]
+    app, app_proc, app_log = runc.start("tls-app", [*app_args, *proxy], env={"CLASSMOOD_PASSWORD": "correct horse"})
+    hub, hub_proc, hub_log = runc.start("tls-hub", [*hub_args, "--open-class", "3", *proxy])
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "CLASSMOOD_HOST": "localhost",
+        "CLASSMOOD_HTTPS_PORT": str(https_port),
+        "CLASSMOOD_HTTP_PORT": str(http_port),
+        "CLASSMOOD_CADDY_ADMIN": f"127.0.0.1:{admin_port}",
+        "CLASSMOOD_APP": f"127.0.0.1:{app_port}",
+        "CLASSMOOD_HUB": f"127.0.0.1:{hub_port}",
+    }
+    log = tmp_path / "caddy.log"
+    with log.open("w") as out:
+        proxy_proc = subprocess.Popen(
+            [caddy, "run", "--config", str(ROOT / "deploy" / "Caddyfile"), "--adapter", "caddyfile"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for(f"http://127.0.0.1:{app_port}/_stcore/health", app_proc, app_log)
+        _wait_for(f"http://127.0.0.1:{hub_port}/health", hub_proc, hub_log)
+        info = json.loads(hub_log.read_text().splitlines()[0])
+        assert info["join"] == f"{public}/join/{info['code']}"
+        root = tmp_path / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
+        deadline = time.time() + 30
+        while not root.is_file() and time.time() < deadline and proxy_proc.poll() is None:
+            time.sleep(0.2)
+        assert root.is_file(), log.read_text()[-2000:]
+        tls = ssl.create_default_context(cafile=str(root))  # verified against Caddy's CA, not unchecked
+        body = b""
+        while time.time() < deadline + 30 and body != b"ok":
+            try:
+                with urllib.request.urlopen(f"https://localhost:{https_port}/_stcore/health", context=tls) as r:
+                    body = r.read()
+            except OSError:
+                time.sleep(0.3)
+        assert body == b"ok", log.read_text()[-2000:]
+        with urllib.request.urlopen(info["join"], context=tls, timeout=5) as r:
+            assert r.status == 200 and b"<html" in r.read().lower()
+        with connect(f"wss://localhost:{https_port}/class/ws/student?class={info['code']}", ssl=tls) as student:
+            welcome = json.loads(student.recv(timeout=10))
+            assert welcome["type"] == "welcome"
+    finally:
+        proxy_proc.terminate()
+        proxy_proc.wait(timeout=30)
+        for cid, proc in ((app, app_proc), (hub, hub_proc)):
+            runc.remove(cid)
+            proc.wait(timeout=30)
+
+
+def test_compose_runs_the_image_behind_caddy_with_postgresql() -> None:
+    """compose.yaml is not run here (no Docker engine): its pieces are checked against the image and the Caddyfile."""
+    yaml = pytest.importorskip("yaml")
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    app, db, caddy = (compose["services"][s] for s in ("app", "db", "caddy"))
+    flags = dict(a.split("=", 1) for a in app["command"][2:])
+    assert app["command"][:2] == ["classmood", "app"]
+    image_cmd = _build_script_list("--config.cmd")
+    assert dict(zip(image_cmd[2::2], image_cmd[3::2], strict=True)).items() <= flags.items()
+    assert flags["--public-url"].endswith("/class")  # deploy/Caddyfile sends /class/* to the hub
+    assert flags["--trusted-proxy"] == caddy["networks"]["classmood"]["ipv4_address"]
+    assert "@db:5432/" in app["environment"]["DATABASE_URL"] and "CLASSMOOD_PASSWORD_HASH" in app["environment"]
+    assert db["environment"]["POSTGRES_DB"] == "classmood" and "ports" not in db
+    assert "./deploy/Caddyfile:/etc/caddy/Caddyfile:ro" in caddy["volumes"]
+    assert "8501/_stcore/health" in " ".join(app["healthcheck"]["test"])
+    caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
+    assert "{$CLASSMOOD_HUB:app:8502}" in caddyfile and "{$CLASSMOOD_APP:app:8501}" in caddyfile
