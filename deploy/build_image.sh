@@ -19,6 +19,7 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 OCI=${OCI:-build/oci}
 TAG=${TAG:-latest}
 WORK=${WORK:-build/image-work}
+LOCK=${LOCK:-deploy/requirements.lock}  # deploy/requirements-cluster.lock: the same image with Ray (make image-cluster)
 VERSION=$("$PYTHON" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')
 REVISION=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 start=$(date +%s)
@@ -45,8 +46,8 @@ for need in ("classmood/weights/manifest.json", "classmood/classroom/static/vend
         sys.exit(f"image: the classmood wheel lacks {need}")
 PY
 pip download -q --no-deps --require-hashes --only-binary=:all: \
-    -r deploy/requirements.lock -d "$WORK/wheels"
-cp deploy/requirements.lock "$WORK/wheels/"
+    -r "$LOCK" -d "$WORK/wheels"
+cp "$LOCK" "$WORK/wheels/requirements.lock"
 
 umoci init --layout "$OCI"
 if [ "$BASE" = debian:bookworm ]; then
@@ -76,6 +77,8 @@ for name in ("classmood.cli", "classmood.pipeline", "classmood.classroom.hub", "
              "streamlit_webrtc", "aiortc", "av", "cv2", "onnxruntime", "numpy", "scipy.optimize", "scipy.spatial",
              "pandas", "pyarrow.parquet", "matplotlib.pyplot", "sqlalchemy", "psycopg", "cryptography.x509"):
     importlib.import_module(name)
+if importlib.util.find_spec("ray") is not None:  # the cluster image
+    importlib.import_module("ray")
 for d in sorted(md.distributions(), key=lambda d: d.metadata["Name"].lower()):
     print(f"{d.metadata['Name']}=={d.version}")
 PY
@@ -100,6 +103,7 @@ umoci config --image "$OCI:$TAG" --author=classmood \
     --config.label=org.opencontainers.image.revision="$REVISION" \
     --config.label=org.opencontainers.image.licenses=MIT \
     --config.label=org.opencontainers.image.base.name="$BASE" \
+    --config.label=io.classmood.lock="$LOCK" \
     --config.label="io.classmood.healthcheck=$HEALTH" \
     --manifest.annotation="io.classmood.healthcheck=$HEALTH" \
     --history.created_by="deploy/build_image.sh BASE=$BASE"

@@ -6,6 +6,8 @@
 platform, so run it with a CPython 3.11 on Linux x86_64 (the image's: Debian bookworm's python3 and
 python:3.11-slim are both 3.11). The image build installs with ``--require-hashes`` from this file
 only, so a rebuild gets the same files or fails. No PyTorch: the image has the runtime extras only.
+``--extras app,postgres,cluster --out deploy/requirements-cluster.lock`` pins the Ray image's
+(``make image-cluster``: the same image with Ray, for ``classmood batch`` workers).
 """
 
 from __future__ import annotations
@@ -56,14 +58,15 @@ def lock_lines(install: list[dict[str, object]], skip: str = "classmood") -> lis
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=LOCK)
+    parser.add_argument("--extras", default=EXTRAS, help=f"classmood's extras to pin (default {EXTRAS})")
     args = parser.parse_args(argv)
     if sys.version_info[:2] != (3, 11) or not sys.platform.startswith("linux"):
         print("lock: run with CPython 3.11 on Linux (the image's Python)", file=sys.stderr)
         return 2
     import platform
 
-    header = HEADER.format(extras=EXTRAS, py=platform.python_version(), platform=f"linux {platform.machine()}")
-    args.out.write_text(header + "\n".join(lock_lines(resolve())) + "\n")
+    header = HEADER.format(extras=args.extras, py=platform.python_version(), platform=f"linux {platform.machine()}")
+    args.out.write_text(header + "\n".join(lock_lines(resolve(extras=args.extras))) + "\n")
     print(f"lock: wrote {args.out}")
     return 0
 

@@ -228,6 +228,10 @@ def test_the_lock_pins_every_runtime_dependency_and_no_pytorch() -> None:
         name = re.split(r"[<>=\[ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
         assert name in pinned, f"{name} is not in deploy/requirements.lock: run make lock"
     assert not pinned & {"torch", "onnx", "onnxscript", "ray", "pytest"}
+    cluster = (ROOT / "deploy" / "requirements-cluster.lock").read_text().splitlines()
+    cluster_pins = {ln.split(" ")[0] for ln in cluster if not ln.startswith("#")}
+    assert {ln.split(" ")[0] for ln in lines} <= cluster_pins  # the Ray image: the same pins, plus Ray's
+    assert any(p.startswith("ray==") for p in cluster_pins) and not any(p.startswith("torch==") for p in cluster_pins)
 
 
 def test_the_image_has_its_config_and_no_pytorch(runc: Runc) -> None:
