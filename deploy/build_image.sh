@@ -31,7 +31,7 @@ for tool in umoci chroot; do
     command -v "$tool" >/dev/null || { echo "image: needs $tool (apt-get install umoci mmdebstrap)" >&2; exit 2; }
 done
 [ "$(id -u)" -eq 0 ] || { echo "image: needs root (chroot into the image's rootfs)" >&2; exit 2; }
-rm -rf "$WORK" "$OCI"
+rm -rf --one-file-system "$WORK" "$OCI"
 mkdir -p "$WORK/wheels"
 
 step "classmood wheel (models, onnxruntime-web) and the locked wheels"
@@ -57,7 +57,6 @@ if [ "$BASE" = debian:bookworm ]; then
     mmdebstrap --quiet --variant=minbase --include=python3,python3-venv \
         --customize-hook="deploy/rootfs_hook.sh \"\$1\" $WORK/wheels" \
         bookworm "$WORK/bundle/rootfs" "$MIRROR"
-    find "$WORK/bundle/rootfs/dev" -mindepth 1 -delete  # device nodes: the runtime makes /dev
     rm -f "$WORK/bundle/rootfs/etc/resolv.conf" "$WORK/bundle/rootfs/etc/hostname"  # this machine's; the runtime's
 else
     step "base $BASE from a registry (skopeo) and classmood in it"
@@ -66,7 +65,15 @@ else
     umoci unpack --image "$OCI:base" "$WORK/bundle" >/dev/null
     deploy/rootfs_hook.sh "$WORK/bundle/rootfs" "$WORK/wheels"
 fi
-# (no /proc in the chroot: ONNX Runtime's cpuinfo complains on stderr, kept in a file unless the check fails)
+# The import check needs a few device nodes (Ray's gRPC seeds from /dev/urandom): mmdebstrap made them,
+# a registry base may have none. No host /dev or /proc is mounted (ONNX Runtime's complaint that it cannot
+# read /proc/cpuinfo goes to the check's log, shown only if the check fails). They are removed after it.
+ROOTFS=$WORK/bundle/rootfs
+mkdir -p "$ROOTFS/dev"
+for node in null:1:3 zero:1:5 random:1:8 urandom:1:9; do
+    IFS=: read -r name major minor <<<"$node"
+    [ -e "$ROOTFS/dev/$name" ] || mknod -m 666 "$ROOTFS/dev/$name" c "$major" "$minor"
+done
 chroot "$WORK/bundle/rootfs" /usr/bin/env -i PYTHONDONTWRITEBYTECODE=1 /opt/classmood/bin/python - \
     >"$WORK/packages.txt" 2>"$WORK/check.log" <<'PY' || { cat "$WORK/check.log" >&2; echo "image: import check failed" >&2; exit 1; }
 import importlib, importlib.metadata as md, importlib.util, sys
@@ -82,7 +89,9 @@ if importlib.util.find_spec("ray") is not None:  # the cluster image
 for d in sorted(md.distributions(), key=lambda d: d.metadata["Name"].lower()):
     print(f"{d.metadata['Name']}=={d.version}")
 PY
+find "$ROOTFS/dev" -mindepth 1 -delete  # device nodes: the runtime makes /dev
 cp "$WORK/packages.txt" "$OCI/packages.txt"
+chroot "$ROOTFS" /usr/bin/dpkg-query -W >"$OCI/debian-packages.txt" 2>/dev/null || true  # the base's versions
 unpacked=$(du -sm "$WORK/bundle/rootfs" | cut -f1)
 
 step "layer and image config"
@@ -112,7 +121,7 @@ umoci config --image "$OCI:$TAG" --author=classmood \
 # OCI image configs have no healthcheck (Docker's does): it is recorded as the label above, for
 # whoever runs the image (compose, a systemd unit, an orchestrator) to use.
 umoci gc --layout "$OCI"
-rm -rf "$WORK"
+rm -rf --one-file-system "$WORK"
 
 compressed=$(du -sm --apparent-size "$OCI/blobs" | cut -f1)
 step "built $OCI:$TAG in $(($(date +%s) - start)) s: ${unpacked} MB unpacked, ${compressed} MB compressed (goal: under 700 MB)"

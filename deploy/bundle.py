@@ -16,6 +16,10 @@ What it changes in BUNDLE/config.json (the image's own user, environment and com
 * ``--data DIR``: the image's volume /data is DIR on the host (default: a tmpfs, lost at exit);
   DIR must be writable by the image's user (uid 1000).
 * ``--read-only``: the rootfs read-only, with tmpfs on /tmp and the home folder.
+* ``--hostname NAME``: the container's host name (umoci's default is the same for every container).
+  Give each container its own where several run on one machine: ``classmood batch`` tells a Ray
+  actor on its own machine by the host name, and would take a container with the driver's host name
+  but not its processes for a batch that died.
 * ``--env K=V``: added to the image's environment (repeatable); ``-- COMMAND``: instead of the
   image's command.
 """
@@ -39,6 +43,7 @@ def configure(
     host_network: bool = False,
     read_only: bool = False,
     keep_rlimits: bool = False,
+    hostname: str | None = None,
 ) -> dict[str, Any]:
     """A copy of ``config`` (an OCI runtime config) changed as the module docstring says."""
     config = json.loads(json.dumps(config))
@@ -51,6 +56,8 @@ def configure(
     names = {k for k in (env or {})}
     process["env"] = [e for e in process["env"] if e.split("=", 1)[0] not in names]
     process["env"] += [f"{k}={v}" for k, v in (env or {}).items()]
+    if hostname:
+        config["hostname"] = hostname
     if host_network:
         config["linux"]["namespaces"] = [n for n in config["linux"]["namespaces"] if n["type"] != "network"]
     mounts = [m for m in config["mounts"] if m["destination"] != "/data" or data is None]
@@ -72,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", action="append", default=[], metavar="K=V", help="an environment variable")
     parser.add_argument("--read-only", action="store_true", help="read-only rootfs, tmpfs /tmp and home")
     parser.add_argument("--keep-rlimits", action="store_true", help="keep process.rlimits")
+    parser.add_argument("--hostname", help="the container's host name")
     parser.epilog = "-- COMMAND ...: run this instead of the image's command"
     argv = sys.argv[1:] if argv is None else argv
     command = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -85,7 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(e.split("=", 1) for e in args.env)
     data = args.data.resolve() if args.data is not None else None
     config = configure(
-        json.loads(path.read_text()), command, env, data, args.host_network, args.read_only, args.keep_rlimits
+        json.loads(path.read_text()),
+        command,
+        env,
+        data,
+        args.host_network,
+        args.read_only,
+        args.keep_rlimits,
+        args.hostname,
     )
     path.write_text(json.dumps(config, indent=2) + "\n")
     print(f"bundle: {path} ready for: runc run -d --bundle {args.bundle} classmood", file=sys.stderr)

@@ -39,6 +39,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = os.environ.get("CLASSMOOD_TEST_IMAGE") or f"{ROOT / 'build' / 'oci'}:latest"
+CLUSTER_IMAGE = os.environ.get("CLASSMOOD_TEST_CLUSTER_IMAGE") or f"{ROOT / 'build' / 'oci-cluster'}:latest"
 POSTGRES_URL = os.environ.get("CLASSMOOD_TEST_POSTGRES_URL")
 UID = 1000  # the image's user (deploy/rootfs_hook.sh)
 # deploy/bundle.py: the README's way of adapting umoci's runtime config (rlimits, network, /data)
@@ -48,15 +49,15 @@ BUNDLE = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(BUNDLE)
 
 
-def _image_missing() -> str | None:
+def _image_missing(image: str = IMAGE, make: str = "make image", variable: str = "CLASSMOOD_TEST_IMAGE") -> str | None:
     for tool in ("runc", "umoci"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed (apt-get install runc umoci)"
     if os.geteuid() != 0:
         return "runc needs root here"
-    layout = Path(IMAGE.rsplit(":", 1)[0] if ":" in Path(IMAGE).name else IMAGE)
+    layout = Path(image.rsplit(":", 1)[0] if ":" in Path(image).name else image)
     if not (layout / "index.json").is_file():
-        return f"no OCI image at {layout} (build it with `make image`, or set CLASSMOOD_TEST_IMAGE=path:tag)"
+        return f"no OCI image at {layout} (build it with `{make}`, or set {variable}=path:tag)"
     return None
 
 
@@ -82,9 +83,11 @@ class Runc:
         data: Path | None = None,
         host_network: bool = True,
     ) -> tuple[str, Path]:
-        config = BUNDLE.configure(self.base, args, env, data, host_network=host_network, read_only=True)
-        config["root"]["path"] = str(self.rootfs)  # one unpacked rootfs for every container of the module
         cid = f"{self.prefix}-{name}"
+        config = BUNDLE.configure(
+            self.base, args, env, data, host_network=host_network, read_only=True, hostname=cid[-60:]
+        )
+        config["root"]["path"] = str(self.rootfs)  # one unpacked rootfs for every container of the module
         folder = self.work / cid
         folder.mkdir()
         (folder / "config.json").write_text(json.dumps(config))
@@ -125,14 +128,12 @@ class Runc:
             self.remove(cid)
 
 
-@pytest.fixture(scope="module")
-def runc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runc]:
-    missing = _image_missing()
+def _unpacked(image: str, missing: str | None, factory: pytest.TempPathFactory) -> Iterator[Runc]:
     if missing is not None:
         pytest.skip(missing)
-    work = tmp_path_factory.mktemp("oci")
+    work = factory.mktemp("oci")
     unpacked = work / "image"
-    subprocess.run(["umoci", "unpack", "--image", IMAGE, str(unpacked)], check=True, capture_output=True)
+    subprocess.run(["umoci", "unpack", "--image", image, str(unpacked)], check=True, capture_output=True)
     base = json.loads((unpacked / "config.json").read_text())
     r = Runc(base, unpacked / "rootfs", work)
     try:
@@ -140,6 +141,18 @@ def runc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runc]:
     finally:
         r.remove_all()
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def runc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runc]:
+    yield from _unpacked(IMAGE, _image_missing(), tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def runc_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runc]:
+    """The Ray image (make image-cluster; CLASSMOOD_TEST_CLUSTER_IMAGE names another)."""
+    missing = _image_missing(CLUSTER_IMAGE, "make image-cluster", "CLASSMOOD_TEST_CLUSTER_IMAGE")
+    yield from _unpacked(CLUSTER_IMAGE, missing, tmp_path_factory)
 
 
 @pytest.fixture
@@ -449,3 +462,61 @@ def test_compose_runs_the_image_behind_caddy_with_postgresql() -> None:
     assert "8501/_stcore/health" in " ".join(app["healthcheck"]["test"])
     caddyfile = (ROOT / "deploy" / "Caddyfile").read_text()
     assert "{$CLASSMOOD_HUB:app:8502}" in caddyfile and "{$CLASSMOOD_APP:app:8501}" in caddyfile
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen[str], log: Path, seconds: float = 90) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"the container exited ({proc.returncode}): {log.read_text()[-2000:]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    pytest.fail(f"nothing listened on {port} in {seconds:.0f} s: {log.read_text()[-2000:]}")
+
+
+def test_batch_on_a_ray_cluster_of_containers(runc_ray: Runc, data: Path, clip: Path) -> None:
+    """The README's cluster recipe on one machine: a Ray head and a Ray worker, each a container of the
+    Ray image with one CPU, share /data (a shared file system across machines); `classmood batch
+    --address auto` runs on the head, and each of the two recordings goes to an actor on its own node."""
+    (data / "in").mkdir()
+    for name in ("lesson1.mp4", "lesson2.mp4"):
+        shutil.copy(clip, data / "in" / name)
+    port = free_port()
+    ray = ["ray", "start", "--node-ip-address=127.0.0.1", "--num-cpus=1", "--disable-usage-stats", "--block"]
+    env = {"RAY_USAGE_STATS_ENABLED": "0"}
+    head, head_proc, head_log = runc_ray.start(
+        "ray-head", [*ray, "--head", f"--port={port}", "--include-dashboard=false"], env=env, data=data
+    )
+    worker = None
+    try:
+        _wait_for_port(port, head_proc, head_log)
+        worker, worker_proc, worker_log = runc_ray.start(
+            "ray-worker", [*ray, f"--address=127.0.0.1:{port}"], env=env, data=data
+        )
+        batch = ["classmood", "batch", "/data/in", "--out", "/data/out", "--workers", "2", "--address", "auto"]
+        deadline, done = time.time() + 60, None
+        while time.time() < deadline:  # until the worker node has joined (2 CPUs in the cluster)
+            state = subprocess.run(
+                ["runc", "exec", head, "ray", "status"], capture_output=True, text=True, timeout=60
+            ).stdout
+            if "0.0/2.0 CPU" in state:
+                break
+            assert worker_proc.poll() is None, worker_log.read_text()[-2000:]
+            time.sleep(1)
+        done = subprocess.run(["runc", "exec", head, *batch], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        import csv
+
+        rows = list(csv.DictReader((data / "out" / "batch_summary.csv").open()))
+        assert sorted(r["recording"].rsplit("/", 1)[-1] for r in rows) == ["lesson1.mp4", "lesson2.mp4"]
+        assert {r["status"] for r in rows} == {"done"}, rows
+        hosts = {r["worker"].rsplit(":", 1)[0] for r in rows}  # host:pid of the actor that did it
+        assert hosts == {head[-60:], worker[-60:]}, rows  # one actor on each node (the container's host name)
+        for name in ("lesson1", "lesson2"):
+            assert len((data / "out" / name / "faces.csv").read_text().splitlines()) == 1 + 6 * 4
+    finally:
+        for cid in (worker, head):
+            if cid is not None:
+                runc_ray.remove(cid)
