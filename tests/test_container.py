@@ -16,8 +16,13 @@ runtime config, both for this machine rather than for the image:
   so the test never collides with a dev server on 8501/8502. ``classmood analyze`` keeps its own
   empty network namespace: it reaches nothing, so it fetches nothing at run time.
 
-With CLASSMOOD_TEST_POSTGRES_URL (a PostgreSQL on the host; .ci/run starts one) a session is also
-saved there from inside the container through DATABASE_URL.
+Each container also gets its own host name (umoci gives every one the same; ``classmood batch``
+tells machines apart by it). With CLASSMOOD_TEST_POSTGRES_URL (a PostgreSQL on the host; .ci/run
+starts one) a session is also saved there from inside the container through DATABASE_URL. With
+the host's ``caddy``, deploy/Caddyfile (compose.yaml's proxy) serves the containers over HTTPS. With
+the Ray image (``make image-cluster``, or CLASSMOOD_TEST_CLUSTER_IMAGE) two containers form a Ray
+cluster for ``classmood batch``. Without runc, the Dockerfile, compose.yaml and the locks are still
+checked against deploy/build_image.sh and pyproject.toml.
 """
 
 from __future__ import annotations
