@@ -9,7 +9,10 @@ ROOTFS=$1
 WHEELS=$2
 VENV=/opt/classmood
 # A clean environment: nothing of the host's (PIP_* settings, PATH) leaks into the image's commands.
-in_root() { chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 "$@"; }
+in_root() {
+    chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+        LANG=C.UTF-8 PYTHONDONTWRITEBYTECODE=1 "$@"
+}
 
 mkdir -p "$ROOTFS/tmp/wheels"
 cp "$WHEELS"/* "$ROOTFS/tmp/wheels/"
