@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # The CPU build of PyTorch; training and its tests need it, inference does not.
 TORCH := torch==2.13.0
 
-.PHONY: run test lint typecheck unit bench report clean
+.PHONY: run test lint typecheck unit bench report clean image image-cluster lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,23 @@ bench: $(VENV)/.dev
 
 report: $(VENV)/.dev
 	$(BIN)/classmood report --runs docs/runs --out docs/models.md --readme README.md --experiments docs/experiments.md
+
+# The OCI image in build/oci (deploy/build_image.sh): Debian bookworm from the Debian archive (mmdebstrap),
+# the wheels of deploy/requirements.lock, no registry and no container run. Needs root, mmdebstrap and umoci.
+# BASE=python:3.11-slim takes the base from a registry with skopeo instead (written, not run here).
+BASE ?= debian:bookworm
+image: $(VENV)/.runtime $(ORT_WEB)
+	PYTHON=$(BIN)/python BASE=$(BASE) deploy/build_image.sh
+
+# The same image with Ray (the cluster extra) in build/oci-cluster, for `classmood batch` on a Ray cluster.
+image-cluster: $(VENV)/.runtime $(ORT_WEB)
+	PYTHON=$(BIN)/python BASE=$(BASE) OCI=build/oci-cluster LOCK=deploy/requirements-cluster.lock deploy/build_image.sh
+
+# Re-pin the image's runtime dependencies (deploy/requirements.lock, sha256 of each wheel) after a change
+# to pyproject.toml's dependencies; needs CPython 3.11 on Linux x86_64, the image's.
+lock: | $(BIN)/python
+	$(BIN)/python deploy/lock.py
+	$(BIN)/python deploy/lock.py --extras app,postgres,cluster --out deploy/requirements-cluster.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -300,6 +300,7 @@ def test_server_gets_only_the_hash_and_the_database(tmp_path: Path) -> None:
     assert flags["--server.address"] == "127.0.0.1" and flags["--server.port"] == "8765"
     assert flags["--server.headless"] == "true" and flags["--browser.gatherUsageStats"] == "false"
     assert flags["--server.maxUploadSize"] == "7"
+    assert flags["--logger.hideWelcomeMessage"] == "true"  # its external-IP lookup would reach the internet
 
 
 # --- uploads ------------------------------------------------------------------------------------

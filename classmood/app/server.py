@@ -79,6 +79,10 @@ def build_command(host: str, port: int, max_upload: int) -> list[str]:
         "viewer",
         "--client.showErrorDetails",  # an uncaught error shows a generic message: no traceback, no file paths
         "none",
+        # Streamlit's banner, on 0.0.0.0 and headless, asks checkip.amazonaws.com for this machine's
+        # external address: nothing may be fetched at run time, and run_app prints the address itself
+        "--logger.hideWelcomeMessage",
+        "true",
     ]
 
 
