@@ -51,6 +51,12 @@ _PAIRS = np.array(
 # baseline); "dense" = the face mesh's own 3D axes (``dense_pose``); "contour" = the mesh's 2D geometry
 # (``contour_pose``). The dense ones fall back to "five" where the mesh says there is no face (profiles).
 POSE_METHODS = ("five", "dense", "contour")
+# What ``facing`` uses. Still the five points: on the report split (``bench --facing``, rules chosen on tune,
+# docs/benchmarks/facing.json) balanced accuracy is five 0.680, dense 0.680, contour 0.765 (away 7, 7 and
+# 10 of 16; toward 106, 106 and 104 of 115), share error 0.000, 0.000, 0.038: contour's gain is three
+# away faces, within the noise of 16, its share error is worse, and the mesh costs 4-12 ms per face on a
+# CPU (a 49-face frame: 0.2-0.6 s). Even a rule chosen on the report split itself reaches only 0.796 with
+# the mesh: the away faces it misses are heads turned little whose eyes look down or aside.
 FACING_POSE = "five"
 
 
