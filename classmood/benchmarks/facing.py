@@ -1,21 +1,26 @@
 """Facing the screen on real faces (issue 24): the real-face benchmark's faces labelled by eye for head
 orientation (``bench/realfaces/facing.csv``), found by the pipeline's detector, their apparent pose
-estimated (``vision/pose.py``) and scored: per-face toward/away balanced accuracy and the error of the
-class share facing, per split. The rule's limits are chosen on the tune split only (a small grid) and
-then reported on both, so the report split's figure is what a new class would see.
+estimated by each method in the same run (``vision/landmarks.POSE_METHODS``: the detectors' five
+points, ``vision/pose.py``, or MediaPipe's 468-point face mesh, ``vision/landmarks.py``) and scored:
+per-face toward/away balanced accuracy and the error of the class share facing, per split. Each
+method's rule limits are chosen on the tune split only (one grid for all) and then reported on both,
+so the report split's figure is what a new class would see. The face mesh's cost (ms per face on this
+machine's CPU, one thread) is measured in the same run.
 """
 
 from __future__ import annotations
 
 import csv
 import itertools
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from classmood.benchmarks.realfaces import DEFAULT_DIR, load_labels, matched_detections, pipeline_for
+from classmood.benchmarks.realfaces import DEFAULT_DIR, SPLITS, load_labels, matched_detections, pipeline_for
 from classmood.errors import ClassmoodError
+from classmood.vision.landmarks import FACING_POSE, POSE_METHODS, FaceLandmarker, contour_pose, dense_pose
 from classmood.vision.pose import AWAY, FACING_WORDS, TOWARD, UNCLEAR, FacingRule, facing, head_pose
 
 FACING_FILE = "facing.csv"
@@ -33,19 +38,65 @@ def load_facing(root: str | Path = DEFAULT_DIR) -> list[str]:
     return words
 
 
-def estimate_poses(root: str | Path = DEFAULT_DIR) -> tuple[np.ndarray, list[str], list[str]]:
-    """(N, 3) pose of every labelled face as the pipeline finds it (NaN where not found), its split and label."""
+ESTIMATORS = {
+    "five": "5 detector landmarks, generic 3D face, SQPnP",
+    "dense": "468-point face mesh, its own 3D axes (five-point fallback)",
+    "contour": "468-point face mesh, nose vs cheeks / eyes-chin in 2D (five-point fallback)",
+}
+
+
+def estimate_poses(
+    root: str | Path = DEFAULT_DIR, methods: tuple[str, ...] = POSE_METHODS
+) -> tuple[dict[str, np.ndarray], list[str], list[str], dict[str, Any]]:
+    """(N, 3) pose of every labelled face as the pipeline finds it (NaN where not found) for each of
+    ``methods`` (``vision/landmarks.POSE_METHODS``), each face's split and label, and the face mesh's cost
+    (crop, network and mapping back, timed per frame over the matched faces)."""
     data = load_labels(root)
     labels = load_facing(root)
     if len(labels) != len(data.faces):
         raise ClassmoodError(f"{FACING_FILE} has {len(labels)} rows, labels.csv {len(data.faces)}")
-    poses = np.full((len(data.faces), 3), np.nan, np.float32)
-    for _, index, dets, pairs in matched_detections(data, pipeline_for("fast")):
-        if pairs:
-            pose = head_pose(dets.landmarks, dets.xyxy)
-            for k, d in pairs.items():
-                poses[index[k]] = pose[d]
-    return poses, [f.split for f in data.faces], labels
+    poses = {m: np.full((len(data.faces), 3), np.nan, np.float32) for m in methods}
+    dense = [m for m in methods if m != "five"]
+    landmarker = FaceLandmarker(threads=1) if dense else None
+    seconds, faces, mesh_missed = 0.0, 0, 0
+    for image, index, dets, pairs in matched_detections(data, pipeline_for("fast")):
+        if not pairs:
+            continue
+        rows = [index[k] for k in pairs]
+        found = list(pairs.values())
+        boxes, five = dets.xyxy[found], dets.landmarks[found]
+        base = head_pose(five, boxes)
+        if "five" in poses:
+            poses["five"][rows] = base
+        if landmarker is None:
+            continue
+        t0 = time.perf_counter()
+        marks, _ = landmarker.landmarks(image, boxes, five[:, :2])
+        seconds += time.perf_counter() - t0
+        faces += len(found)
+        missing = ~np.isfinite(marks[:, 0, 0])
+        mesh_missed += int(missing.sum())
+        for m in dense:
+            pose = dense_pose(marks) if m == "dense" else contour_pose(marks)
+            pose[missing] = base[missing]
+            poses[m][rows] = pose
+    cost = {
+        "mesh_faces": faces,
+        "mesh_ms_per_face": 1000 * seconds / faces if faces else float("nan"),
+        "mesh_said_no_face": mesh_missed,
+        "threads": 1,
+        "cpu": _cpu_name(),
+    }
+    return poses, [f.split for f in data.faces], labels, cost
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
+        return f"{names[0]}, {len(names)} logical CPUs" if names else "unknown"
+    except OSError:
+        return "unknown"
 
 
 def score(words: np.ndarray, labels: np.ndarray, found: np.ndarray) -> dict[str, Any]:
@@ -72,40 +123,56 @@ def score(words: np.ndarray, labels: np.ndarray, found: np.ndarray) -> dict[str,
     }
 
 
-def run(root: str | Path = DEFAULT_DIR) -> dict[str, Any]:
-    """The rule tuned on the tune split, then both splits scored with it."""
-    poses, splits, labels = estimate_poses(root)
+# the rule's limits tried on the tune split, the same for every estimator
+GRID = [
+    FacingRule(max_yaw=y, max_down=d, max_up=u, margin=m)
+    for y, d, u, m in itertools.product(range(14, 50, 2), (*range(0, 40, 3), 90), (20, 30, 90), (0, 2, 5))
+]
+
+
+def run(root: str | Path = DEFAULT_DIR, methods: tuple[str, ...] = POSE_METHODS) -> dict[str, Any]:
+    """Each estimator's rule tuned on the tune split, then both splits scored with it, in one run."""
+    all_poses, splits, labels, cost = estimate_poses(root, methods)
     split = np.array(splits)
     label = np.array(labels, dtype=object)
-    grid = [
-        FacingRule(max_yaw=y, max_down=d, margin=m)
-        for y, d, m in itertools.product(range(20, 46, 2), (10, 15, 20, 30, 90), (0, 2, 5))
-    ]
     tune = split == "tune"
-    found = np.isfinite(poses[:, 0])
-    best = max(grid, key=lambda r: score(facing(poses[tune], r), label[tune], found[tune])["balanced_accuracy"])
-    return {
-        "estimator": "5 detector landmarks, generic 3D face, SQPnP",
-        "rule": best.__dict__,
-        "found": float(found.mean()),
-        "splits": {
-            s: score(facing(poses[split == s], best), label[split == s], found[split == s]) for s in ("tune", "report")
-        },
-    }
+    out: dict[str, Any] = {"facing_pose": FACING_POSE, "cost": cost, "methods": {}}
+    for method, poses in all_poses.items():
+        found = np.isfinite(poses[:, 0])
+        best = max(GRID, key=lambda r: score(facing(poses[tune], r), label[tune], found[tune])["balanced_accuracy"])
+        out["methods"][method] = {
+            "estimator": ESTIMATORS[method],
+            "rule": best.__dict__,
+            "found": float(found.mean()),
+            "splits": {s: score(facing(poses[split == s], best), label[split == s], found[split == s]) for s in SPLITS},
+        }
+    return out
 
 
 def format_table(result: dict[str, Any]) -> str:
-    rule = result["rule"]
+    cost = result["cost"]
     lines = [
-        f"facing the screen on real faces ({result['estimator']}); rule chosen on tune: |yaw| <= {rule['max_yaw']:g}, "
-        f"down <= {rule['max_down']:g}, margin {rule['margin']:g} deg; found {result['found']:.1%}",
-        "split    found faces  balanced acc  toward recall  away recall  said unclear  share labelled / estimated"
-        " (error)  not found toward/away",
+        "facing the screen on real faces: each estimator's rule chosen on tune (|yaw| <= Y, down <= D, up <= U, "
+        f"margin M deg); `facing` uses {result['facing_pose']!r}",
+        "method   split    found faces  balanced acc  toward recall  away recall  said unclear  share labelled /"
+        " estimated (error)  not found toward/away  rule Y/D/U/M",
     ]
-    for name, s in result["splits"].items():
+    for method, r in result["methods"].items():
+        rule = r["rule"]
+        for name, s in r["splits"].items():
+            lines.append(
+                f"{method:<8} {name:<8} {s['faces']:>11}  {s['balanced_accuracy']:>12.3f}  "
+                f"{s['recall'][TOWARD]:>13.3f}  "
+                f"{s['recall'][AWAY]:>11.3f}  {s['unclear_said']:>12.1%}  {s['share_labelled']:.3f} / "
+                f"{s['share_estimated']:.3f} ({s['share_error']:.3f})  "
+                f"{s['not_found'][TOWARD]:>10}/{s['not_found'][AWAY]:<10}  "
+                f"{rule['max_yaw']:g}/{rule['max_down']:g}/{rule['max_up']:g}/{rule['margin']:g}"
+            )
+    for method, r in result["methods"].items():
+        lines.append(f"{method}: {r['estimator']}")
+    if cost["mesh_faces"]:
         lines.append(
-            f"{name:<8} {s['faces']:>11}  {s['balanced_accuracy']:>12.3f}  {s['recall'][TOWARD]:>13.3f}  "
-            f"{s['recall'][AWAY]:>11.3f}  {s['unclear_said']:>12.1%}  {s['share_labelled']:.3f} / "
-            f"{s['share_estimated']:.3f} ({s['share_error']:.3f})  {s['not_found'][TOWARD]}/{s['not_found'][AWAY]}"
+            f"face mesh cost: {cost['mesh_ms_per_face']:.1f} ms per face (crop, network, mapping; {cost['mesh_faces']} "
+            f"faces, {cost['threads']} thread, {cost['cpu']}); it said no face for {cost['mesh_said_no_face']}"
         )
     return "\n".join(lines)
