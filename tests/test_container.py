@@ -1,7 +1,7 @@
 """The OCI image of ``make image``, run with runc and checked from outside the container (issue 26).
 
 The tests that run containers are skipped unless runc and umoci are installed, this runs as root,
-and a built image exists: ``make image`` writes build/oci (80-145 s, so the test never builds it
+and a built image exists: ``make image`` writes build/oci (71-145 s, so the test never builds it
 itself), or CLASSMOOD_TEST_IMAGE names another OCI layout as ``path[:tag]``. The image is unpacked
 once into an OCI bundle whose rootfs every container of this module shares read-only (/tmp and the
 home folder are tmpfs, /data is a host folder bind-mounted as the volume). Two changes to umoci's
