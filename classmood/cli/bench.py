@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from typing import Any
 
 
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("bench", help="faces/s of the shipped models on this CPU")
+    _speed_and_pipeline_options(p)
+    _recording_options(p)
+    _real_face_and_hub_options(p)
+    p.set_defaults(func=_cmd_bench)
+
+
+def _speed_and_pipeline_options(p: argparse.ArgumentParser) -> None:
+    """The models' speed (the default) and the video pipeline on a synthetic gallery."""
     p.add_argument("--model", action="append", help="shipped name or .onnx path (repeatable; default: all shipped)")
     p.add_argument("--threads", type=int, help="CPU threads (default: min(2, cores))")
     p.add_argument("--runs", type=int, default=15, help="timed runs per setting (median reported)")
@@ -28,6 +37,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--data", default="../shared/data/fer2013", help="FER2013 with PublicTest, for --pipeline, --robust, --events"
     )
+
+
+def _recording_options(p: argparse.ArgumentParser) -> None:
+    """The live worker, simulated calls, ids through events, clutter, memory over an hour, batch on Ray."""
     p.add_argument(
         "--live",
         action="store_true",
@@ -68,6 +81,10 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="instead: recordings per minute, a sequential loop vs classmood batch on Ray with 1 and 2 workers",
     )
+
+
+def _real_face_and_hub_options(p: argparse.ArgumentParser) -> None:
+    """Real faces labelled by eye (expressions, facing), the student-side hub, the mood score."""
     p.add_argument(
         "--students",
         type=int,
@@ -111,118 +128,148 @@ def add_parsers(sub: Any) -> None:
     p.add_argument(
         "--seed", type=int, default=0, help="--robust: seed of the degradations and subset; --events: recording (1)"
     )
-    p.set_defaults(func=_cmd_bench)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
+    """The first benchmark whose option was given (``BENCHES``' order), else the models' speed."""
+    run = next((run for wanted, run in BENCHES if wanted(args)), _speed)
+    print(run(args))
+    return 0
+
+
+def _shipped(args: argparse.Namespace) -> list[str]:
+    return args.model or ["fast", "accurate"]
+
+
+def _mood(args: argparse.Namespace) -> str:
+    from classmood.benchmarks.mood import run_mood_bench
+
+    return json.dumps(run_mood_bench(args.data, _shipped(args)), indent=2)
+
+
+def _hostile(args: argparse.Namespace) -> str:
+    from classmood.benchmarks.hostile import run_hostile_bench
+
+    return json.dumps(run_hostile_bench(), indent=2)
+
+
+def _students(args: argparse.Namespace) -> str:
+    from classmood.benchmarks.students import run_students_bench
     from classmood.errors import ClassmoodError
 
-    if args.mood:
-        from classmood.benchmarks.mood import run_mood_bench
+    if args.students < 1 or args.browsers < 0:
+        raise ClassmoodError("--students needs at least 1 student and --browsers at least 0")
+    return json.dumps(run_students_bench(args.students, args.browsers, seconds=args.seconds or 30.0), indent=2)
 
-        print(json.dumps(run_mood_bench(args.data, args.model or ["fast", "accurate"]), indent=2))
-        return 0
-    if args.hostile:
-        from classmood.benchmarks.hostile import run_hostile_bench
 
-        print(json.dumps(run_hostile_bench(), indent=2))
-        return 0
-    if args.students is not None:
-        from classmood.benchmarks.students import run_students_bench
-        from classmood.errors import ClassmoodError
+def _batch(args: argparse.Namespace) -> str:
+    from classmood.benchmarks.batch import run_batch_bench
 
-        if args.students < 1 or args.browsers < 0:
-            raise ClassmoodError("--students needs at least 1 student and --browsers at least 0")
-        print(json.dumps(run_students_bench(args.students, args.browsers, seconds=args.seconds or 30.0), indent=2))
-        return 0
-    if args.batch:
-        from classmood.benchmarks.batch import run_batch_bench
+    return json.dumps(run_batch_bench(seconds=args.seconds or 120.0), indent=2)
 
-        print(json.dumps(run_batch_bench(seconds=args.seconds or 120.0), indent=2))
-        return 0
-    if args.events:
-        from classmood.benchmarks.events import run_events_bench
 
-        print(json.dumps(run_events_bench(args.data, seed=args.seed if args.seed else 1), indent=2))
-        return 0
-    if args.clutter:
-        from classmood.benchmarks.clutter import TEST_SEEDS, run_clutter_bench
+def _events(args: argparse.Namespace) -> str:
+    from classmood.benchmarks.events import run_events_bench
 
-        clutter = run_clutter_bench(TEST_SEEDS)
-        if not args.json:
-            for v in clutter["variants"].values():
-                v.pop("false_positive_boxes")
-        print(json.dumps(clutter, indent=2))
-        return 0
-    if args.soak:
-        from classmood.benchmarks.soak import run_soak
+    return json.dumps(run_events_bench(args.data, seed=args.seed if args.seed else 1), indent=2)
 
-        soak = run_soak(seconds=args.seconds or 3600.0)
-        if not args.json:
-            soak.pop("samples")
-        print(json.dumps(soak, indent=2))
-        return 0
-    if args.facing:
-        from classmood.benchmarks import facing, realfaces
 
-        result = facing.run(args.real_data or realfaces.DEFAULT_DIR)
-        print(json.dumps(result, indent=2) if args.json else facing.format_table(result))
-        return 0
-    if args.real and args.readout_grid:
-        from classmood.benchmarks import realfaces
+def _clutter(args: argparse.Namespace) -> str:
+    from classmood.benchmarks.clutter import TEST_SEEDS, run_clutter_bench
 
-        if not args.model or len(args.model) != 1:
-            raise ClassmoodError("--readout-grid takes exactly one --model")
-        rows = realfaces.readout_grid_for(args.model[0], args.data, args.real_data or realfaces.DEFAULT_DIR)
-        print(json.dumps(rows, indent=1) if args.json else realfaces.format_grid(rows))
-        return 0
-    if args.real:
-        from classmood.benchmarks import realfaces
+    clutter = run_clutter_bench(TEST_SEEDS)
+    if not args.json:
+        for v in clutter["variants"].values():
+            v.pop("false_positive_boxes")
+    return json.dumps(clutter, indent=2)
 
-        real = realfaces.run(
-            args.model or ["fast", "accurate"], args.real_data or realfaces.DEFAULT_DIR, detector=args.detector
-        )
-        if args.json:
-            print(json.dumps(real, indent=2))
-        else:
-            print(realfaces.format_table(real, "tune") + "\n\n" + realfaces.format_table(real, "report"))
-        return 0
-    if args.robust:
-        from classmood.benchmarks.robust import format_table, run_robust_bench
 
-        robust = run_robust_bench(
-            args.data, args.model or ["fast", "accurate"], limit=args.limit, seed=args.seed, label_set=args.labels
-        )
-        print(json.dumps(robust, indent=2) if args.json else format_table(robust))
-        return 0
-    if args.live:
-        from classmood.benchmarks.live import run_live_bench
+def _soak(args: argparse.Namespace) -> str:
+    from classmood.benchmarks.soak import run_soak
 
-        print(json.dumps(run_live_bench(seconds=args.seconds or 20.0), indent=2))
-        return 0
-    if args.pipeline:
-        from classmood.benchmarks.pipeline import run_gallery_bench
+    soak = run_soak(seconds=args.seconds or 3600.0)
+    if not args.json:
+        soak.pop("samples")
+    return json.dumps(soak, indent=2)
 
-        if args.profile:
-            from classmood.benchmarks.pipeline import format_profile, run_profile_bench
 
-            profile = run_profile_bench(args.data, seconds=args.seconds or 10.0, repeats=args.repeats)
-            print(json.dumps(profile, indent=2) if args.json else format_profile(profile))
-            return 0
-        gallery = run_gallery_bench(args.data, seconds=args.seconds or 20.0)
-        print(json.dumps(gallery, indent=2))
-        return 0
+def _facing(args: argparse.Namespace) -> str:
+    from classmood.benchmarks import facing, realfaces
+
+    result = facing.run(args.real_data or realfaces.DEFAULT_DIR)
+    return json.dumps(result, indent=2) if args.json else facing.format_table(result)
+
+
+def _readout_grid(args: argparse.Namespace) -> str:
+    from classmood.benchmarks import realfaces
+    from classmood.errors import ClassmoodError
+
+    if not args.model or len(args.model) != 1:
+        raise ClassmoodError("--readout-grid takes exactly one --model")
+    rows = realfaces.readout_grid_for(args.model[0], args.data, args.real_data or realfaces.DEFAULT_DIR)
+    return json.dumps(rows, indent=1) if args.json else realfaces.format_grid(rows)
+
+
+def _real(args: argparse.Namespace) -> str:
+    from classmood.benchmarks import realfaces
+
+    real = realfaces.run(_shipped(args), args.real_data or realfaces.DEFAULT_DIR, detector=args.detector)
+    if args.json:
+        return json.dumps(real, indent=2)
+    return realfaces.format_table(real, "tune") + "\n\n" + realfaces.format_table(real, "report")
+
+
+def _robust(args: argparse.Namespace) -> str:
+    from classmood.benchmarks.robust import format_table, run_robust_bench
+
+    robust = run_robust_bench(args.data, _shipped(args), limit=args.limit, seed=args.seed, label_set=args.labels)
+    return json.dumps(robust, indent=2) if args.json else format_table(robust)
+
+
+def _live(args: argparse.Namespace) -> str:
+    from classmood.benchmarks.live import run_live_bench
+
+    return json.dumps(run_live_bench(seconds=args.seconds or 20.0), indent=2)
+
+
+def _pipeline(args: argparse.Namespace) -> str:
+    from classmood.benchmarks.pipeline import format_profile, run_gallery_bench, run_profile_bench
+
+    if args.profile:
+        profile = run_profile_bench(args.data, seconds=args.seconds or 10.0, repeats=args.repeats)
+        return json.dumps(profile, indent=2) if args.json else format_profile(profile)
+    return json.dumps(run_gallery_bench(args.data, seconds=args.seconds or 20.0), indent=2)
+
+
+def _speed(args: argparse.Namespace) -> str:
     from classmood.benchmarks.speed import bench_models
 
     result = bench_models(args.model, threads=args.threads, runs=args.runs)
     if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        sets = ", ".join(result["instruction_sets"]) or "none of AVX2, AVX-512, AMX"
-        print(f"{result['cpu']} ({sets}), {result['threads']} threads, median of {result['runs']} runs")
-        for name, r in result["models"].items():
-            print(
-                f"  {name:16s} batch 1: {r['faces_per_s_batch1']:8.0f} faces/s   "
-                f"batch 64: {r['faces_per_s_batch64']:8.0f} faces/s   ({r['file_mb']} MB, TTA {r['tta']})"
-            )
-    return 0
+        return json.dumps(result, indent=2)
+    sets = ", ".join(result["instruction_sets"]) or "none of AVX2, AVX-512, AMX"
+    lines = [f"{result['cpu']} ({sets}), {result['threads']} threads, median of {result['runs']} runs"]
+    for name, r in result["models"].items():
+        lines.append(
+            f"  {name:16s} batch 1: {r['faces_per_s_batch1']:8.0f} faces/s   "
+            f"batch 64: {r['faces_per_s_batch64']:8.0f} faces/s   ({r['file_mb']} MB, TTA {r['tta']})"
+        )
+    return "\n".join(lines)
+
+
+# Which benchmark an invocation asks for: the first whose option is given (one per run).
+BENCHES: list[tuple[Callable[[argparse.Namespace], bool], Callable[[argparse.Namespace], str]]] = [
+    (lambda a: a.mood, _mood),
+    (lambda a: a.hostile, _hostile),
+    (lambda a: a.students is not None, _students),
+    (lambda a: a.batch, _batch),
+    (lambda a: a.events, _events),
+    (lambda a: a.clutter, _clutter),
+    (lambda a: a.soak, _soak),
+    (lambda a: a.facing, _facing),
+    (lambda a: a.real and a.readout_grid, _readout_grid),
+    (lambda a: a.real, _real),
+    (lambda a: a.robust, _robust),
+    (lambda a: a.live, _live),
+    (lambda a: a.pipeline, _pipeline),
+]
