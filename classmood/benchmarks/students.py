@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import numpy as np
 
 from classmood.benchmarks.clutter import Scene, _occlude, _person, _wallpaper, score_boxes
 from classmood.labels import EMOTIONS
+from classmood.weights.shipped import LIVE_MODEL
 
 WEBCAM = (640, 480)
 CHROMIUM = Path("/usr/bin/chromium")
@@ -268,71 +270,79 @@ async def _browsers(join: str, n: int, y4m: Path, stop: asyncio.Event, infer: li
         await browser.close()
 
 
+@dataclass
+class _Load:
+    """What the clients of one load test saw, gathered while it runs."""
+
+    counts: dict[str, int] = field(default_factory=lambda: {"sent": 0, "errors": 0})
+    latencies: list[tuple[float, float]] = field(default_factory=list)  # (when, delay to the teacher's view)
+    infer: list[float] = field(default_factory=list)  # the browsers' ms per inference
+    notes: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)  # why light clients' messages were refused
+
+
+async def _run_load(
+    info: dict[str, Any], proc: Any, students: int, browsers: int, y4m: Path, warmup: float, seconds: float, load: _Load
+) -> tuple[float, float, float]:
+    """Once the hub answers: the teacher, the browsers and the light clients for ``warmup`` + ``seconds``;
+    returns the measured window (start, end) and the hub's CPU seconds in it."""
+    import websockets
+
+    url, code, token = info["url"].replace("http", "ws", 1), info["code"], info["token"]
+    stop = asyncio.Event()
+    for _ in range(100):  # the hub process may still be starting
+        try:
+            async with websockets.connect(f"{url}/ws/student?class=NOCLASS") as ws:
+                await ws.recv()
+            break
+        except OSError:
+            await asyncio.sleep(0.1)
+    tasks = [asyncio.create_task(_teacher(url, code, token, stop, load.latencies))]
+    if browsers:
+        tasks.append(asyncio.create_task(_browsers(info["join"], browsers, y4m, stop, load.infer, load.notes)))
+    light = students - browsers
+    tasks += [
+        asyncio.create_task(_light_student(url, code, stop, load.counts, i / max(light, 1), load.reasons))
+        for i in range(light)
+    ]
+    await asyncio.sleep(warmup)
+    t0, cpu0 = time.time(), _cpu_seconds(proc.pid)
+    await asyncio.sleep(seconds)
+    t1, cpu1 = time.time(), _cpu_seconds(proc.pid)
+    stop.set()
+    done = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=60)
+    for r in done:
+        if isinstance(r, BaseException):
+            load.notes.append(f"{type(r).__name__}: {r}")
+    return t0, t1, cpu1 - cpu0
+
+
 def run_students_bench(
     students: int = 50,
     browsers: int = 2,
     seconds: float = 30.0,
     warmup: float = 8.0,
     k: int = 5,
-    model: str = "accurate",
+    model: str = LIVE_MODEL,
 ) -> dict[str, Any]:
     """The load test and the detector comparison; one JSON-able dict of measured figures."""
+    load = _Load()
     if browsers and not CHROMIUM.exists():
         browsers = 0
-        browser_note = f"no Chromium at {CHROMIUM}: light clients only"
-    else:
-        browser_note = ""
+        load.notes.append(f"no Chromium at {CHROMIUM}: light clients only")
     browsers = min(browsers, students)
     proc, info = _start_hub(k, model, students)
-    url, code, token = info["url"].replace("http", "ws", 1), info["code"], info["token"]
-    counts = {"sent": 0, "errors": 0}
-    latencies: list[tuple[float, float]] = []
-    infer: list[float] = []
-    notes: list[str] = [browser_note] if browser_note else []
-    reasons: list[str] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
             y4m = write_y4m(Path(tmp) / "webcam.y4m", [webcam_scene(s).image for s in (7001, 7002, 7003)] * 10)
-
-            async def main() -> tuple[float, float, float]:
-                import websockets
-
-                stop = asyncio.Event()
-                for _ in range(100):  # the hub process may still be starting
-                    try:
-                        async with websockets.connect(f"{url}/ws/student?class=NOCLASS") as ws:
-                            await ws.recv()
-                        break
-                    except OSError:
-                        await asyncio.sleep(0.1)
-                tasks = [asyncio.create_task(_teacher(url, code, token, stop, latencies))]
-                if browsers:
-                    join = info["join"]
-                    tasks.append(asyncio.create_task(_browsers(join, browsers, y4m, stop, infer, notes)))
-                light = students - browsers
-                tasks += [
-                    asyncio.create_task(_light_student(url, code, stop, counts, i / max(light, 1), reasons))
-                    for i in range(light)
-                ]
-                await asyncio.sleep(warmup)
-                t0, cpu0 = time.time(), _cpu_seconds(proc.pid)
-                await asyncio.sleep(seconds)
-                t1, cpu1 = time.time(), _cpu_seconds(proc.pid)
-                stop.set()
-                done = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=60)
-                for r in done:
-                    if isinstance(r, BaseException):
-                        notes.append(f"{type(r).__name__}: {r}")
-                return t0, t1, cpu1 - cpu0
-
-            t0, t1, cpu = asyncio.run(main())
+            t0, t1, cpu = asyncio.run(_run_load(info, proc, students, browsers, y4m, warmup, seconds, load))
     finally:
         proc.terminate()
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
-    window = np.array([lat for when, lat in latencies if t0 <= when <= t1]) * 1000
-    infer_ms = np.array(infer)
+    window = np.array([lat for when, lat in load.latencies if t0 <= when <= t1]) * 1000
+    infer_ms = np.array(load.infer)
     result: dict[str, Any] = {
         "students": students,
         "light_clients": students - browsers,
@@ -341,8 +351,8 @@ def run_students_bench(
         "p50_ms": round(float(np.percentile(window, 50)), 2) if len(window) else None,
         "p99_ms": round(float(np.percentile(window, 99)), 2) if len(window) else None,
         "max_ms": round(float(window.max()), 2) if len(window) else None,
-        "errors": counts["errors"],
-        "error_reasons": sorted(set(reasons))[:5],
+        "errors": load.counts["errors"],
+        "error_reasons": sorted(set(load.reasons))[:5],
         "server_cpu_percent": round(100 * cpu / (t1 - t0), 1),  # of one core, like top
         "server_cores": os.cpu_count(),
         "messages_per_s": round(len(window) / (t1 - t0), 1),
@@ -352,7 +362,7 @@ def run_students_bench(
             "p50": round(float(np.median(infer_ms)), 1) if len(infer_ms) else None,
             "p90": round(float(np.percentile(infer_ms, 90)), 1) if len(infer_ms) else None,
         },
-        "notes": notes,
+        "notes": load.notes,
     }
     result["detector"] = detector_recall()
     return result

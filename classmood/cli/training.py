@@ -12,6 +12,15 @@ from classmood.errors import ClassmoodError
 
 
 def add_parsers(sub: Any) -> None:
+    _add_train(sub)
+    _add_models(sub)
+    _add_export(sub)
+    _add_quantize(sub)
+    _add_calibrate(sub)
+    _add_report(sub)
+
+
+def _add_train(sub: Any) -> None:
     p = sub.add_parser("train", help="train a model on FER2013 (needs PyTorch)")
     p.add_argument(
         "--recipe",
@@ -32,10 +41,14 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--no-export", action="store_true", help="skip the ONNX export at the end")
     p.set_defaults(func=_cmd_train)
 
+
+def _add_models(sub: Any) -> None:
     p = sub.add_parser("models", help="list architectures with parameter counts and MACs per face (needs PyTorch)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_models)
 
+
+def _add_export(sub: Any) -> None:
     p = sub.add_parser("export", help="export a training checkpoint to ONNX (needs PyTorch)")
     p.add_argument("checkpoint", help="a best.pt/last.pt written by 'classmood train'")
     p.add_argument("--out", help="output .onnx (default: next to the checkpoint)")
@@ -60,6 +73,8 @@ def add_parsers(sub: Any) -> None:
     )
     p.set_defaults(func=_cmd_export)
 
+
+def _add_quantize(sub: Any) -> None:
     p = sub.add_parser("quantize", help="an int8 copy of an ONNX expression model, calibrated on Training faces")
     p.add_argument("model", help="shipped model name (accurate, fast) or .onnx path (the float file)")
     p.add_argument("--data", default="../shared/data/fer2013", help="FER2013: Training calibrates, PublicTest measures")
@@ -69,6 +84,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax", help="range calibrator")
     p.set_defaults(func=_cmd_quantize)
 
+
+def _add_calibrate(sub: Any) -> None:
     p = sub.add_parser(
         "calibrate", help="fit a model's temperature, add the classroom prior and the uncertain rule (needs onnx)"
     )
@@ -98,6 +115,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--write", action="store_true", help="store the readout in the model file's metadata")
     p.set_defaults(func=_cmd_calibrate)
 
+
+def _add_report(sub: Any) -> None:
     p = sub.add_parser("report", help="write docs/models.md and confusion-matrix images from training runs")
     p.add_argument("--runs", default="docs/runs", help="folder of run folders holding run.json")
     p.add_argument("--out", default="docs/models.md")
@@ -199,20 +218,10 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     """Fit a model's temperature on PublicTest, add the classroom prior and the uncertain rules,
     print what they change (raw and deployed side by side, on FER2013's labels and on FER+'s
     majority where the data has votes) and, with --write, store them in the model."""
-    import numpy as np
-
     from classmood.data import ferplus as fp
     from classmood.data import load_split
-    from classmood.expression.calibrate import (
-        classroom_prior,
-        expected_calibration_error,
-        fit_model_temperature,
-        model_train_prior,
-        prior_weights,
-    )
-    from classmood.expression.evaluate import deployed_metrics, ferplus_metrics
-    from classmood.expression.metrics import classification_metrics
-    from classmood.expression.model import load_model, resolve_model
+    from classmood.expression.calibrate import expected_calibration_error, fit_model_temperature
+    from classmood.expression.model import load_model
     from classmood.expression.readout import Readout
 
     model = load_model(args.model, precision="float")  # the readout is fitted on (and written into) the float file
@@ -227,28 +236,57 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
         temperature = args.temperature
     else:
         temperature = fit_model_temperature(raw, split.labels, split.votes, labels)
-    prior = None
-    train_prior = model_train_prior(model.metadata, args.class_weight_power)
-    if args.neutral is not None:
-        # the other classes keep the proportions of the labels the model learnt
-        base = train_prior if "classmood.train_prior" in model.metadata else None
-        try:
-            prior = prior_weights(classroom_prior(args.neutral, base, args.happy), train_prior)
-        except ValueError as exc:
-            raise ClassmoodError(f"invalid classroom prior: {exc}") from None
     try:
         readout = Readout(
-            temperature, prior, args.min_confidence, args.min_face_px, args.min_detail, args.max_unreadable
+            temperature,
+            _classroom_prior(args, model.metadata),
+            args.min_confidence,
+            args.min_face_px,
+            args.min_detail,
+            args.max_unreadable,
         )
     except ValueError as exc:
         raise ClassmoodError(f"invalid readout: {exc}") from None
-    calibrated = Readout(temperature).calibrate(raw)
-    metrics = classification_metrics(split.labels, raw)
-    deployed = deployed_metrics(split.labels, raw, split.images, readout, unreadable)
     print(f"{model.name} on PublicTest (n={len(split.labels)}), temperature fitted to {labels} labels")
-    ece_raw, ece = (expected_calibration_error(p, split.labels) for p in (raw, calibrated))
+    ece_raw, ece = (expected_calibration_error(p, split.labels) for p in (raw, Readout(temperature).calibrate(raw)))
     print(f"  temperature {temperature:g}: expected calibration error (FER2013 labels) {ece_raw:.4f} -> {ece:.4f}")
-    rows = [("FER2013", metrics, deployed)]
+    _print_readout_effect(split, raw, unreadable, readout, args.max_unreadable)
+    print(f"  readout: {readout.describe()}")
+    if args.write:
+        _write_readout(args.model, readout)
+    return 0
+
+
+def _classroom_prior(args: argparse.Namespace, metadata: dict[str, str]) -> Any:
+    """The class-balance weights for --neutral (and --happy), or None without --neutral."""
+    from classmood.expression.calibrate import classroom_prior, model_train_prior, prior_weights
+
+    if args.neutral is None:
+        return None
+    train_prior = model_train_prior(metadata, args.class_weight_power)
+    # the other classes keep the proportions of the labels the model learnt
+    base = train_prior if "classmood.train_prior" in metadata else None
+    try:
+        return prior_weights(classroom_prior(args.neutral, base, args.happy), train_prior)
+    except ValueError as exc:
+        raise ClassmoodError(f"invalid classroom prior: {exc}") from None
+
+
+def _print_readout_effect(split: Any, raw: Any, unreadable: Any, readout: Any, max_unreadable: float) -> None:
+    """Raw and deployed scores side by side on each label set, and what the unreadable rule flags."""
+    import numpy as np
+
+    from classmood.data import ferplus as fp
+    from classmood.expression.evaluate import deployed_metrics, ferplus_metrics
+    from classmood.expression.metrics import classification_metrics
+
+    rows = [
+        (
+            "FER2013",
+            classification_metrics(split.labels, raw),
+            deployed_metrics(split.labels, raw, split.images, readout, unreadable),
+        )
+    ]
     plus = ferplus_metrics(split, raw, readout, unreadable)
     if plus is not None:
         rows.append(("FER+", plus, plus["deployed"]))
@@ -263,29 +301,31 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     if unreadable is not None and split.votes is not None:
         share = fp.unreadable_share(split.votes)
         hard = share >= 0.3
-        flagged = unreadable > args.max_unreadable if args.max_unreadable else np.zeros(len(raw), bool)
+        flagged = unreadable > max_unreadable if max_unreadable else np.zeros(len(raw), bool)
         print(
             f"  unreadable head: {int(hard.sum())} faces with >= 3 of 10 'unknown'/'not a face' votes; "
             f"the rule flags {flagged.mean():.1%} of all faces and {flagged[hard].mean():.1%} of those"
         )
-    print(f"  readout: {readout.describe()}")
-    if args.write:
-        from classmood.training.ship_readout import write_readout
 
-        path = resolve_model(args.model)
-        write_readout(path, readout)
-        print(f"wrote the readout into {path}")
-        copy = resolve_model(args.model, "int8")
-        if copy != path:  # a shipped model's int8 copy reads with the same readout
-            write_readout(copy, readout)
-            print(f"wrote the readout into {copy}")
-            from classmood.weights.manifest import read_manifest, record_shipped
 
-            entry = read_manifest().get(args.model)
-            if entry and "int8" in entry:  # the manifest keeps the copy's size (the readout is in its metadata)
-                entry["int8"]["file_bytes"] = copy.stat().st_size
-                record_shipped(args.model, entry)
-    return 0
+def _write_readout(name: str, readout: Any) -> None:
+    """Store the readout in the model file and, for a shipped model, in its int8 copy (and the manifest)."""
+    from classmood.expression.model import resolve_model
+    from classmood.training.ship_readout import write_readout
+
+    path = resolve_model(name)
+    write_readout(path, readout)
+    print(f"wrote the readout into {path}")
+    copy = resolve_model(name, "int8")
+    if copy != path:  # a shipped model's int8 copy reads with the same readout
+        write_readout(copy, readout)
+        print(f"wrote the readout into {copy}")
+        from classmood.weights.manifest import read_manifest, record_shipped
+
+        entry = read_manifest().get(name)
+        if entry and "int8" in entry:  # the manifest keeps the copy's size (the readout is in its metadata)
+            entry["int8"]["file_bytes"] = copy.stat().st_size
+            record_shipped(name, entry)
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
