@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         args.hostname,
     )
     path.write_text(json.dumps(config, indent=2) + "\n")
-    print(f"bundle: {path} ready for: runc run -d --bundle {args.bundle} classmood", file=sys.stderr)
+    path.chmod(0o600)  # it may hold the password hash and a database URL: for root (runc) only
+    print(f"bundle: {path} ready for: runc run [-d] --bundle {args.bundle} NAME (-d for a server)", file=sys.stderr)
     return 0
 
 

@@ -473,3 +473,17 @@ def test_a_database_from_before_new_columns_opens_and_gains_them(tmp_path: Path)
     store.add_update(sid, [], [mood(0, 2, 6.0, {"happy": 1.0}, 0.5)])
     assert store.bins(sid)["uncertain_share"].tolist() == [0.1]
     store.close()
+
+
+def test_cli_analyze_without_save_claims_no_session(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --save nothing is saved, nothing says it was, and no database file appears."""
+    from classmood.expression.predict import sample_face_path
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("CLASSMOOD_DB", str(tmp_path / "s.db"))
+    assert main(["analyze", str(sample_face_path()), "--out", str(tmp_path / "out"), "--min-faces", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "frames analysed" in out and "session" not in out
+    assert not (tmp_path / "s.db").exists()

@@ -60,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = _stop_on_sigterm(args.command, args.stop)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("default")
+            if not sys.warnoptions:  # PYTHONWARNINGS or -W (the image's, a user's) decide when given
+                warnings.simplefilter("default")
             return func(args)
     except ClassmoodError as exc:
         print(f"classmood: error: {one_line(exc)}", file=sys.stderr)

@@ -218,7 +218,7 @@ def _analyze_and_save(args: argparse.Namespace, source: Any, config: Any, store:
         print(f"classmood: warning: skipped {s['skipped_frames']} damaged or unreadable frames", file=sys.stderr)
     if s["truncated"]:
         print(f"classmood: warning: {_ended_early(args.input, source)}; what was read is saved", file=sys.stderr)
-    if recorder is not None:
+    if store is not None:
         if recorder.error:  # the files in --out are complete; the session is not (and is marked so)
             print(f"classmood: error: {recorder.error}", file=sys.stderr)
             return 1
