@@ -35,7 +35,8 @@ LEGAL_NOTICE = (
     "**Apparent facial expressions, not emotions.** classmood reads how faces *look* (FER2013 classes); it "
     "does not measure what anyone feels. Inferring emotions in education institutions is **prohibited in "
     "the EU** (AI Act, Art. 5(1)(f)); elsewhere, use it only with the informed consent of everyone on "
-    "camera, and never to grade or single out a student."
+    "camera, and never to grade or single out a student or to watch students during tests (high-risk under "
+    "the AI Act, Annex III, point 3(d))."
 )
 CONSENT_TEXT = (
     "Everyone whose face will be analysed knows about it and has agreed (informed consent). "

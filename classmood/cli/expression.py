@@ -8,7 +8,8 @@ from typing import Any
 
 NOTICE = (
     "classmood reports APPARENT facial expressions, not inner emotional states. Emotion inference in "
-    "education institutions is prohibited in the EU (AI Act Art. 5(1)(f)); use only with informed consent."
+    "education institutions is prohibited in the EU (AI Act Art. 5(1)(f)); never use it to watch students during "
+    "tests (high-risk, Annex III point 3(d)); use only with informed consent."
 )
 
 

@@ -17,8 +17,9 @@ st.error(
     "**Legal notice.** Inferring the emotions of natural persons in education institutions is prohibited in "
     "the EU by the AI Act, Article 5(1)(f) (except for medical or safety reasons). classmood reports "
     "*apparent facial expressions* — how a face looks in a frame — not inner emotional states, and must not "
-    "be used to assess, grade or single out students. Use it only with the informed consent of everyone on "
-    "camera, and only where the law allows it."
+    "be used to assess, grade or single out students, nor to watch students during tests: AI that monitors and "
+    "detects prohibited behaviour of students during tests is high-risk under the AI Act (Annex III, point "
+    "3(d)). Use it only with the informed consent of everyone on camera, and only where the law allows it."
 )
 
 st.header("What it does")
