@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ import numpy as np
 
 from classmood.benchmarks.realfaces import DEFAULT_DIR, SPLITS, load_labels, matched_detections, pipeline_for
 from classmood.errors import ClassmoodError
-from classmood.vision.landmarks import FACING_POSE, POSE_METHODS, FaceLandmarker, contour_pose, dense_pose
+from classmood.expression.speed import cpu_name
+from classmood.vision.landmarks import FACING_POSE, POSE_METHODS, FaceLandmarker, mesh_pose
 from classmood.vision.pose import AWAY, FACING_WORDS, TOWARD, UNCLEAR, FacingRule, facing, head_pose
 
 FACING_FILE = "facing.csv"
@@ -74,29 +76,17 @@ def estimate_poses(
         marks, _ = landmarker.landmarks(image, boxes, five[:, :2])
         seconds += time.perf_counter() - t0
         faces += len(found)
-        missing = ~np.isfinite(marks[:, 0, 0])
-        mesh_missed += int(missing.sum())
+        mesh_missed += int((~np.isfinite(marks[:, 0, 0])).sum())
         for m in dense:
-            pose = dense_pose(marks) if m == "dense" else contour_pose(marks)
-            pose[missing] = base[missing]
-            poses[m][rows] = pose
+            poses[m][rows] = mesh_pose(marks, m, base)
     cost = {
         "mesh_faces": faces,
         "mesh_ms_per_face": 1000 * seconds / faces if faces else float("nan"),
         "mesh_said_no_face": mesh_missed,
         "threads": 1,
-        "cpu": _cpu_name(),
+        "cpu": f"{cpu_name()}, {os.cpu_count()} logical CPUs",
     }
     return poses, [f.split for f in data.faces], labels, cost
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            names = [line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")]
-        return f"{names[0]}, {len(names)} logical CPUs" if names else "unknown"
-    except OSError:
-        return "unknown"
 
 
 def score(words: np.ndarray, labels: np.ndarray, found: np.ndarray) -> dict[str, Any]:

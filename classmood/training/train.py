@@ -441,6 +441,7 @@ class _Data:
     train_set: FaceSet
     val_set: FaceSet
     keep: np.ndarray  # the training rows used (FER+'s not-a-face images dropped, ``limit``)
+    train_images: np.ndarray  # their images (N, 48, 48) uint8, on the host (the exported teachers read them)
     x_train: torch.Tensor
     y_train: torch.Tensor  # FER2013's labels of those rows
     dist: np.ndarray | None  # FER+ vote distributions of those rows, with ``targets = "ferplus"``
@@ -449,10 +450,6 @@ class _Data:
     x_val_degraded: torch.Tensor | None
     val_ferplus: np.ndarray | None  # FER+ majority labels of the validation faces (-1: none)
     selection: str  # the labels the best epoch is chosen on
-
-    @property
-    def train_images(self) -> np.ndarray:
-        return self.train_set.images[self.keep]
 
 
 def _load_data(cfg: TrainConfig, splits: dict[str, FaceSet] | None, device: torch.device) -> _Data:
@@ -480,6 +477,7 @@ def _load_data(cfg: TrainConfig, splits: dict[str, FaceSet] | None, device: torc
             flush=True,
         )
     dist = None if targets.dist is None else targets.dist[: len(keep)]
+    train_images = train_set.images[keep]
     x_val = torch.from_numpy(val_set.images)
     # With simulated calls on, each epoch is also scored on PublicTest through a fixed set of calls, and
     # the kept checkpoint is the best mean of clean and degraded accuracy (a robust model is the goal).
@@ -492,7 +490,8 @@ def _load_data(cfg: TrainConfig, splits: dict[str, FaceSet] | None, device: torc
         train_set=train_set,
         val_set=val_set,
         keep=keep,
-        x_train=torch.from_numpy(train_set.images[keep]).to(device),
+        train_images=train_images,
+        x_train=torch.from_numpy(train_images).to(device),
         y_train=torch.from_numpy(train_set.labels[keep]).to(device),
         dist=dist,
         dist_train=None if dist is None else torch.from_numpy(dist).to(device),

@@ -203,7 +203,13 @@ def face_poses(
     if method == "five" or not len(base):
         return base
     marks, _ = (landmarker or FaceLandmarker()).landmarks(bgr, boxes, np.asarray(five)[:, :2])
+    return mesh_pose(marks, method, base)
+
+
+def mesh_pose(marks: np.ndarray, method: str, fallback: np.ndarray) -> np.ndarray:
+    """(N, 3) pose from the face mesh by ``method`` ("dense" or "contour"), ``fallback`` (the five-point
+    pose) where the mesh said there is no face."""
     pose = dense_pose(marks) if method == "dense" else contour_pose(marks)
     missing = ~np.isfinite(pose[:, 0])
-    pose[missing] = base[missing]
+    pose[missing] = fallback[missing]
     return pose

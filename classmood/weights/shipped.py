@@ -1,7 +1,7 @@
 """The shipped expression models in one table, and which one each kind of use starts with.
 
 In the spirit of timm's pretrained configs: every fact about a shipped model that code needs (its
-file, whether students' browsers run it, what it is for) is one row here, and the two defaults
+file, whether students' browsers run it) is one row here, and the two defaults
 name a row. Everything else (``expression.model``, the pipeline's config, the CLI, the app, the
 student hub) reads this table; ``None`` for a model anywhere means "the default of the thing you
 are using": ``PipelineConfig``'s for analysing recordings, ``LIVE_MODEL`` for live reading.
@@ -18,14 +18,13 @@ class ShippedModel:
     name: str
     file: str  # in classmood/weights; its int8 copy beside it (``<stem>.int8.onnx``) where quantized
     in_browser: bool  # students' browsers can run it (student-side mode): the float file, onnxruntime-web
-    purpose: str  # one line for help texts
 
 
 SHIPPED: dict[str, ShippedModel] = {
     m.name: m
     for m in (
-        ShippedModel("accurate", "accurate.onnx", True, "two networks averaged in one graph; the most accurate"),
-        ShippedModel("fast", "fast.onnx", True, "one small network, about 4x the faces per second"),
+        ShippedModel("accurate", "accurate.onnx", True),  # two networks averaged in one graph; the most accurate
+        ShippedModel("fast", "fast.onnx", True),  # one small network, about 4x the faces per second
     )
 }
 # Recordings (``classmood analyze``/``batch``, ``PipelineConfig``): long inputs, where speed pays most.
