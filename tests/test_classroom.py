@@ -346,8 +346,11 @@ def test_a_flooding_client_is_refused_then_disconnected(hub: object) -> None:
         message = update_message(room.code, pseudonym, 1.0, True, HAPPY)
         replies = []
         with pytest.raises(ConnectionClosed):
-            for _ in range(MAX_REFUSED + 20):
-                ws.send(message)
+            try:
+                for _ in range(MAX_REFUSED + 20):
+                    ws.send(message)
+            except ConnectionClosed:
+                pass  # the hub may hang up while we are still sending: its replies wait in our buffer
             while True:
                 replies.append(json.loads(ws.recv(timeout=5)))
     assert replies and all(r["type"] == "refused" and "a second" in r["reason"] for r in replies)
