@@ -51,6 +51,8 @@ class Detections:
     uncertain: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (N,) bool, True = not readable
     # (N, 5, 2) float32 pixels: eyes (subject's right, left), nose tip, mouth corners; NaN = not given
     landmarks: np.ndarray = field(default_factory=lambda: np.full((0, 5, 2), np.nan, np.float32))
+    # (N, 3) float32 apparent head yaw, pitch, roll in degrees (``vision/pose.py``); NaN = not estimated
+    pose: np.ndarray = field(default_factory=lambda: np.full((0, 3), np.nan, np.float32))
 
     def __post_init__(self) -> None:
         n = len(self.xyxy)
@@ -65,6 +67,9 @@ class Detections:
         if len(self.landmarks) != n:
             self.landmarks = np.full((n, 5, 2), np.nan, np.float32)
         self.landmarks = np.asarray(self.landmarks, np.float32).reshape(n, 5, 2)
+        if len(self.pose) != n:
+            self.pose = np.full((n, 3), np.nan, np.float32)
+        self.pose = np.asarray(self.pose, np.float32).reshape(n, 3)
 
     @classmethod
     def empty(cls) -> Detections:
@@ -132,6 +137,12 @@ class MoodBin:
     # (None: a row written before it was stored; ``read_faces`` then derives it)
     faces_read: float | None = None
     mood_sd: float | None = None  # spread (SD) of the per-face mood scores in the bin (None when none was read)
+    # Facing the screen (vision/pose.py), over the faces whose orientation was clear (toward or away):
+    # their mean number per analysed frame (what the k rule counts for these two), the share turned
+    # toward the screen and the share looking down. None: no clear face, hidden under k, or an old row.
+    faces_oriented: float | None = None
+    facing_share: float | None = None
+    looking_down_share: float | None = None
 
     @property
     def read_faces(self) -> float:
@@ -162,6 +173,9 @@ class MoodBin:
         row["negative_share"] = None if self.negative_share is None else round(self.negative_share, 4)
         row["uncertain_share"] = None if self.uncertain_share is None else round(self.uncertain_share, 4)
         row["valence_change"] = None if self.valence_change is None else round(self.valence_change, 4)
+        row["faces_oriented"] = None if self.faces_oriented is None else round(self.faces_oriented, 2)
+        row["facing_share"] = None if self.facing_share is None else round(self.facing_share, 4)
+        row["looking_down_share"] = None if self.looking_down_share is None else round(self.looking_down_share, 4)
         row["flags"] = ";".join(self.flags)
         return row
 
@@ -200,6 +214,9 @@ class MoodBin:
             valence_change=number("valence_change"),
             faces_read=number("faces_read"),
             mood_sd=number("mood_sd"),
+            faces_oriented=number("faces_oriented"),
+            facing_share=number("facing_share"),
+            looking_down_share=number("looking_down_share"),
         )
 
 

@@ -56,4 +56,11 @@ FACE_COLUMNS: list[str] = [
     "det_score",
     "emotion",
     *[f"p_{e}" for e in EMOTIONS],
+    # apparent head orientation in degrees and what it says (toward / away / unclear: vision/pose.py)
+    "yaw",
+    "pitch",
+    "roll",
+    "facing",
 ]
+# The faces.csv columns that hold words (the rest are numbers).
+WORD_COLUMNS = ("emotion", "facing")

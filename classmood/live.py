@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from classmood.analytics.mood import mean_mood
-from classmood.analytics.privacy import apply_k, check_min_faces, class_summary, current_view
+from classmood.analytics.privacy import apply_k, check_min_faces, class_summary, current_facing, current_view
 from classmood.analytics.summary import build_summary
 from classmood.containers import Detections, Frame, MoodBin, Summary
 from classmood.pipeline import Analyzer, PipelineConfig, Update
@@ -92,6 +92,7 @@ class LiveSnapshot:
     model: str = ""
     started_at: float | None = None  # wall-clock time (epoch seconds) the session started
     tracks_seen: int = 0  # distinct pseudonymous ids so far
+    facing_now: dict[str, Any] | None = None  # privacy.current_facing of the faces now (None below k)
 
     @property
     def analysed_fps(self) -> float:
@@ -284,6 +285,7 @@ class LiveSession:
                 model=self.config.model,
                 started_at=self._started_wall,
                 tracks_seen=len(s.tracks_seen),
+                facing_now=current_facing(dets, k),
                 tracks=sorted(tracks),
                 uncertain_now=int(dets.uncertain.sum()),
                 frame_size=self._frame_size,

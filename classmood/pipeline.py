@@ -30,6 +30,7 @@ from classmood.vision.crops import face_crops
 from classmood.vision.detectors import DEFAULT_DETECTOR, FaceDetector, create_detector
 from classmood.vision.frame_source import FrameSource
 from classmood.vision.gate import FaceGate
+from classmood.vision.pose import head_pose
 from classmood.vision.refine import FaceRefiner
 from classmood.vision.sources import open_source
 from classmood.vision.tracker import IoUTracker
@@ -162,7 +163,8 @@ class Analyzer:
             dets.uncertain = hidden | (decided == UNCERTAIN)
 
     def locate(self, image: np.ndarray, time_s: float) -> Detections:
-        """The faces of one frame with their track ids: detect, look again for small ones, gate, track."""
+        """The faces of one frame with their track ids and head poses: detect, look again for small ones, gate,
+        track, orient."""
         stage = self.times.stage
         with stage("detect"):
             dets = self.detector.detect(image)
@@ -176,6 +178,8 @@ class Analyzer:
             dets = self.tracker.update(dets, time_s, image)
             dets = self.tracker.coast(image, dets, time_s)  # faces hidden for a moment (a hand, a mask) stay
         self._confirmed = dets.xyxy.copy()
+        with stage("pose"):  # apparent head orientation from the five landmarks (covered faces: none)
+            dets.pose = head_pose(dets.landmarks, dets.xyxy)
         return dets
 
     def forget_faces(self) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 # In the order a frame goes through them (``decode`` is timed by whoever reads the frames).
-STAGES = ("decode", "detect", "refine", "gate", "track", "crop", "classify", "readout", "aggregate")
+STAGES = ("decode", "detect", "refine", "gate", "track", "pose", "crop", "classify", "readout", "aggregate")
 
 
 class StageTimes:

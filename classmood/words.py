@@ -28,6 +28,16 @@ MOOD_EXPLAINED = (
     "or sad (−) each looks, set so that faces people call neutral average 0."
 )
 
+# The sentence shown beside every facing-the-screen number (``vision/pose.py``, ``analytics/mood.py``).
+FACING_EXPLAINED = (
+    "Facing the screen: the share of faces whose head is turned toward the camera (apparent head "
+    "orientation, not gaze), among the faces whose orientation is clear; looking down: the share turned "
+    "away by looking down. A head turned to notes, a second monitor or a book is not inattention: these "
+    "numbers say where heads point, not what anyone is thinking."
+)
+FACING_RGB = (60, 110, 200)  # the facing-the-screen line
+LOOKING_DOWN_RGB = (150, 150, 150)
+
 # How each class is said: the adjective a person would use ("looks afraid"), never the dataset's noun.
 EXPRESSION_WORDS: dict[str, str] = {
     "angry": "angry",
@@ -84,8 +94,14 @@ COLUMN_WORDS: dict[str, str] = {
     "faces": "faces present",
     "faces_read": "faces read",
     "tracks": "people seen",
+    "facing_share": "facing the screen",
+    "looking_down_share": "looking down",
+    "faces_oriented": "faces clearly oriented",
     **{f"share_{e}": EXPRESSION_WORDS[e] for e in EMOTIONS},
 }
+
+
+_LINE_RGB = {"mood": MOOD_RGB, "facing": FACING_RGB, "looking_down": LOOKING_DOWN_RGB}
 
 
 def expression(word: str) -> str:
@@ -94,8 +110,9 @@ def expression(word: str) -> str:
 
 
 def hex_colour(word: str) -> str:
-    """``#rrggbb`` of an expression, of the mood score's line (``mood``), grey for a face not read."""
-    r, g, b = MOOD_RGB if word == "mood" else EXPRESSION_RGB.get(word, NOT_READ_RGB)
+    """``#rrggbb`` of an expression, of the mood score's line (``mood``) or the facing lines (``facing``,
+    ``looking_down``), grey for a face not read."""
+    r, g, b = _LINE_RGB[word] if word in _LINE_RGB else EXPRESSION_RGB.get(word, NOT_READ_RGB)
     return f"#{r:02x}{g:02x}{b:02x}"
 
 
@@ -206,13 +223,15 @@ def headline(
     faces_now: int | None = None,
     read_now: int | None = None,
     now: Mapping[str, Any] | None = None,
+    facing_now: Mapping[str, Any] | None = None,
 ) -> list[Figure]:
     """The figures every result opens with, from ``privacy.class_summary`` numbers (``numbers``).
 
     Faces present and people seen (counts, always shown); the share of faces read, the top
     expressions and the mood score with its 95 % margin (only what the k rule lets through); the
     share of moments hidden by k; the model. ``now`` (a live ``privacy.current_view``, None below k)
-    with ``faces_now``/``read_now`` makes the figures describe this moment instead of the whole run.
+    with ``faces_now``/``read_now`` makes the figures describe this moment instead of the whole run,
+    and ``facing_now`` (a live ``privacy.current_facing``, None below k) its share facing the screen.
     """
     k = int(numbers.get("min_faces", 1))
     live = faces_now is not None
@@ -236,6 +255,7 @@ def headline(
         Figure("Faces read", percent(read), read_note),
         Figure("Mostly", top_expressions(shares), "top apparent expression" if shares else hidden_note),
         Figure("Mood score", mood(value, margin), mood_note),
+        facing_figure(facing_now if live else numbers, k),
     ]
     if not live:
         shown, hidden = int(numbers.get("bins_shown", 0)), int(numbers.get("bins_hidden", 0))
@@ -249,6 +269,16 @@ def headline(
         )
     figures.append(Figure("Model", MODEL_WORDS.get(model, model), "reads the expressions"))
     return figures
+
+
+def facing_figure(numbers: Mapping[str, Any] | None, k: int) -> Figure:
+    """ "Facing the screen" with the share looking down under it, or why it is hidden (k counts the faces
+    whose orientation is clear)."""
+    share = (numbers or {}).get("facing_share")
+    if share is None:
+        return Figure("Facing the screen", "—", f"needs at least k = {plural(k, 'face')} clearly oriented")
+    down = (numbers or {}).get("looking_down_share")
+    return Figure("Facing the screen", percent(share), f"looking down {percent(down)} · head orientation")
 
 
 # The columns of a flagged moment, as the app's table and the report's name them (keys: the report's).

@@ -160,7 +160,8 @@ def test_boxes_held_between_analyses_drop_after_a_cut_and_when_the_face_left() -
 
 def test_annotate_writes_a_self_contained_report(annotated_dir: Path) -> None:
     text = (annotated_dir / "report.html").read_text()
-    assert text.count('<img alt="') == 3 and text.count('src="data:image/png;base64,') == 3
+    # class mood, facing the screen, expression shares, per-person timelines
+    assert text.count('<img alt="') == 4 and text.count('src="data:image/png;base64,') == 4
     assert "apparent facial expressions" in text and "AI Act, Art. 5(1)(f)" in text and "consent" in text
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", text)  # nothing fetched from the network
     with open(annotated_dir / "faces.csv", newline="") as fh:
@@ -182,9 +183,9 @@ def test_report_from_dir_matches_the_result(annotated_dir: Path, tmp_path: Path)
     assert result.summary["faces"] == len(result.faces) > 0
     assert isinstance(result.faces[0]["track_id"], int) and isinstance(result.bins[0], MoodBin)
     path = report_from_dir(annotated_dir, tmp_path / "again.html", per_track=True)
-    assert path.read_text().count("data:image/png;base64,") == 3
+    assert path.read_text().count("data:image/png;base64,") == 4
     default = report_from_dir(annotated_dir, tmp_path / "default.html").read_text()  # per-person view: off
-    assert default.count("data:image/png;base64,") == 2 and "<td>#" not in default and "Per-person view" not in default
+    assert default.count("data:image/png;base64,") == 3 and "<td>#" not in default and "Per-person view" not in default
 
 
 def test_image_input_gets_a_report_but_no_images(tmp_path: Path) -> None:

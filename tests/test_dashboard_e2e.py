@@ -184,13 +184,17 @@ def test_a_calm_real_call_reads_calm_with_its_headline_first(
     assert int(figure(page, "Faces present")) >= 15 and figure(page, "Model") == "accurate"
     assert figure(page, "Mostly").startswith("neutral") and figure(page, "Hidden by k") == "0 %"
     assert figure(page, "Faces read").endswith("%")
+    # a video call: nearly every head turned to its camera (labelled by eye: 20 of the 22 clear ones)
+    facing = figure(page, "Facing the screen")
+    assert facing.endswith("%") and int(facing.split()[0]) >= 80, facing
     text = main_text(page)
+    assert "Facing the screen over time" in text and "not inattention" in text
     assert text.count("faces people call neutral average 0") == 1  # the mood score, explained once
     assert text.count("at least k = 3 faces read") == 1  # the k rule, said once, saying what it counts
     assert "k for this view (it ran with k = 3)" in text
     plain_words(text)
-    drawn = drawn_charts(page)  # mood score, expressions and faces of a single moment: none blank
-    assert len(drawn) >= 3 and min(drawn) > 0.01, drawn
+    drawn = drawn_charts(page)  # mood score, expressions, facing and faces of a single moment: none blank
+    assert len(drawn) >= 4 and min(drawn) > 0.01, drawn
 
 
 def test_a_session_reopens_at_the_k_it_ran_with(app: tuple[str, int, Path], new_page: Any, tmp_path: Path) -> None:

@@ -187,6 +187,10 @@ def test_face_rows_are_compact_and_read_back_as_the_rows_written() -> None:
             "det_score": 0.91,
             "emotion": "uncertain" if i == 4 else "happy",
             **{f"p_{e}": 1 / 7 for e in ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")},
+            "yaw": 40.0 if i % 2 else 3.5,
+            "pitch": -2.0,
+            "roll": 0.5,
+            "facing": "away" if i % 2 else "toward",
         }
         for i in range(2000)
     ]

@@ -8,7 +8,17 @@ import cv2
 import numpy as np
 import pytest
 
-from classmood.vision.pose import AWAY, FACE_3D, FOCAL_BOXES, TOWARD, UNCLEAR, FacingRule, facing, head_pose
+from classmood.vision.pose import (
+    AWAY,
+    FACE_3D,
+    FOCAL_BOXES,
+    TOWARD,
+    UNCLEAR,
+    FacingRule,
+    facing,
+    head_pose,
+    looking_down,
+)
 
 FRONTAL = np.array([[35, 40], [65, 40], [50, 58], [38, 75], [62, 75]], np.float64)
 BOX = np.array([[0, 0, 100, 100]], np.float64)
@@ -46,7 +56,10 @@ def test_signs_follow_the_image() -> None:
 
 def test_facing_words_and_faces_without_landmarks() -> None:
     pose = np.array([[0, 0, 0], [45, 0, 0], [-45, 0, 0], [0, -40, 0], [31, 0, 0], [np.nan] * 3], np.float32)
-    assert list(facing(pose)) == [TOWARD, AWAY, AWAY, AWAY, UNCLEAR, UNCLEAR]
+    with_margin = FacingRule(max_yaw=30, max_down=20, max_up=30, margin=5)
+    assert list(facing(pose, with_margin)) == [TOWARD, AWAY, AWAY, AWAY, UNCLEAR, UNCLEAR]
+    assert list(facing(pose))[-2:] == [TOWARD, UNCLEAR]  # the shipped rule: 32 degrees, no margin
+    assert list(looking_down(pose)) == [False, False, False, True, False, False]
     assert list(facing(pose, FacingRule(max_yaw=60)))[:3] == [TOWARD, TOWARD, TOWARD]
     missing = np.full((2, 5, 2), np.nan)
     missing[0] = FRONTAL

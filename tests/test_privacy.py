@@ -80,10 +80,10 @@ def test_report_shows_no_class_or_person_numbers_below_k(runs: dict[int, Path]) 
         if n < K:
             assert charts == 0 and f"No moment had at least {K} faces read" in text
             assert "%</td>" not in text  # no share in any table either
-            for label in ("Mostly", "Mood score", "Faces read"):  # the headline holds no class number either
+            for label in ("Mostly", "Mood score", "Faces read", "Facing the screen"):  # nor does the headline
                 assert re.search(rf'"label">{label}</div>\s*<div class="value">—<', text), label
         else:
-            assert charts == 2  # class mood over time + expression shares
+            assert charts == 3  # class mood over time, facing the screen over time, expression shares
 
 
 def test_store_applies_k_to_bins_summary_export_and_comparison(runs: dict[int, Path], tmp_path: Path) -> None:

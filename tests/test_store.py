@@ -61,7 +61,8 @@ def face(frame: int, track: int, emotion: str = "happy", time_s: float | None = 
         "det_score": 0.9,
         "emotion": emotion,
     }
-    return row | probs
+    pose = {"yaw": 5.0 * track, "pitch": -4.0, "roll": 1.5, "facing": "toward" if track < 6 else "away"}
+    return row | probs | pose
 
 
 def mood(
@@ -71,6 +72,7 @@ def mood(
     shares: dict[str, float] | None,
     valence: float | None = None,
     unread: float = 0.1,
+    facing: float = 0.75,
 ) -> dict[str, object]:
     full = None if shares is None else {e: shares.get(e, 0.0) for e in EMOTIONS}
     negative = None if full is None else full["angry"] + full["disgust"] + full["fear"] + full["sad"]
@@ -95,6 +97,9 @@ def mood(
         change,
         read,
         spread,
+        faces_oriented=faces,
+        facing_share=facing,
+        looking_down_share=(1 - facing) / 2,
     ).as_row()
 
 
@@ -231,10 +236,19 @@ def test_compare_by_hand(store: SessionStore) -> None:
         ],
     )
     b = store.start_session("upload", "b.mp4")
-    store.add_bins(b, [mood(0, 1, 6.0, {"happy": 1.0}, 0.8, unread=0.0)])
+    store.add_bins(b, [mood(0, 1, 6.0, {"happy": 1.0}, 0.8, unread=0.0, facing=0.5)])
     table = store.compare(a, b)
     assert list(table.columns) == ["a", "b", "difference"]
-    assert table.index.tolist() == [*[f"share_{e}" for e in EMOTIONS], "valence", "faces"]
+    assert table.index.tolist() == [
+        *[f"share_{e}" for e in EMOTIONS],
+        "valence",
+        "facing_share",
+        "looking_down_share",
+        "faces",
+    ]
+    # facing: from the bins with at least k = 5 faces clearly oriented (the third bin's one face does not count)
+    assert table.loc["facing_share"].tolist() == pytest.approx([0.75, 0.5, -0.25])
+    assert table.loc["looking_down_share", "a"] == pytest.approx(0.125)
     assert table.loc["share_happy", "a"] == pytest.approx((0.6 * 10 + 0.3 * 20) / 30)  # 0.4
     assert table.loc["share_neutral", "a"] == pytest.approx(0.6)
     assert table.loc["valence", "a"] == pytest.approx(7 / 30)
@@ -249,6 +263,7 @@ def test_compare_by_hand(store: SessionStore) -> None:
     store.add_bins(only_suppressed, [mood(0, 1, 2.0, None)])
     small = store.compare(only_suppressed, b)
     assert pd.isna(small.loc["share_happy", "a"]) and small.loc["faces", "a"] == 2.0
+    assert pd.isna(small.loc["facing_share", "a"])
 
 
 def test_delete_removes_only_that_session(store: SessionStore) -> None:

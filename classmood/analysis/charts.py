@@ -18,10 +18,10 @@ from classmood import words
 from classmood.analytics.face_rows import FaceRows
 from classmood.containers import UNCERTAIN_WORD, MoodBin
 from classmood.labels import EMOTIONS
-from classmood.words import EXPRESSION_RGB, MOOD_RGB, NOT_READ_RGB, clock
+from classmood.words import EXPRESSION_RGB, FACING_RGB, LOOKING_DOWN_RGB, MOOD_RGB, NOT_READ_RGB, clock
 
 MAX_TRACK_ROWS = 60  # rows in the per-track chart (most-seen tracks first)
-__all__ = ["clock", "mood_chart", "sample_step", "shares_chart", "tracks_chart"]
+__all__ = ["clock", "facing_chart", "mood_chart", "sample_step", "shares_chart", "tracks_chart"]
 
 
 def rgb(emotion: str) -> tuple[float, float, float]:
@@ -108,6 +108,33 @@ def mood_chart(bins: list[MoodBin]) -> str:
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(handles + h2, labels + l2, loc="upper left", bbox_to_anchor=(1.08, 1), fontsize=8, frameon=False)
     ax.set_title("Class mood over time", pad=14)
+    return _png_data_uri(fig)
+
+
+def facing_chart(bins: list[MoodBin]) -> str:
+    """The shares facing the screen and looking down per moment, hidden moments as hatched gaps."""
+    fig = _figure(10, 2.8)
+    ax = fig.add_subplot()
+    centres = [(b.start_s + b.end_s) / 2 for b in bins]
+    for attr, colour, label in (
+        ("facing_share", FACING_RGB, "facing the screen"),
+        ("looking_down_share", LOOKING_DOWN_RGB, "looking down"),
+    ):
+        values = [np.nan if getattr(b, attr) is None else getattr(b, attr) for b in bins]
+        ax.plot(centres, values, color=tuple(c / 255 for c in colour), marker="o", markersize=4, label=label)
+    gap_label = "hidden: fewer than k faces clearly oriented"
+    for b in bins:
+        if b.facing_share is None:
+            ax.axvspan(
+                b.start_s, b.end_s, facecolor="#f2f2f2", edgecolor="#bbbbbb", hatch="//", linewidth=0, label=gap_label
+            )
+            gap_label = "_nolegend_"
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(bins[0].start_s, bins[-1].end_s)
+    ax.set_ylabel("share of faces clearly oriented")
+    _time_axis(ax)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    ax.set_title("Facing the screen over time (apparent head orientation)")
     return _png_data_uri(fig)
 
 

@@ -244,6 +244,7 @@ def replay_bins(faces: FaceRows, analysed: list[tuple[int, float]], bin_s: float
     x, y, w, h = (faces.column(c) for c in ("x", "y", "w", "h"))
     probs = np.stack([faces.column(f"p_{e}") for e in EMOTIONS], axis=1).astype(np.float32)
     words = faces.column("emotion")
+    pose = np.stack([faces.column(c) for c in ("yaw", "pitch", "roll")], axis=1).astype(np.float32)
     bins: list[MoodBin] = []
     for (_frame, time_s), a, b in zip(analysed, starts, ends, strict=True):
         idx = order[a:b]
@@ -253,6 +254,7 @@ def replay_bins(faces: FaceRows, analysed: list[tuple[int, float]], bin_s: float
             faces.column("track_id")[idx],
             probs[idx],
             words[idx] == "uncertain",
+            pose=pose[idx],
         )
         bins += agg.add(time_s, dets)
     return bins + agg.flush()

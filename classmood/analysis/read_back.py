@@ -11,7 +11,7 @@ from classmood.analytics.face_rows import FaceRows
 from classmood.analytics.privacy import DEFAULT_MIN_FACES
 from classmood.containers import MoodBin
 from classmood.errors import ClassmoodError
-from classmood.labels import FACE_COLUMNS
+from classmood.labels import FACE_COLUMNS, WORD_COLUMNS
 from classmood.pipeline import AnalysisResult
 
 
@@ -23,7 +23,7 @@ def _face_row(row: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for col in FACE_COLUMNS:
         v = row.get(col, "")
-        out[col] = v if col == "emotion" else _number(v, int if col in ("frame", "track_id") else float)
+        out[col] = v if col in WORD_COLUMNS else _number(v, int if col in ("frame", "track_id") else float)
     return out
 
 

@@ -118,6 +118,10 @@ def render_report(result: AnalysisResult, per_track: bool = False) -> str:
             n_bins=len(bins),
             hidden_bins=sum(b.shares is None for b in bins),
             mood_chart=charts.mood_chart(bins) if shown else None,
+            facing_chart=charts.facing_chart(bins)
+            if has_faces and any(b.facing_share is not None for b in bins)
+            else None,
+            facing_explained=words.FACING_EXPLAINED,
             shares_chart=charts.shares_chart(dict(numbers["shares"])) if has_faces and numbers.get("shares") else None,
             per_track=_per_track(result) if per_track and has_faces else None,
             flagged=words.flagged_moments(bins) if has_faces else [],

@@ -15,18 +15,20 @@ from typing import Any
 import numpy as np
 
 from classmood.containers import Detections, Frame
-from classmood.labels import EMOTIONS, FACE_COLUMNS
+from classmood.labels import EMOTIONS, FACE_COLUMNS, WORD_COLUMNS
+from classmood.vision.pose import FACING_WORDS, UNCLEAR, facing
 
 _INT = ("frame", "track_id")
 _WORDS: tuple[str, ...] = (*EMOTIONS, "uncertain")
-_FLOAT = tuple(c for c in FACE_COLUMNS if c not in (*_INT, "emotion"))
+_FLOAT = tuple(c for c in FACE_COLUMNS if c not in (*_INT, *WORD_COLUMNS))
 
 
 def face_rows(frame: Frame, dets: Detections) -> list[dict[str, Any]]:
     """The faces of one analysed frame as faces.csv rows (``FACE_COLUMNS``)."""
     rows = []
-    for box, score, tid, probs, word in zip(
-        dets.xyxy, dets.score, dets.track_id, dets.probs, dets.expressions(), strict=True
+    turned = facing(dets.pose)
+    for box, score, tid, probs, word, pose, facing_word in zip(
+        dets.xyxy, dets.score, dets.track_id, dets.probs, dets.expressions(), dets.pose, turned, strict=True
     ):
         x1, y1, x2, y2 = (float(v) for v in box)
         row: dict[str, Any] = {
@@ -41,18 +43,21 @@ def face_rows(frame: Frame, dets: Detections) -> list[dict[str, Any]]:
             "emotion": word,
         }
         row.update({f"p_{e}": round(float(p), 4) for e, p in zip(EMOTIONS, probs, strict=True)})
+        row.update({a: round(float(v), 1) for a, v in zip(("yaw", "pitch", "roll"), pose, strict=True)})
+        row["facing"] = str(facing_word)
         rows.append(row)
     return rows
 
 
 class FaceRows:
-    """Append-only faces.csv rows: ints, floats and the expression word stored column-wise."""
+    """Append-only faces.csv rows: ints, floats and the expression and facing words stored column-wise."""
 
     def __init__(self, rows: Iterable[Mapping[str, Any]] = ()) -> None:
         self._n = 0
         self._ints = np.zeros((0, len(_INT)), np.int64)
         self._floats = np.zeros((0, len(_FLOAT)), np.float64)
         self._words = np.zeros(0, np.int8)
+        self._facing = np.zeros(0, np.int8)
         self.extend(rows)
 
     def _grow(self, need: int) -> None:
@@ -63,6 +68,7 @@ class FaceRows:
         self._ints = np.resize(self._ints, (new, len(_INT)))
         self._floats = np.resize(self._floats, (new, len(_FLOAT)))
         self._words = np.resize(self._words, new)
+        self._facing = np.resize(self._facing, new)
 
     def extend(self, rows: Iterable[Mapping[str, Any]]) -> None:
         rows = list(rows)
@@ -73,6 +79,7 @@ class FaceRows:
             self._ints[i] = [row[c] for c in _INT]
             self._floats[i] = [np.nan if row.get(c) is None else row[c] for c in _FLOAT]  # absent = NaN
             self._words[i] = _WORDS.index(row["emotion"])
+            self._facing[i] = FACING_WORDS.index(row.get("facing") or UNCLEAR)  # rows from before: unclear
         self._n += len(rows)
 
     def append(self, row: Mapping[str, Any]) -> None:
@@ -85,6 +92,7 @@ class FaceRows:
         out: dict[str, Any] = dict(zip(_INT, (int(v) for v in self._ints[i]), strict=True))
         out.update(zip(_FLOAT, (float(v) for v in self._floats[i]), strict=True))
         out["emotion"] = _WORDS[self._words[i]]
+        out["facing"] = FACING_WORDS[self._facing[i]]
         return {c: out[c] for c in FACE_COLUMNS}
 
     def __getitem__(self, i: int) -> dict[str, Any]:
@@ -103,11 +111,13 @@ class FaceRows:
     __hash__ = None  # type: ignore[assignment]  # mutable
 
     def column(self, name: str) -> np.ndarray:
-        """One column as an array (the expression as words)."""
+        """One column as an array (the expression and the facing as words)."""
         if name in _INT:
             return self._ints[: self._n, _INT.index(name)].copy()
         if name == "emotion":
             return np.array(_WORDS, dtype=object)[self._words[: self._n]]
+        if name == "facing":
+            return np.array(FACING_WORDS, dtype=object)[self._facing[: self._n]]
         return self._floats[: self._n, _FLOAT.index(name)].copy()
 
     def to_pandas(self) -> Any:
@@ -117,4 +127,4 @@ class FaceRows:
 
     @property
     def nbytes(self) -> int:
-        return self._ints.nbytes + self._floats.nbytes + self._words.nbytes
+        return self._ints.nbytes + self._floats.nbytes + self._words.nbytes + self._facing.nbytes

@@ -27,6 +27,13 @@ every track's mean score over its first ``baseline_s`` seconds is its baseline (
 for the session only, never written), and a bin's value is the mean of (score now - baseline)
 over faces whose baseline is complete. It answers "did the class brighten or darken since they
 arrived?" rather than "how do these faces look?".
+
+**Facing the screen** (``vision/pose.py``) is counted beside the expressions, over the faces whose
+head orientation is clear (``toward`` or ``away``): per bin ``facing_share`` (turned toward the screen)
+and ``looking_down_share`` (turned away by looking down), pooled over the bin's analysed frames, and
+``faces_oriented``, their mean number per frame, which is what the k rule counts for these shares. A
+face need not be read to count: a head turned away is often unreadable, and leaving it out would
+make a class look more turned to the screen than it is.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import numpy as np
 
 from classmood.containers import Detections, MoodBin
 from classmood.labels import EMOTIONS
+from classmood.vision.pose import AWAY, TOWARD, facing, looking_down
 
 NEGATIVE = ("angry", "disgust", "fear", "sad")
 # Fitted by ``classmood bench --mood`` (benchmarks/mood.py: ``fit_neutral_weight``) on the FER+
@@ -121,6 +129,8 @@ class MoodAggregator:
         self._probs: list[np.ndarray] = []
         self._classified = 0
         self._ids: set[int] = set()
+        self._oriented: list[int] = []  # per analysed frame: faces turned clearly toward or away
+        self._toward = self._down = 0
 
     def add(self, time_s: float, dets: Detections) -> list[MoodBin]:
         """Add one analysed frame; returns the bins that ended before it (usually none or one)."""
@@ -141,7 +151,15 @@ class MoodAggregator:
                 if tid >= 0:
                     self._add_to_baseline(int(tid), time_s, float(v))
         self._ids.update(int(t) for t in dets.track_id if t >= 0)
+        self._add_facing(dets)
         return closed
+
+    def _add_facing(self, dets: Detections) -> None:
+        words = facing(dets.pose)
+        toward, away = words == TOWARD, words == AWAY
+        self._oriented.append(int(toward.sum() + away.sum()))
+        self._toward += int(toward.sum())
+        self._down += int((away & looking_down(dets.pose)).sum())
 
     def _add_to_baseline(self, tid: int, time_s: float, valence: float) -> None:
         first, value, count = self._baseline.get(tid, (time_s, 0.0, 0))
@@ -189,6 +207,10 @@ class MoodAggregator:
             float(np.mean(self._read_counts)) if self._read_counts else 0.0,
             spread,
         )
+        oriented = sum(self._oriented)
+        if oriented:
+            result.faces_oriented = float(np.mean(self._oriented))
+            result.facing_share, result.looking_down_share = self._toward / oriented, self._down / oriented
         self._counts, self._read_counts, self._probs, self._ids, self._classified = [], [], [], set(), 0
-        self._changes = []
+        self._changes, self._oriented, self._toward, self._down = [], [], 0, 0
         return result

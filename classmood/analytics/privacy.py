@@ -7,9 +7,13 @@ three faces of which one is unreadable, the shares would describe two people, an
 
 Everything a teacher or a file sees as a class-level number - expression shares, mean
 probabilities, valence, the negative and uncertain shares, the change from each face's start,
-flagged moments, summaries, charts, exports and session comparisons - is computed here from the
+the shares facing the screen and looking down, flagged moments, summaries, charts, exports and
+session comparisons - is computed here from the
 *raw* bins of ``MoodAggregator`` (which know nothing about k) after ``apply_k`` has blanked every
 bin whose mean face count is below k. Counts of faces are not expressions and stay visible.
+
+The facing shares are counted over a different set of faces, those whose head orientation was clear
+(toward or away, read or not: ``faces_oriented``), and shown only where at least k of them were.
 
 Keeping the raw bins and applying k when something is shown is what lets a changed k re-apply to
 what is already on screen (a running or a finished session), in both directions: the raw numbers
@@ -77,7 +81,10 @@ def blank_below(rows: Sequence[Mapping[str, Any]], floor: int) -> list[dict[str,
     out = []
     for row in rows:
         b = MoodBin.from_row(dict(row))
-        out.append(dict(row) if enough_faces(b.read_faces, floor) else _hidden(b).as_row())
+        if enough_faces(b.read_faces, floor) and _facing_shown(b, floor):
+            out.append(dict(row))
+        else:
+            out.append(_facing_under_k(b if enough_faces(b.read_faces, floor) else _hidden(b), floor).as_row())
     return out
 
 
@@ -102,11 +109,42 @@ def _hidden(b: MoodBin) -> MoodBin:
     )
 
 
+def _expressions_under_k(b: MoodBin, k: int) -> MoodBin:
+    return replace(b, suppressed=False, flags=[]) if enough_faces(b.read_faces, k) else _hidden(b)
+
+
+def _facing_shown(b: MoodBin, k: int) -> bool:
+    """Facing numbers count the faces whose orientation was clear, read or not (``faces_oriented``)."""
+    return b.faces_oriented is not None and enough_faces(b.faces_oriented, k)
+
+
+def _facing_under_k(b: MoodBin, k: int) -> MoodBin:
+    return b if _facing_shown(b, k) else replace(b, facing_share=None, looking_down_share=None)
+
+
 def apply_k(bins: Sequence[MoodBin], k: int) -> list[MoodBin]:
-    """Copies of ``bins`` with every bin below k faces read blanked, and flags computed over what stays shown."""
+    """Copies of ``bins`` with every bin below k faces read blanked, and flags computed over what stays shown.
+
+    The facing shares of a bin are kept or blanked on their own count, the faces whose orientation was
+    clear: a class turned away may be unreadable (expressions hidden) and still show that it is turned away.
+    """
     k = check_min_faces(k)
-    shown = [replace(b, suppressed=False, flags=[]) if enough_faces(b.read_faces, k) else _hidden(b) for b in bins]
-    return flag_bins(shown)
+    return flag_bins([_facing_under_k(_expressions_under_k(b, k), k) for b in bins])
+
+
+def facing_summary(bins: Sequence[MoodBin], k: int) -> dict[str, float | None]:
+    """Whole-input facing shares from the bins whose facing is shown under k, weighted by the faces counted
+    in each; ``faces_oriented`` is their mean per analysed frame over those bins. None when no bin qualifies."""
+    shown = [b for b in apply_k(bins, k) if b.facing_share is not None and b.faces_oriented is not None]
+    weights = np.array([b.frames * (b.faces_oriented or 0.0) for b in shown], np.float64)
+    if not shown or weights.sum() <= 0:
+        return {"facing_share": None, "looking_down_share": None, "faces_oriented": None}
+    w = weights / weights.sum()
+    return {
+        "facing_share": float(sum(wi * (b.facing_share or 0.0) for wi, b in zip(w, shown, strict=True))),
+        "looking_down_share": float(sum(wi * (b.looking_down_share or 0.0) for wi, b in zip(w, shown, strict=True))),
+        "faces_oriented": round(float(weights.sum() / sum(b.frames for b in shown)), 2),
+    }
 
 
 def apply_k_rows(rows: pd.DataFrame, k: int) -> pd.DataFrame:
@@ -126,7 +164,9 @@ def class_summary(bins: Sequence[MoodBin], k: int) -> dict[str, Any]:
     no bin qualifies (so a one-person video has no class-level numbers anywhere): ``shares``
     (top-expression share per class), ``negative_share``, ``valence`` (the mood score),
     ``mood_margin`` (half-width of its 95 % interval, ``mood.mood_margin``; None for bins stored
-    without their spread), ``faces_read`` (mean faces read per analysed frame) and ``uncertain_share``.
+    without their spread), ``faces_read`` (mean faces read per analysed frame) and ``uncertain_share``;
+    and, under the same k on their own count, ``facing_share``, ``looking_down_share`` and
+    ``faces_oriented`` (``facing_summary``).
     """
     k = check_min_faces(k)
     shown = [b for b in apply_k(bins, k) if not b.suppressed]
@@ -144,7 +184,7 @@ def class_summary(bins: Sequence[MoodBin], k: int) -> dict[str, Any]:
     uncertain = 1.0 - float(read.sum() / seen.sum()) if seen.sum() > 0 else None
     empty = dict(shares=None, negative_share=None, valence=None, mood_margin=None, faces_read=None)
     if not with_shares or weights.sum() <= 0:  # nothing shown, or every face shown was uncertain
-        out.update(empty, uncertain_share=uncertain, note=HIDDEN_NOTE)
+        out.update(empty, uncertain_share=uncertain, **facing_summary(bins, k), note=HIDDEN_NOTE)
         return out
     w = weights / weights.sum()
     used = [shown[i] for i in with_shares]
@@ -168,6 +208,7 @@ def class_summary(bins: Sequence[MoodBin], k: int) -> dict[str, Any]:
         mood_margin=margin,
         faces_read=None if faces_read is None else round(faces_read, 2),
         uncertain_share=uncertain,
+        **facing_summary(bins, k),
         note=HIDDEN_NOTE,
     )
     return out
@@ -191,4 +232,21 @@ def current_view(dets: Detections, k: int) -> dict[str, Any] | None:
         "valence": mean_mood(dets),
         "mood_margin": mood_margin(float(scores.std()), n),
         "faces_read": n,
+    }
+
+
+def current_facing(dets: Detections, k: int) -> dict[str, Any] | None:
+    """The live "now" facing numbers over the faces whose orientation is clear now, or None under k:
+    ``facing_share``, ``looking_down_share`` and ``faces_oriented``."""
+    from classmood.vision.pose import AWAY, TOWARD, facing, looking_down
+
+    words = facing(dets.pose) if len(dets) else np.zeros(0, object)
+    toward, away = words == TOWARD, words == AWAY
+    n = int(toward.sum() + away.sum())
+    if n == 0 or not enough_faces(n, k):
+        return None
+    return {
+        "facing_share": float(toward.sum() / n),
+        "looking_down_share": float((away & looking_down(dets.pose)).sum() / n),
+        "faces_oriented": n,
     }

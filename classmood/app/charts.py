@@ -146,6 +146,43 @@ def shares_chart(bins: Sequence[MoodBin], started_at: float | None = None) -> An
     )
 
 
+def facing_chart(bins: Sequence[MoodBin], started_at: float | None = None) -> Any | None:
+    """Per bin whose facing shows under k: the share of faces facing the screen and the share looking
+    down (points joined by lines, 0..100 %); None when no bin shows them."""
+    alt = _alt()
+    shown = [b for b in bins if b.facing_share is not None]
+    if not shown:
+        return None
+    df = pd.DataFrame(
+        [
+            {
+                "when": (b.start_s + b.end_s) / 2,
+                "share": float(v or 0.0),
+                "what": what,
+                "moment": words.span(b.start_s, b.end_s),
+                "value": words.percent(v),
+            }
+            for b in shown
+            for what, v in (("facing the screen", b.facing_share), ("looking down", b.looking_down_share))
+        ]
+    )
+    df["when"] = _times(df["when"], started_at)
+    colours = [words.hex_colour("facing"), words.hex_colour("looking_down")]
+    return (
+        alt.Chart(df)
+        .mark_line(point=alt.OverlayMarkDef(size=50, filled=True), strokeWidth=2)
+        .encode(
+            x=_x(started_at, max(b.end_s for b in bins)),
+            y=alt.Y("share:Q", title="share of faces", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+            color=alt.Color(
+                "what:N", scale=alt.Scale(domain=["facing the screen", "looking down"], range=colours), legend=_legend()
+            ),
+            tooltip=["moment:N", "what:N", alt.Tooltip("value:N", title="share")],
+        )
+        .properties(height=170)
+    )
+
+
 def faces_chart(bins: Sequence[MoodBin], started_at: float | None = None) -> Any | None:
     """Faces present and, inside them, faces read per bin (counts: shown for every bin, hidden ones included)."""
     alt = _alt()

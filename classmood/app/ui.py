@@ -270,6 +270,14 @@ def mood_charts(bins: Sequence[MoodBin], k: int, started_at: float | None = None
             st.altair_chart(mood, width="stretch")
         st.markdown("**Apparent expressions over time**")
         st.altair_chart(shares, width="stretch")
+    facing = charts.facing_chart(bins, started_at)
+    if bins:
+        st.markdown("**Facing the screen over time**")
+        if facing is None:
+            st.caption(f"Hidden: no moment had at least {words.plural(k, 'face')} whose head orientation was clear.")
+        else:
+            st.altair_chart(facing, width="stretch")
+            st.caption(words.FACING_EXPLAINED)
     faces = charts.faces_chart(bins, started_at)
     if faces is not None:
         st.markdown("**Faces in each moment**")
@@ -381,6 +389,7 @@ def _live_headline(snapshot: LiveSnapshot) -> None:
         faces_now=snapshot.faces_now,
         read_now=read_now,
         now=now,
+        facing_now=snapshot.facing_now,
     )
     headline(figures)
     rate = f" ({snapshot.analysed_fps:.1f} a second)" if snapshot.analysed else ""

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from classmood.analytics.privacy import DEFAULT_MIN_FACES
 from classmood.benchmarks.realfaces import DEFAULT_DIR, SPLITS, load_labels, matched_detections, pipeline_for
 from classmood.errors import ClassmoodError
 from classmood.expression.speed import cpu_name
@@ -49,10 +50,10 @@ ESTIMATORS = {
 
 def estimate_poses(
     root: str | Path = DEFAULT_DIR, methods: tuple[str, ...] = POSE_METHODS
-) -> tuple[dict[str, np.ndarray], list[str], list[str], dict[str, Any]]:
+) -> tuple[dict[str, np.ndarray], list[str], list[str], dict[str, Any], list[str]]:
     """(N, 3) pose of every labelled face as the pipeline finds it (NaN where not found) for each of
-    ``methods`` (``vision/landmarks.POSE_METHODS``), each face's split and label, and the face mesh's cost
-    (crop, network and mapping back, timed per frame over the matched faces)."""
+    ``methods`` (``vision/landmarks.POSE_METHODS``), each face's split and label, the face mesh's cost
+    (crop, network and mapping back, timed per frame over the matched faces) and each face's image."""
     data = load_labels(root)
     labels = load_facing(root)
     if len(labels) != len(data.faces):
@@ -86,7 +87,7 @@ def estimate_poses(
         "threads": 1,
         "cpu": f"{cpu_name()}, {os.cpu_count()} logical CPUs",
     }
-    return poses, [f.split for f in data.faces], labels, cost
+    return poses, [f.split for f in data.faces], labels, cost, [f.image for f in data.faces]
 
 
 def score(words: np.ndarray, labels: np.ndarray, found: np.ndarray) -> dict[str, Any]:
@@ -113,6 +114,21 @@ def score(words: np.ndarray, labels: np.ndarray, found: np.ndarray) -> dict[str,
     }
 
 
+def image_shares(
+    words: np.ndarray, labels: np.ndarray, found: np.ndarray, images: np.ndarray, k: int = DEFAULT_MIN_FACES
+) -> list[dict[str, Any]]:
+    """Per image with at least k faces labelled toward or away and found (one class at one moment: what one
+    bin of the dashboard shows): the share facing, labelled vs estimated, as ``score`` counts them."""
+    out = []
+    for image in sorted(set(images.tolist())):
+        mine = images == image
+        s = score(words[mine], labels[mine], found[mine])
+        if s["faces"] >= k and np.isfinite(s["share_estimated"]):
+            out.append({"image": image, **{key: s[key] for key in ("faces", "share_labelled", "share_estimated")}})
+            out[-1]["share_error"] = abs(s["share_estimated"] - s["share_labelled"])
+    return out
+
+
 # the rule's limits tried on the tune split, the same for every estimator
 GRID = [
     FacingRule(max_yaw=y, max_down=d, max_up=u, margin=m)
@@ -122,11 +138,25 @@ GRID = [
 
 def run(root: str | Path = DEFAULT_DIR, methods: tuple[str, ...] = POSE_METHODS) -> dict[str, Any]:
     """Each estimator's rule tuned on the tune split, then both splits scored with it, in one run."""
-    all_poses, splits, labels, cost = estimate_poses(root, methods)
+    all_poses, splits, labels, cost, images = estimate_poses(root, methods)
     split = np.array(splits)
     label = np.array(labels, dtype=object)
+    image = np.array(images, dtype=object)
     tune = split == "tune"
     out: dict[str, Any] = {"facing_pose": FACING_POSE, "cost": cost, "methods": {}}
+    if FACING_POSE in all_poses:  # what the pipeline ships: its pose and its fixed rule (vision/pose.py)
+        poses = all_poses[FACING_POSE]
+        words, found = facing(poses), np.isfinite(poses[:, 0])
+        out["shipped"] = {
+            "rule": FacingRule().__dict__,
+            "splits": {
+                s: {
+                    **score(words[split == s], label[split == s], found[split == s]),
+                    "images": image_shares(words[split == s], label[split == s], found[split == s], image[split == s]),
+                }
+                for s in SPLITS
+            },
+        }
     for method, poses in all_poses.items():
         found = np.isfinite(poses[:, 0])
         best = max(GRID, key=lambda r: score(facing(poses[tune], r), label[tune], found[tune])["balanced_accuracy"])
@@ -160,6 +190,26 @@ def format_table(result: dict[str, Any]) -> str:
             )
     for method, r in result["methods"].items():
         lines.append(f"{method}: {r['estimator']}")
+    shipped = result.get("shipped")
+    if shipped:
+        rule = shipped["rule"]
+        lines.append(
+            f"shipped ({result['facing_pose']}, rule {rule['max_yaw']:g}/{rule['max_down']:g}/{rule['max_up']:g}/"
+            f"{rule['margin']:g}), per image with >= {DEFAULT_MIN_FACES} faces labelled toward/away (one class, one "
+            "moment): share labelled / estimated (error)"
+        )
+        for name, s in shipped["splits"].items():
+            per = s["images"]
+            worst = max((i["share_error"] for i in per), default=float("nan"))
+            lines.append(
+                f"  {name}: balanced acc {s['balanced_accuracy']:.3f}, {len(per)} images, share error max {worst:.3f}, "
+                f"{sum(i['share_error'] <= 0.05 for i in per)} of {len(per)} within 0.05"
+            )
+            for i in per:
+                lines.append(
+                    f"    {i['image']:<40} {i['faces']:>3} faces  {i['share_labelled']:.3f} / "
+                    f"{i['share_estimated']:.3f} ({i['share_error']:.3f})"
+                )
     if cost["mesh_faces"]:
         lines.append(
             f"face mesh cost: {cost['mesh_ms_per_face']:.1f} ms per face (crop, network, mapping; {cost['mesh_faces']} "

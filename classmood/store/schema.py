@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text
 
 from classmood.containers import NOTE as EXPRESSION_NOTE
-from classmood.labels import EMOTIONS, FACE_COLUMNS
+from classmood.labels import EMOTIONS, FACE_COLUMNS, WORD_COLUMNS
 
 # The same columns as MoodBin.as_row() (the tests check); spelled out here so opening the store
 # does not import the vision pipeline.
@@ -27,8 +27,14 @@ BIN_COLUMNS: list[str] = [
     "negative_share",
     "uncertain_share",
     "valence_change",
+    "faces_oriented",
+    "facing_share",
+    "looking_down_share",
     "flags",
 ]
+# Columns added after sessions were first stored (facing the screen, issue 24): a row written by an
+# earlier version lacks them, and they read back empty (the tables gain them on opening, engine.py).
+LATER_COLUMNS = frozenset({"yaw", "pitch", "roll", "facing", "faces_oriented", "facing_share", "looking_down_share"})
 KINDS = ("camera", "gallery", "upload", "cli", "students")
 # "incomplete": the analysis ended but some of its rows could not be written (the database stayed
 # locked or unreachable past every retry): what the session holds is less than what was analysed
@@ -72,7 +78,7 @@ def _value_columns(names: Sequence[str], type_of: Callable[[str], Any], required
 
 
 _FACE_INT = {"frame", "track_id"}
-_FACE_STR = {"emotion"}
+_FACE_STR = set(WORD_COLUMNS)
 faces_table = Table(
     "faces",
     metadata,

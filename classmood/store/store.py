@@ -31,6 +31,7 @@ from classmood.store.schema import (
     BIN_COLUMNS,
     INTERRUPTED,
     KINDS,
+    LATER_COLUMNS,
     LIST_COLUMNS,
     NOTE,
     SESSION_COLUMNS,
@@ -68,10 +69,10 @@ def _json(value: Mapping[str, Any] | None) -> str | None:
 def _rows(session_id: int, rows: Iterable[Mapping[str, Any]], columns: Sequence[str], what: str) -> list[dict]:
     out = []
     for row in rows:
-        missing = [c for c in columns if c not in row]
+        missing = [c for c in columns if c not in row and c not in LATER_COLUMNS]
         if missing:
             raise ClassmoodError(f"{what} row lacks column(s) {', '.join(missing)}")
-        params = {c: _plain(row[c]) for c in columns}
+        params = {c: _plain(row.get(c)) for c in columns}
         if isinstance(params.get("flags"), list | tuple):
             params["flags"] = ";".join(params["flags"])
         params["session_id"] = session_id

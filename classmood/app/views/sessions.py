@@ -188,7 +188,12 @@ def _compare(store: SessionStore, ids: list[int], label: Callable[[int], str]) -
 
     diff = compare(store.raw_mood_bins(a), store.raw_mood_bins(b), k_a, k_b)
     metric_words = {f"share_{e}": f"looking {words.expression(e)}" for e in EMOTIONS}
-    metric_words.update(valence="mood score", faces="faces present")
+    metric_words.update(
+        valence="mood score",
+        faces="faces present",
+        facing_share=words.COLUMN_WORDS["facing_share"],
+        looking_down_share=words.COLUMN_WORDS["looking_down_share"],
+    )
     shown = pd.DataFrame(
         {
             "": [metric_words.get(str(m), str(m)) for m in diff.index],
@@ -232,7 +237,7 @@ def _compare(store: SessionStore, ids: list[int], label: Callable[[int], str]) -
 def _compare_value(metric: Any, value: Any, signed: bool = False) -> str:
     if pd.isna(value):
         return "—"
-    if str(metric).startswith("share_"):
+    if str(metric).startswith("share_") or str(metric) in ("facing_share", "looking_down_share"):
         return (("+" if value > 0 else "") if signed else "") + words.percent(float(value))
     if metric == "valence":
         return words.score(float(value))
