@@ -33,6 +33,7 @@ SAD = [0.05, 0.01, 0.04, 0.02, 0.8, 0.02, 0.06]
 
 def good(**change: object) -> str:
     msg = {"type": "update", "class": "ABCDEF", "pseudonym": "p-1234", "t": 1.5, "face": True, "probs": HAPPY}
+    msg["facing"] = 1
     msg.update(change)
     return json.dumps(msg)
 
@@ -41,8 +42,10 @@ def good(**change: object) -> str:
 def test_an_update_is_parsed_and_round_trips() -> None:
     u = parse(update_message("ABCDEF", "p-1234", 1.5, True, HAPPY))
     assert isinstance(u, StudentUpdate) and u.probs == tuple(HAPPY) and u.face and u.t == 1.5
-    assert parse(good(face=False, probs=None)) == StudentUpdate("ABCDEF", "p-1234", 1.5, False, None)
+    assert parse(good(face=False, probs=None, facing=None)) == StudentUpdate("ABCDEF", "p-1234", 1.5, False, None)
     assert parse(good(probs=None)).probs is None  # a face present but not readable
+    assert parse(good(probs=None)).facing == 1  # ... can still be turned toward the screen
+    assert [parse(good(facing=v)).facing for v in (1, 0, -1, None)] == [1, 0, -1, None]
     assert parse('{"type":"pause"}') == Control("pause")
 
 
@@ -54,7 +57,13 @@ def test_an_update_is_parsed_and_round_trips() -> None:
         (good(probs=[*HAPPY, 0.0]), "7 numbers"),
         (good(probs=[0.5] * 7), "sum to 1"),
         (good(probs=["0.9", *HAPPY[1:]]), "finite number"),
-        (good(face=False), "need a face"),
+        (good(face=False, facing=None), "need a face"),
+        (good(face=False, probs=None), "facing needs a face"),
+        (good(facing=2), "1, 0, -1 or null"),
+        (good(facing=True), "1, 0, -1 or null"),
+        (good(facing=0.5), "1, 0, -1 or null"),
+        (good(facing=[12.5, -3.0, 1.0]), "1, 0, -1 or null"),  # no pose angles, let alone landmarks
+        (good(facing="toward"), "1, 0, -1 or null"),
         (good(face=1), "true or false"),
         (good(t=float("nan")), "finite number"),
         (good().replace('"t": 1.5', '"t": ' + "9" * 320), "finite number"),  # too big for a float
@@ -78,10 +87,38 @@ def test_binary_messages_are_refused() -> None:
 
 
 # --- a class's numbers ------------------------------------------------------------------------------
-def update(room: Room, pseudonym: str, probs: list[float] | None, face: bool = True, now: float = 100.0) -> None:
-    room.apply(
-        pseudonym, StudentUpdate(room.code, pseudonym, now, face, None if probs is None else tuple(probs)), now=now
-    )
+def update(
+    room: Room,
+    pseudonym: str,
+    probs: list[float] | None,
+    face: bool = True,
+    now: float = 100.0,
+    facing: int | None = None,
+) -> None:
+    message = StudentUpdate(room.code, pseudonym, now, face, None if probs is None else tuple(probs), facing)
+    room.apply(pseudonym, message, now=now)
+
+
+def test_the_class_share_facing_the_screen_comes_from_the_pages_decisions_under_k() -> None:
+    """Each page sends toward (1), away (0), looking down (-1) or unclear (null); read or not, it counts."""
+    room = Room(k=3, readout=Readout())
+    students = [room.join() for _ in range(5)]
+    t0 = room.created
+    for s in range(6):
+        now = t0 + s + 0.5
+        for who, facing in zip(students, (1, 1, 0, -1, None), strict=True):
+            update(room, who, None if who == students[1] else HAPPY, now=now, facing=facing)
+        room.tick(now=now)
+    view = room.now_view(now=t0 + 5.6)
+    assert view["facing_share"] == pytest.approx(0.5) and view["looking_down_share"] == pytest.approx(0.25)
+    (first,) = [b for b in room.bins() if b.start_s == 0]
+    assert first.facing_share == pytest.approx(0.5) and first.faces_oriented == pytest.approx(4)
+    room.set_k(5)  # four clear faces of five: the facing shares would describe four people
+    view = room.now_view(now=t0 + 5.6)
+    assert view["facing_share"] is None and view["looking_down_share"] is None
+    assert all(b.facing_share is None for b in room.bins())
+    _, summary = room.end()
+    assert summary["class"]["facing_share"] is None
 
 
 def test_class_numbers_need_k_students_with_a_face_and_counts_always_show() -> None:

@@ -253,7 +253,7 @@ def test_the_browser_reads_faces_as_the_python_pipeline_does(chromium: Any, hub:
     student.page.wait_for_function("() => window.classmood !== undefined")
     model, server = load_model("accurate", precision="float"), LibFaceDetector()
     frames = [camera_frame()] + [s.image for s in map(webcam_scene, range(5002, 5014)) if len(s.faces)]
-    same, default = [], []
+    same, default, turned = [], [], []
     for i, frame in enumerate(frames):
         rgba = cv2.cvtColor(frame, cv2.COLOR_BGR2RGBA)
         got = student.page.evaluate(
@@ -267,12 +267,23 @@ def test_the_browser_reads_faces_as_the_python_pipeline_does(chromium: Any, hub:
         largest = int(np.argmax((dets.xyxy[:, 2] - dets.xyxy[:, 0]) * (dets.xyxy[:, 3] - dets.xyxy[:, 1])))
         assert got["box"] == dets.xyxy[largest].tolist(), f"frame {i}: another box"
         assert got["readable"] == bool(dets.read[largest])
+        # head pose: the server's SQPnP against the page's weak-perspective start refined on the reprojection
+        turned.append((np.abs(np.array(got["pose"]) - dets.pose[largest]).max(), got["facing"], dets.pose[largest]))
         same.append(float(np.abs(browser - dets.probs[largest]).max()))
         ours = server.detect(frame)
         j = int(np.argmax((ours.xyxy[:, 2] - ours.xyxy[:, 0]) * (ours.xyxy[:, 3] - ours.xyxy[:, 1])))
         theirs = model.predict_proba(face_crops(frame, ours.xyxy[[j]]))[0]
         default.append((float(np.abs(browser - theirs).max()), browser.argmax() == theirs.argmax()))
     assert len(same) >= 10
+    from classmood.vision.pose import facing, looking_down
+
+    said = {"toward": 1, "away": 0, "unclear": None}
+    server_facing = [
+        -1 if looking_down(p[None])[0] and facing(p[None])[0] == "away" else said[facing(p[None])[0]]
+        for _, _, p in turned
+    ]
+    assert sorted(d for d, _, _ in turned)[len(turned) // 2] <= 1.0, turned  # degrees
+    assert sum(f == g for (_, f, _), g in zip(turned, server_facing, strict=True)) >= len(turned) - 1, turned
     assert max(same) <= 0.01, same  # the same pipeline: float rounding only (WASM vs native kernels)
     diffs = sorted(d for d, _ in default)
     assert diffs[len(diffs) // 2] <= 0.04 and sum(a for _, a in default) >= len(default) - 1, default
@@ -321,6 +332,11 @@ def test_teacher_opens_a_class_sees_the_numbers_and_ends_it(chromium: Any, app: 
     assert _metric(teacher, "Students connected") == 1
     teacher.get_by_text("Apparent expressions now").wait_for()
     wait_for("k = 1: the class numbers show", lambda: "happy" in _figure(teacher, "Mostly"), timeout=30)
+    # what the page decided of the head (facing, one number) is what the class's share shows (k = 1)
+    sent = json.loads(student.page.evaluate("() => document.getElementById('sent').textContent"))
+    assert sent["facing"] in (1, 0, -1)
+    share = "100 %" if sent["facing"] == 1 else "0 %"
+    wait_for("facing the screen", lambda: _figure(teacher, "Facing the screen") == share, timeout=30)
     teacher.reload()  # a reload (or the bookmarked address) comes back to the running class
     teacher.get_by_text(f"Class code: {code.group(1)}").wait_for()
     wait_for("the dashboard after the reload", lambda: _metric(teacher, "Faces now") == 1, timeout=60)

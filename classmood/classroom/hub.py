@@ -40,6 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,7 @@ from classmood.labels import EMOTIONS
 from classmood.pipeline import PipelineConfig
 from classmood.store.recorder import SessionRecorder
 from classmood.vision.crops import FER_SIDE_PER_BOX_HEIGHT
+from classmood.vision.pose import FACE_3D, FOCAL_BOXES, FacingRule
 from classmood.vision.yunet import FACE_THRESHOLD, yunet_path
 from classmood.weights.shipped import BROWSER_MODELS, LIVE_MODEL
 from classmood.words import EXPRESSION_WORDS
@@ -307,6 +309,10 @@ class Hub:
             "max_unreadable": readout.max_unreadable,
             "max_side": 640,
             "smoothing": PipelineConfig().smoothing,
+            # apparent head pose as vision/pose.py estimates it, and the rule that says "facing the screen"
+            "face_3d": FACE_3D.tolist(),
+            "focal_boxes": FOCAL_BOXES,
+            "facing_rule": asdict(FacingRule()),
             "ort_version": vendor.VERSION,
         }
 

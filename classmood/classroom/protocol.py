@@ -3,15 +3,17 @@
 One JSON text message per update over the student's WebSocket::
 
     {"type": "update", "class": "K7QF2M", "pseudonym": "p-3f9a1c", "t": 1764694800.25,
-     "face": true, "probs": [0.02, 0.0, 0.01, 0.61, 0.03, 0.02, 0.31]}
+     "face": true, "probs": [0.02, 0.0, 0.01, 0.61, 0.03, 0.02, 0.31], "facing": 1}
 
 ``probs`` are the model's seven probabilities in ``labels.EMOTIONS`` order, or ``null`` when a face
 is present but could not be read (too small or too blurred, decided in the browser by the model's
 readout); ``face: false`` carries no probabilities. ``t`` is the student's clock in seconds since
-the epoch (used only to measure delay). Besides updates a student sends ``{"type": "pause"}``,
-``{"type": "resume"}`` or ``{"type": "leave"}``. Anything else - another key, a longer list, a
-string where a number belongs, a message over ``MAX_MESSAGE_BYTES`` - is refused and counted, so
-an image cannot travel in this protocol even by mistake.
+the epoch (used only to measure delay). ``facing`` is the face's apparent head orientation as the
+page decides it with the server's rule (``vision/pose.py``): ``1`` turned toward the screen, ``0``
+turned away, ``-1`` turned away looking down, ``null`` unclear or no face. Besides updates a student
+sends ``{"type": "pause"}``, ``{"type": "resume"}`` or ``{"type": "leave"}``. Anything else - another
+key, a longer list, a string where a number belongs, a message over ``MAX_MESSAGE_BYTES`` - is refused
+and counted, so an image cannot travel in this protocol even by mistake.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from typing import Any
 from classmood.labels import EMOTIONS
 
 MAX_MESSAGE_BYTES = 512  # an update is ~150 bytes; a 48x48 crop alone would be 2,304
-UPDATE_KEYS = frozenset({"type", "class", "pseudonym", "t", "face", "probs"})
+UPDATE_KEYS = frozenset({"type", "class", "pseudonym", "t", "face", "probs", "facing"})
+TOWARD, AWAY, LOOKING_DOWN = 1, 0, -1  # the values of ``facing`` (null: unclear)
+FACING_VALUES = (TOWARD, AWAY, LOOKING_DOWN)
 CONTROL_TYPES = ("pause", "resume", "leave")
 
 
@@ -42,6 +46,7 @@ class StudentUpdate:
     t: float
     face: bool
     probs: tuple[float, ...] | None
+    facing: int | None = None  # TOWARD, AWAY, LOOKING_DOWN, or None (unclear, or no face)
 
 
 @dataclass(frozen=True)
@@ -88,8 +93,14 @@ def parse(text: str | bytes) -> StudentUpdate | Control:
     if not isinstance(face, bool):
         raise ProtocolError("face is true or false")
     t = _number(msg["t"], "t")
+    facing = msg["facing"]
+    if facing is not None:
+        if isinstance(facing, bool) or not isinstance(facing, int) or facing not in FACING_VALUES:
+            raise ProtocolError("facing is 1, 0, -1 or null")
+        if not face:
+            raise ProtocolError("facing needs a face")
     if probs is None:
-        return StudentUpdate(code, pseudonym, t, face, None)
+        return StudentUpdate(code, pseudonym, t, face, None, facing)
     if not face:
         raise ProtocolError("probabilities need a face")
     if not isinstance(probs, list) or len(probs) != len(EMOTIONS):
@@ -97,12 +108,12 @@ def parse(text: str | bytes) -> StudentUpdate | Control:
     values = tuple(_number(p, "each probability") for p in probs)
     if min(values) < 0 or max(values) > 1 or abs(sum(values) - 1) > 0.02:
         raise ProtocolError("probabilities lie in 0..1 and sum to 1")
-    return StudentUpdate(code, pseudonym, t, face, values)
+    return StudentUpdate(code, pseudonym, t, face, values, facing)
 
 
-def update_message(code: str, pseudonym: str, t: float, face: bool, probs: list[float] | None) -> str:
+def update_message(
+    code: str, pseudonym: str, t: float, face: bool, probs: list[float] | None, facing: int | None = None
+) -> str:
     """The JSON text of an update, as the student page builds it (used by the light clients)."""
-    return json.dumps(
-        {"type": "update", "class": code, "pseudonym": pseudonym, "t": t, "face": face, "probs": probs},
-        separators=(",", ":"),
-    )
+    msg = {"type": "update", "class": code, "pseudonym": pseudonym, "t": t, "face": face, "probs": probs}
+    return json.dumps({**msg, "facing": facing}, separators=(",", ":"))

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from classmood.analytics.mood import MoodAggregator
-from classmood.analytics.privacy import HIDDEN_NOTE, apply_k, check_min_faces, current_view
+from classmood.analytics.privacy import HIDDEN_NOTE, apply_k, check_min_faces, current_facing, current_view
 from classmood.analytics.summary import build_summary
-from classmood.classroom.protocol import Control, StudentUpdate
+from classmood.classroom.protocol import AWAY, LOOKING_DOWN, TOWARD, Control, StudentUpdate
 from classmood.containers import Detections, MoodBin, Summary
 from classmood.expression.readout import UNCERTAIN, Readout
 from classmood.labels import EMOTIONS
@@ -58,6 +58,18 @@ def new_code() -> str:
     return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
 
 
+# A student's page sends its decision (``facing``), never its angles: each decision stands here as a
+# pose that the pipeline's rule (vision/pose.py) reads back as the same word, so the class's shares
+# come from the one aggregator (analytics/mood.py) that recorded video uses.
+UNCLEAR_POSE = (float("nan"),) * 3
+FACING_POSES: dict[int | None, tuple[float, ...]] = {
+    TOWARD: (0.0, 0.0, 0.0),
+    AWAY: (90.0, 0.0, 0.0),
+    LOOKING_DOWN: (0.0, -90.0, 0.0),
+    None: UNCLEAR_POSE,
+}
+
+
 def well_formed(code: str) -> bool:
     """Whether ``code`` could be a class code at all: only such codes count as guesses (a shorter or
     misspelt one cannot be right, so answering it tells nothing)."""
@@ -74,6 +86,7 @@ class Student:
     last_seen: float | None = None  # server time of the last update
     face: bool = False
     probs: np.ndarray | None = None  # raw model probabilities of the last update
+    facing: int | None = None  # what the page said of its head (protocol.TOWARD / AWAY / LOOKING_DOWN, None)
     paused: bool = False
     client: str = ""  # the client key the seat counts against (memory only)
 
@@ -181,6 +194,7 @@ class Room:
                 return
             student.last_seen, student.face, student.paused = now, message.face, False
             student.probs = np.asarray(message.probs, np.float32) if message.probs is not None else None
+            student.facing = message.facing
             self.stats.updates += 1
 
     def refuse(self) -> None:
@@ -216,6 +230,7 @@ class Room:
             track_id=np.array([s.number for s in rows], np.int64),
             probs=probs,
             uncertain=uncertain,
+            pose=np.array([FACING_POSES[s.facing] for s in rows], np.float32).reshape(n, 3),
         )
 
     def tick(self, now: float | None = None) -> None:
@@ -246,6 +261,7 @@ class Room:
             self.last_activity = time.time()
             present = self._present(now)
             view = current_view(present, self.k)
+            facing_now = current_facing(present, self.k)
             connected = len(self._students)
             paused = sum(s.paused for s in self._students.values())
             read = int(present.read.sum())
@@ -260,6 +276,9 @@ class Room:
             "valence": None if view is None else view["valence"],
             "mood_margin": None if view is None else view["mood_margin"],
             "hidden": view is None,
+            # facing the screen now, under k on its own count (privacy.current_facing); None when hidden
+            "facing_share": None if facing_now is None else facing_now["facing_share"],
+            "looking_down_share": None if facing_now is None else facing_now["looking_down_share"],
             "note": HIDDEN_NOTE,
             "turned_away": self.stats.turned_away,
         }

@@ -142,6 +142,7 @@ def dashboard() -> None:
         faces_now=view["faces"],
         read_now=view["faces_read"],
         now=now,
+        facing_now=None if view["facing_share"] is None else view,
     )
     with head:
         ui.headline(figures)
