@@ -80,3 +80,15 @@ def test_facing_score_counts_found_faces_and_the_share_the_dashboard_would_show(
     assert lost["not_found"] == {TOWARD: 1, AWAY: 0} and lost["faces"] == 4
     words = load_facing()  # the shipped labels: one per labelled face, all known words
     assert len(words) == 248 and set(words) == {TOWARD, AWAY, UNCLEAR}
+
+
+def test_the_per_image_share_is_one_class_at_one_moment_with_at_least_k_faces() -> None:
+    from classmood.benchmarks.facing import image_shares
+
+    labels = np.array([TOWARD] * 5 + [AWAY] + [TOWARD] * 2, dtype=object)
+    said = np.array([TOWARD] * 4 + [AWAY] * 2 + [TOWARD] * 2, dtype=object)
+    images = np.array(["class.jpg"] * 6 + ["pair.jpg"] * 2, dtype=object)
+    (one,) = image_shares(said, labels, np.ones(8, bool), images, k=5)  # the pair is under k: not a class
+    assert one["image"] == "class.jpg" and one["faces"] == 6
+    assert one["share_labelled"] == pytest.approx(5 / 6) and one["share_estimated"] == pytest.approx(4 / 6)
+    assert one["share_error"] == pytest.approx(1 / 6)
