@@ -33,6 +33,7 @@ from classmood.analytics.summary import build_summary
 from classmood.containers import Detections, Frame, MoodBin, Summary
 from classmood.pipeline import Analyzer, PipelineConfig, Update
 from classmood.store.recorder import SessionRecorder
+from classmood.vision.pose import facing
 
 if TYPE_CHECKING:
     from classmood.store import SessionStore
@@ -80,7 +81,8 @@ class LiveSnapshot:
     min_faces: int
     suppressed: bool  # fewer than min_faces faces read now: no class-level numbers
     shares: dict[str, float] | None  # current top-expression shares (of the faces read)
-    tracks: list[tuple[int, str]]  # (track id, current expression): a per-face view, shown only when asked for
+    # (track id, current expression, facing): a per-face view, shown only when asked for
+    tracks: list[tuple[int, str, str]]
     series: list[dict[str, Any]]  # per update: time_s, faces, read, valence (None when fewer than k read)
     bins: list[MoodBin]
     flagged: list[dict[str, Any]]
@@ -260,7 +262,10 @@ class LiveSession:
             dets = s.dets
             n = len(dets)
             now = current_view(dets, k)
-            tracks = [(int(t), w or "…") for t, w in zip(dets.track_id, dets.expressions(), strict=True)]
+            turned = facing(dets.pose)
+            tracks = [
+                (int(t), w or "…", str(f)) for t, w, f in zip(dets.track_id, dets.expressions(), turned, strict=True)
+            ]
             series = [p if p["read"] >= k else {**p, "valence": None} for p in self._series]
             bins = apply_k(s.bins, k)
             numbers = class_summary(s.bins, k)

@@ -35,6 +35,7 @@ FACING_EXPLAINED = (
     "away by looking down. A head turned to notes, a second monitor or a book is not inattention: these "
     "numbers say where heads point, not what anyone is thinking."
 )
+FACING_WORDS = {"toward": "facing the screen", "away": "turned away", "unclear": "unclear"}  # per-face view
 FACING_RGB = (60, 110, 200)  # the facing-the-screen line
 LOOKING_DOWN_RGB = (150, 150, 150)
 

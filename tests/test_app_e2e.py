@@ -266,6 +266,8 @@ def test_live_camera_shows_faces_and_saves_the_session(server: tuple[str, Path],
     assert "prohibited in the EU" in page.locator("[data-testid=stSidebar]").inner_text()
     size = re.search(r"picture (\d+)×(\d+)", page.locator("[data-testid=stMain]").inner_text())
     assert size is not None and size.groups() == ("640", "480"), size  # the camera's own resolution arrives
+    shown = page.locator("[data-testid=stMain]").inner_text()
+    assert re.search(r"Facing the screen\s*\n\s*—\s*\n\s*needs at least k = 5 faces clearly oriented", shown), shown
     assert page.get_by_role("button", name="Stop analysis").count() == 0  # one stop: the video's own STOP
     webrtc.get_by_role("button", name="STOP").click()
     page.get_by_text("Not analysing").wait_for()
@@ -273,6 +275,7 @@ def test_live_camera_shows_faces_and_saves_the_session(server: tuple[str, Path],
     camera, faces = _newest_session(db, "camera")
     assert camera["status"] == "stopped" and camera["faces"] >= 2 and camera["tracks"] >= 1
     assert list(faces.columns) == FACE_COLUMNS and (faces["w"] > 100).all()  # the big sample face, not noise
+    assert faces["yaw"].notna().all() and set(faces["facing"]) <= {"toward", "away", "unclear"}
 
 
 def test_gallery_browser_screen_share_feeds_the_worker(server: tuple[str, Path], page: Page) -> None:

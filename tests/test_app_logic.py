@@ -78,7 +78,8 @@ def test_worker_analyses_frames_and_saves_every_update(store: Any) -> None:
         wait_until(lambda n=n: live.snapshot().analysed >= n)
     snap = live.snapshot()
     assert snap.running and snap.status == "running" and snap.faces_now == 1
-    assert snap.tracks == [(1, snap.tracks[0][1])] and snap.tracks[0][1] in EMOTIONS
+    assert [t[:2] for t in snap.tracks] == [(1, snap.tracks[0][1])] and snap.tracks[0][1] in EMOTIONS
+    assert snap.tracks[0][2] in ("toward", "away", "unclear")
     assert snap.shares is not None and sum(snap.shares.values()) == pytest.approx(1)
     assert len(snap.series) == 4 and all(p["faces"] == 1 and p["valence"] is not None for p in snap.series)
     box = live.latest_detections()
@@ -149,7 +150,7 @@ def test_class_numbers_hidden_below_k_faces() -> None:
     snap = live.snapshot()
     live.stop()
     assert snap.faces_now == 6 and not snap.suppressed and snap.shares is not None
-    assert [t for t, _ in snap.tracks] == [1, 2, 3, 4, 5, 6]
+    assert [t for t, *_ in snap.tracks] == [1, 2, 3, 4, 5, 6]
 
 
 def test_idle_session_stops_itself_and_is_saved_as_stopped(store: Any) -> None:

@@ -427,8 +427,9 @@ def _live_details(snapshot: LiveSnapshot, show_tracks: bool) -> None:
             st.dataframe(
                 pd.DataFrame(
                     {
-                        "Face": [f"#{tid}" for tid, _ in snapshot.tracks],
-                        "Looks": [words.expression(e) for _, e in snapshot.tracks],
+                        "Face": [f"#{tid}" for tid, _, _ in snapshot.tracks],
+                        "Looks": [words.expression(e) for _, e, _ in snapshot.tracks],
+                        "Head": [words.FACING_WORDS.get(f, f) for _, _, f in snapshot.tracks],
                     }
                 ),
                 hide_index=True,
