@@ -64,6 +64,13 @@ def _time_axis(ax: Any) -> None:
     ax.set_xlabel("time in input (m:ss)")
 
 
+def _hidden_gaps(ax: Any, hidden: list[MoodBin], label: str) -> None:
+    """Moments hidden by the k rule as hatched gaps (one legend entry)."""
+    for b in hidden:
+        ax.axvspan(b.start_s, b.end_s, facecolor="#f2f2f2", edgecolor="#bbbbbb", hatch="//", linewidth=0, label=label)
+        label = "_nolegend_"
+
+
 def mood_chart(bins: list[MoodBin]) -> str:
     fig = _figure(10, 3.8)
     ax = fig.add_subplot()
@@ -75,13 +82,7 @@ def mood_chart(bins: list[MoodBin]) -> str:
         vals = np.array([b.shares[e] if b.shares else 0.0 for b in shown])
         ax.bar(starts, vals, widths, bottom=bottom, align="edge", color=rgb(e), label=words.expression(e), linewidth=0)
         bottom += vals
-    gap_label = "hidden: fewer than k faces read"
-    for b in bins:
-        if b.shares is None:
-            ax.axvspan(
-                b.start_s, b.end_s, facecolor="#f2f2f2", edgecolor="#bbbbbb", hatch="//", linewidth=0, label=gap_label
-            )
-            gap_label = "_nolegend_"
+    _hidden_gaps(ax, [b for b in bins if b.shares is None], "hidden: fewer than k faces read")
     flagged = [b for b in bins if b.flags]
     if flagged:
         ax.scatter(
@@ -122,13 +123,7 @@ def facing_chart(bins: list[MoodBin]) -> str:
     ):
         values = [np.nan if getattr(b, attr) is None else getattr(b, attr) for b in bins]
         ax.plot(centres, values, color=tuple(c / 255 for c in colour), marker="o", markersize=4, label=label)
-    gap_label = "hidden: fewer than k faces clearly oriented"
-    for b in bins:
-        if b.facing_share is None:
-            ax.axvspan(
-                b.start_s, b.end_s, facecolor="#f2f2f2", edgecolor="#bbbbbb", hatch="//", linewidth=0, label=gap_label
-            )
-            gap_label = "_nolegend_"
+    _hidden_gaps(ax, [b for b in bins if b.facing_share is None], "hidden: fewer than k faces clearly oriented")
     ax.set_ylim(0, 1.02)
     ax.set_xlim(bins[0].start_s, bins[-1].end_s)
     ax.set_ylabel("share of faces clearly oriented")
