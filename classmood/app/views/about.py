@@ -28,9 +28,10 @@ st.markdown(
 classmood {__version__} finds faces in each analysed frame (libfacedetection by default), follows them with
 pseudonymous track ids that are only valid inside one session, and classifies each face's apparent expression
 into the seven FER2013 classes ({", ".join(words.expression(e) for e in EMOTIONS)}). Per moment (5 s by
-default) it reports the share of faces showing each expression and a mood score, and flags sudden changes.
-{words.MOOD_EXPLAINED} {words.k_rule(DEFAULT_MIN_FACES)} (k is set in the sidebar; the default is
-{DEFAULT_MIN_FACES}.)
+default) it reports the share of faces showing each expression and a mood score, and flags sudden changes;
+and, from each head's apparent orientation, the share of faces facing the screen and looking down.
+{words.FACING_EXPLAINED} {words.MOOD_EXPLAINED} {words.k_rule(DEFAULT_MIN_FACES)} (k is set in the sidebar;
+the default is {DEFAULT_MIN_FACES}.)
 
 **Privacy:** frames are processed in memory only; no images, crops or embeddings of faces are stored. The
 session database holds numbers only (boxes, pseudonymous ids, probabilities, per-bin aggregates).
@@ -38,7 +39,8 @@ session database holds numbers only (boxes, pseudonymous ids, probabilities, per
 **Student-side mode** (*Live — students' browsers*): no video of a student reaches this server. Each
 student consents on a page that says what is measured; their own browser finds the face (YuNet-s, the
 network inside libfacedetection) and reads it with the class's model in onnxruntime-web, and sends only
-seven probabilities and whether a face is in view, once a second. The teacher sees the class under k.
+seven probabilities, whether a face is in view and one number for where the head points (toward the screen,
+away, looking down or unclear), once a second. The teacher sees the class under k.
 """
 )
 
@@ -125,6 +127,9 @@ st.markdown(
   sad or surprise, and *sad* as neutral. Treat those classes with particular caution.
 - **Demographic bias.** FER2013's faces are not balanced across age, skin tone, culture or gender, and the
   way expressions are shown differs between people and cultures; no fairness audit has been done.
+- **Facing the screen is measured roughly.** On real faces labelled by eye, heads turned away are recognised
+  less than half of the time (those turned a little, eyes looking down or aside), faces under ~25 px give
+  unreliable angles, and a broad smile can read as looking down. Read the class share over minutes.
 - **Expressions are not feelings.** A neutral face may be concentrating; a smile may be politeness. Use the
   class trend over minutes, never one face or one moment, and always together with your own judgement.
 """
