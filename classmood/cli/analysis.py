@@ -277,7 +277,10 @@ def _sessions_action(store: SessionStore, args: argparse.Namespace) -> None:
         print(f"{counts['faces']} faces, {counts['tracks']} tracks, {counts['bins']} bins, {counts['duration_s']} s")
         bins = store.bins(args.id, k)
         if len(bins):
-            cols = ["start_s", "end_s", "frames", "faces", "tracks", "suppressed", "valence", "negative_share", "flags"]
+            cols = [
+                *("start_s", "end_s", "frames", "faces", "tracks", "suppressed", "valence", "negative_share"),
+                *("facing_share", "looking_down_share", "flags"),
+            ]
             print(bins[cols].to_string(index=False))
         print(f"({NOTE})")
     elif args.action == "export":
@@ -293,7 +296,7 @@ def _sessions_action(store: SessionStore, args: argparse.Namespace) -> None:
             _k_note(sid, note)
         table.columns = [f"session {args.a}", f"session {args.b}", f"{args.b} - {args.a}"]
         print(table.to_string(float_format=lambda v: f"{v:.4f}"))
-        print(f"({NOTE}; shares and valence from unsuppressed bins)")
+        print(f"({NOTE}; shares and valence from unsuppressed bins, facing from bins with k faces clearly oriented)")
 
 
 def _cmd_batch(args: argparse.Namespace) -> int:
