@@ -30,7 +30,7 @@ MOOD_EXPLAINED = (
 
 # The sentence shown beside every facing-the-screen number (``vision/pose.py``, ``analytics/mood.py``).
 FACING_EXPLAINED = (
-    "Facing the screen: the share of faces whose head is turned toward the camera (apparent head "
+    "Facing the screen: the share of faces whose head is turned toward the screen's camera (apparent head "
     "orientation, not gaze), among the faces whose orientation is clear; looking down: the share turned "
     "away by looking down. A head turned to notes, a second monitor or a book is not inattention: these "
     "numbers say where heads point, not what anyone is thinking."

@@ -64,6 +64,7 @@ def test_an_update_is_parsed_and_round_trips() -> None:
         (good(facing=0.5), "1, 0, -1 or null"),
         (good(facing=[12.5, -3.0, 1.0]), "1, 0, -1 or null"),  # no pose angles, let alone landmarks
         (good(facing="toward"), "1, 0, -1 or null"),
+        (good(facing="x")[:-1] + ', "facing": 1}', "given twice"),  # one key, one value: no smuggled second
         (good(face=1), "true or false"),
         (good(t=float("nan")), "finite number"),
         (good().replace('"t": 1.5', '"t": ' + "9" * 320), "finite number"),  # too big for a float

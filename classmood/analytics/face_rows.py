@@ -43,7 +43,13 @@ def face_rows(frame: Frame, dets: Detections) -> list[dict[str, Any]]:
             "emotion": word,
         }
         row.update({f"p_{e}": round(float(p), 4) for e, p in zip(EMOTIONS, probs, strict=True)})
-        row.update({a: round(float(v), 1) for a, v in zip(("yaw", "pitch", "roll"), pose, strict=True)})
+        # no pose (no landmarks): empty cells, as for any number not measured
+        row.update(
+            {
+                a: round(float(v), 1) if np.isfinite(v) else None
+                for a, v in zip(("yaw", "pitch", "roll"), pose, strict=True)
+            }
+        )
         row["facing"] = str(facing_word)
         rows.append(row)
     return rows

@@ -41,7 +41,10 @@ if TYPE_CHECKING:
     from classmood.containers import Detections
 
 DEFAULT_MIN_FACES = 5
-HIDDEN_NOTE = "class-level numbers need at least k faces read; bins with fewer are hidden"
+HIDDEN_NOTE = (
+    "class-level numbers need at least k faces read, the facing shares k faces clearly oriented; "
+    "bins with fewer are hidden"
+)
 
 
 def check_min_faces(k: Any) -> int:

@@ -216,12 +216,18 @@ def view_k(key: str, own: int, floor: int | None = None) -> int:
     return k
 
 
+def _unbroken(value: str) -> str:
+    """A figure's value as HTML that wraps only between its parts ("neutral 78 % · surprised 12 %"), so a long
+    value goes onto a second line of its card instead of running over the next one."""
+    return " · ".join(html.escape(part).replace(" ", "&nbsp;") for part in value.split(" · "))
+
+
 def headline(figures: Sequence[words.Figure]) -> None:
     """The headline figures as a row of cards (they wrap on a narrow screen), the same as the report's."""
     card = "border:1px solid rgba(128,128,128,.35);border-radius:.5rem;padding:.45rem .7rem"
     cards = "".join(
         f'<div style="{card}"><div style="font-size:.8rem;opacity:.75">{html.escape(f.label)}</div>'
-        f'<div style="font-size:1.35rem;font-weight:600;white-space:nowrap">{html.escape(f.value)}</div>'
+        f'<div style="font-size:1.35rem;font-weight:600">{_unbroken(f.value)}</div>'
         f'<div style="font-size:.75rem;opacity:.7">{html.escape(f.note)}</div></div>'
         for f in figures
     )
@@ -277,7 +283,10 @@ def mood_charts(bins: Sequence[MoodBin], k: int, started_at: float | None = None
             st.caption(f"Hidden: no moment had at least {words.plural(k, 'face')} whose head orientation was clear.")
         else:
             st.altair_chart(facing, width="stretch")
-            st.caption(words.FACING_EXPLAINED)
+            st.caption(
+                f"{words.FACING_EXPLAINED} Moments with fewer than {words.plural(k, 'face')} whose orientation is "
+                "clear are left out."
+            )
     faces = charts.faces_chart(bins, started_at)
     if faces is not None:
         st.markdown("**Faces in each moment**")

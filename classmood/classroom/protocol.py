@@ -66,6 +66,14 @@ def _number(value: Any, name: str) -> float:
     return number
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are each given once (``{"facing": "x", "facing": 1}`` is not "exactly the keys")."""
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ProtocolError("a key is given twice")
+    return dict(pairs)
+
+
 def parse(text: str | bytes) -> StudentUpdate | Control:
     """One message from a student, or ``ProtocolError``."""
     if isinstance(text, bytes):
@@ -73,7 +81,9 @@ def parse(text: str | bytes) -> StudentUpdate | Control:
     if len(text.encode()) > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"message longer than {MAX_MESSAGE_BYTES} bytes")
     try:
-        msg = json.loads(text)
+        msg = json.loads(text, object_pairs_hook=_unique_keys)
+    except ProtocolError:
+        raise
     except ValueError:
         raise ProtocolError("not JSON") from None
     if not isinstance(msg, dict):

@@ -202,7 +202,7 @@ def _compare(store: SessionStore, ids: list[int], label: Callable[[int], str]) -
             "difference": [_compare_value(m, v, signed=True) for m, v in diff["difference"].items()],
         }
     )
-    st.dataframe(shown, hide_index=True)
+    st.dataframe(shown, hide_index=True, height=35 * (len(shown) + 1) + 3)  # every metric, no scrolling
     import altair as alt
 
     from classmood.app.charts import EXPRESSION_ORDER, expression_scale
