@@ -291,6 +291,37 @@ def test_the_browser_reads_faces_as_the_python_pipeline_does(chromium: Any, hub:
     hub.close_room(room.code)
 
 
+def test_the_page_and_the_server_say_the_same_of_real_heads(chromium: Any, hub: Any) -> None:
+    """Every real face of bench/realfaces that the browsers' detector finds: the page's head pose (weak
+    perspective refined on the reprojection error) against the server's (OpenCV's SQPnP) on the same five
+    landmarks and box, and the facing number each side would send."""
+    from classmood.benchmarks.realfaces import DEFAULT_DIR, load_labels
+    from classmood.imageio import read_image
+    from classmood.vision.pose import AWAY, TOWARD, facing, head_pose, looking_down
+    from classmood.vision.yunet import YuNetDetector
+
+    room = hub.open_room(1)
+    student = open_student(chromium, hub.join_url(room.code))
+    student.page.wait_for_function("() => window.classmood !== undefined")
+    detector, marks, boxes = YuNetDetector(), [], []
+    for name in load_labels(DEFAULT_DIR).images:
+        dets = detector.detect(read_image(Path(DEFAULT_DIR) / name))
+        marks += dets.landmarks.tolist()
+        boxes += dets.xyxy.tolist()
+    assert len(boxes) >= 200
+    page = student.page.evaluate(
+        "async ([marks, boxes]) => Promise.all(marks.map((m, i) => classmood.facing(m, boxes[i])))", [marks, boxes]
+    )
+    server = head_pose(np.array(marks), np.array(boxes))
+    words = facing(server)
+    said = np.where(words == TOWARD, 1, np.where(words == AWAY, np.where(looking_down(server), -1, 0), 99))
+    apart = np.abs(np.array([p["pose"] for p in page], np.float64) - server).max(axis=1)
+    same = np.array([p["facing"] for p in page]) == said
+    assert np.median(apart) <= 0.5 and same.mean() >= 0.95, (np.median(apart), same.mean())
+    student.page.context.close()
+    hub.close_room(room.code)
+
+
 # --- the teacher's page in the app -------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int, Path]]:

@@ -264,8 +264,8 @@ function detail(crop) {
 // generic face (config face_3d), the same camera (a focal length of focal_boxes box widths, centred on
 // the box) and the same rule (config facing_rule). The server solves it with OpenCV's SQPnP; without
 // OpenCV here, a weak-perspective start is refined by Levenberg-Marquardt on the reprojection error
-// under that camera. On the real faces of bench/realfaces the two are a median 0.1 degree apart and
-// give the same facing word for 232 of 235 faces (the test compares them on its frames).
+// under that camera. On the 278 real faces of bench/realfaces that YuNet finds, the two are a median
+// 0.17 degree apart (95th percentile 1.7) and give the same facing number for 98.9 % (tested).
 // ---------------------------------------------------------------------------------------------
 
 function rodrigues(w) {
@@ -723,6 +723,12 @@ window.classmood = {
   analyse: async (width, height, base64) => {
     const bytes = Uint8ClampedArray.from(atob(base64), (c) => c.charCodeAt(0));
     return analyse(bytes, width, height);
+  },
+  // the head pose and facing number of five landmarks in a box, with this class's rule
+  facing: async (marks, box) => {
+    const cfg = state.config || (await loadConfig());
+    const pose = headPose(marks, box, cfg);
+    return { pose, facing: facingOf(pose, cfg.facing_rule) };
   },
 };
 
