@@ -59,6 +59,9 @@ class PipelineConfig:
     # a shipped model's int8 copy (1.9-2.6x faster on CPUs with AVX-512 VNNI, PublicTest within 0.03
     # points) or its float file; a model given as a path is always that file
     precision: str = DEFAULT_PRECISION
+    # Each face's apparent head orientation and the class's share facing the screen (vision/pose.py).
+    # False: no orientation is estimated, per face or per class (for a school that wants expressions only).
+    facing: bool = True
 
     def __post_init__(self) -> None:
         """Refuse settings that would run but mean nothing (a negative rate, an empty bin, k below 1)."""
@@ -178,8 +181,9 @@ class Analyzer:
             dets = self.tracker.update(dets, time_s, image)
             dets = self.tracker.coast(image, dets, time_s)  # faces hidden for a moment (a hand, a mask) stay
         self._confirmed = dets.xyxy.copy()
-        with stage("pose"):  # apparent head orientation from the five landmarks (covered faces: none)
-            dets.pose = head_pose(dets.landmarks, dets.xyxy)
+        if self.config.facing:
+            with stage("pose"):  # apparent head orientation from the five landmarks (covered faces: none)
+                dets.pose = head_pose(dets.landmarks, dets.xyxy)
         return dets
 
     def forget_faces(self) -> None:

@@ -105,3 +105,16 @@ def test_a_real_video_call_reads_as_turned_to_the_screen(tmp_path: Path) -> None
     assert 'alt="facing the screen over time"' in section and "not inattention" in section
     for word in (" attention", "engagement", "focus"):  # words for what a head's orientation cannot tell
         assert word not in section.lower()
+
+
+def test_no_facing_estimates_no_orientation_anywhere(tmp_path: Path) -> None:
+    """``--no-facing``: a school that wants expressions only gets no head angle, per face or per class."""
+    from classmood.cli import main
+
+    out = tmp_path / "out"
+    assert main(["analyze", str(REAL / "18f_video_meeting_grid.jpg"), "--out", str(out), "--no-facing"]) == 0
+    with open(out / "faces.csv", newline="") as fh:
+        faces = list(csv.DictReader(fh))
+    assert faces and all(f["yaw"] == f["pitch"] == f["roll"] == "" and f["facing"] == "unclear" for f in faces)
+    numbers = json.loads((out / "summary.json").read_text())["class"]
+    assert numbers["facing_share"] is None and numbers["shares"] is not None  # expressions as before

@@ -221,12 +221,13 @@ def run_profile_bench(
     with tempfile.TemporaryDirectory() as tmp:
         video = Path(tmp) / "gallery.mp4"
         truth = make_gallery_video(video, faces.images, faces.labels, seconds=seconds)
-        settings = [(m, p) for m in models for p in ("float", "int8")]
-        runs: dict[tuple[str, str], list[dict[str, Any]]] = {s: [] for s in settings}
+        # each model's float file and int8 copy, and the live default without the head pose (its cost, same run)
+        settings = [(m, p, True) for m in models for p in ("float", "int8")] + [(models[0], "int8", False)]
+        runs: dict[tuple[str, str, bool], list[dict[str, Any]]] = {s: [] for s in settings}
         for _ in range(repeats):
-            for model, precision in settings:
-                config = PipelineConfig(detector="libface", model=model, precision=precision, rate_hz=0)
-                runs[(model, precision)].append(profile_run(video, truth, config))
+            for model, precision, facing in settings:
+                config = PipelineConfig(detector="libface", model=model, precision=precision, rate_hz=0, facing=facing)
+                runs[(model, precision, facing)].append(profile_run(video, truth, config))
     out: dict[str, Any] = {
         "cpu": cpu_name(),
         "instruction_sets": instruction_sets(),
@@ -234,18 +235,21 @@ def run_profile_bench(
         "repeats": repeats,
         "runs": {},
     }
-    for (model, precision), done in runs.items():
+    for (model, precision, facing), done in runs.items():
         mid = _median_run(done)  # stage times: the median of each stage over the runs
         mid["ms_per_frame"] = {
             stage: round(float(np.median([r["ms_per_frame"][stage] for r in done])), 2) for stage in mid["ms_per_frame"]
         }
-        out["runs"][f"{model} {precision}"] = mid
+        out["runs"][f"{model} {precision}" + ("" if facing else " no-facing")] = mid
     for model in models:
         f, q = out["runs"][f"{model} float"], out["runs"][f"{model} int8"]
         out[f"{model}_int8_speedup"] = {
             "analysed_fps": round(q["analysed_fps"] / max(f["analysed_fps"], 1e-9), 2),
             "classify": round(f["ms_per_frame"]["classify"] / max(q["ms_per_frame"]["classify"], 1e-9), 2),
         }
+    with_pose, without = out["runs"][f"{models[0]} int8"], out["runs"][f"{models[0]} int8 no-facing"]
+    # the head pose's cost: analysed frames/s with it as a share of those without it, in the same run
+    out["facing_fps_ratio"] = round(with_pose["analysed_fps"] / max(without["analysed_fps"], 1e-9), 3)
     return out
 
 
@@ -254,11 +258,13 @@ def format_profile(result: dict[str, Any]) -> str:
     from classmood.stages import STAGES
 
     lines = [f"{result['cpu']} ({', '.join(result['instruction_sets']) or 'no AVX2/AVX-512/AMX'}); {result['gallery']}"]
-    lines.append(f"{'run':16s}" + "".join(f"{s:>10s}" for s in STAGES) + f"{'frames/s':>10s}{'recall':>8s}")
+    lines.append(f"{'run':26s}" + "".join(f"{s:>10s}" for s in STAGES) + f"{'frames/s':>10s}{'recall':>8s}")
     for name, r in result["runs"].items():
         ms = r["ms_per_frame"]
         lines.append(
-            f"{name:16s}" + "".join(f"{ms[s]:10.1f}" for s in STAGES) + f"{r['analysed_fps']:10.2f}{r['recall']:8.3f}"
+            f"{name:26s}" + "".join(f"{ms[s]:10.1f}" for s in STAGES) + f"{r['analysed_fps']:10.2f}{r['recall']:8.3f}"
         )
     lines.append("(ms per analysed frame, median of " + f"{result['repeats']} runs)")
+    if "facing_fps_ratio" in result:
+        lines.append(f"with the head pose: {result['facing_fps_ratio']:.0%} of the analysed frames/s without it")
     return "\n".join(lines)

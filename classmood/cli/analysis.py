@@ -53,6 +53,7 @@ CONFIG_OPTIONS = {
     "rate": "rate_hz",
     "bin": "bin_s",
     "min_faces": "min_faces",
+    "facing": "facing",
 }
 
 
@@ -87,6 +88,13 @@ def _pipeline_options(p: argparse.ArgumentParser) -> None:
         "--min-faces",
         type=int,
         help="k: class-level numbers only from time bins with at least k faces (default {default}; at least 1)",
+    )
+    p.add_argument(
+        "--no-facing",
+        dest="facing",
+        action="store_false",
+        default=None,
+        help="estimate no head orientation: no facing-the-screen numbers, per face or per class",
     )
     p.add_argument("--save", action="store_true", help="also save as sessions (DATABASE_URL or CLASSMOOD_DB)")
     p.add_argument(
