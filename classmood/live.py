@@ -95,6 +95,9 @@ class LiveSnapshot:
     started_at: float | None = None  # wall-clock time (epoch seconds) the session started
     tracks_seen: int = 0  # distinct pseudonymous ids so far
     facing_now: dict[str, Any] | None = None  # privacy.current_facing of the faces now (None below k)
+    # seconds from the newest analysed frame's arrival to its numbers (waiting for the worker + analysis);
+    # the page adds up to its own refresh interval (1 s)
+    delay_s: float | None = None
 
     @property
     def analysed_fps(self) -> float:
@@ -114,6 +117,7 @@ class _State:
     analysed: int = 0
     dets: Detections = field(default_factory=Detections.empty)
     dets_at: float = 0.0
+    delay_s: float | None = None  # the newest result: seconds from its frame's arrival to its numbers
     bins: list[MoodBin] = field(default_factory=list)
     faces_total: int = 0
     tracks_seen: set[int] = field(default_factory=set)
@@ -291,6 +295,7 @@ class LiveSession:
                 started_at=self._started_wall,
                 tracks_seen=len(s.tracks_seen),
                 facing_now=current_facing(dets, k),
+                delay_s=s.delay_s,
                 tracks=sorted(tracks),
                 uncertain_now=int(dets.uncertain.sum()),
                 frame_size=self._frame_size,
@@ -360,6 +365,7 @@ class LiveSession:
             s = self._state
             s.analysed += 1
             s.dets, s.dets_at = dets, self._clock()
+            s.delay_s = s.dets_at - (self._t0 + update.frame.time_s)  # the frame's time is its arrival
             s.bins.extend(update.bins)
             s.faces_total += n
             s.tracks_seen.update(int(t) for t in dets.track_id if t >= 0)

@@ -80,6 +80,7 @@ def test_worker_analyses_frames_and_saves_every_update(store: Any) -> None:
     assert snap.running and snap.status == "running" and snap.faces_now == 1
     assert [t[:2] for t in snap.tracks] == [(1, snap.tracks[0][1])] and snap.tracks[0][1] in EMOTIONS
     assert snap.tracks[0][2] in ("toward", "away", "unclear")
+    assert snap.delay_s is not None and 0 < snap.delay_s < 10  # the newest numbers: seconds after their frame
     assert snap.shares is not None and sum(snap.shares.values()) == pytest.approx(1)
     assert len(snap.series) == 4 and all(p["faces"] == 1 and p["valence"] is not None for p in snap.series)
     box = live.latest_detections()

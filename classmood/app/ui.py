@@ -402,6 +402,8 @@ def _live_headline(snapshot: LiveSnapshot) -> None:
     )
     headline(figures)
     rate = f" ({snapshot.analysed_fps:.1f} a second)" if snapshot.analysed else ""
+    if snapshot.analysed and snapshot.delay_s is not None:
+        rate += f" · numbers {snapshot.delay_s:.1f} s after their frame"
     busy = f", {words.plural(snapshot.dropped, 'frame')} skipped while busy" if snapshot.dropped else ""
     size = f" · picture {snapshot.frame_size[0]}×{snapshot.frame_size[1]}" if snapshot.frame_size else ""
     started = f" · started {words.local_time(snapshot.started_at, browser_zone())}" if snapshot.started_at else ""
