@@ -80,6 +80,14 @@ def mood_margin(sd: float | None, faces: float | None) -> float | None:
     return Z95 * sd / math.sqrt(faces)
 
 
+def facing_counts(dets: Detections) -> tuple[int, int, int]:
+    """How many faces of one frame are turned toward the screen, away, and away looking down (a part of away);
+    faces whose orientation is unclear count in none."""
+    words = facing(dets.pose)
+    toward, away = words == TOWARD, words == AWAY
+    return int(toward.sum()), int(away.sum()), int((away & looking_down(dets.pose)).sum())
+
+
 NEGATIVE_JUMP = 0.2  # flag a bin whose negative share rose by at least this over the previous shown bin
 FACES_DROP = 0.3  # flag a bin whose mean face count fell by at least this fraction from the previous bin
 
@@ -155,11 +163,10 @@ class MoodAggregator:
         return closed
 
     def _add_facing(self, dets: Detections) -> None:
-        words = facing(dets.pose)
-        toward, away = words == TOWARD, words == AWAY
-        self._oriented.append(int(toward.sum() + away.sum()))
-        self._toward += int(toward.sum())
-        self._down += int((away & looking_down(dets.pose)).sum())
+        toward, away, down = facing_counts(dets)
+        self._oriented.append(toward + away)
+        self._toward += toward
+        self._down += down
 
     def _add_to_baseline(self, tid: int, time_s: float, valence: float) -> None:
         first, value, count = self._baseline.get(tid, (time_s, 0.0, 0))

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from classmood.analytics.mood import NEGATIVE, flag_bins, mean_mood, mood_margin, mood_scores
+from classmood.analytics.mood import NEGATIVE, facing_counts, flag_bins, mean_mood, mood_margin, mood_scores
 from classmood.containers import MoodBin
 from classmood.errors import ClassmoodError
 from classmood.labels import EMOTIONS
@@ -241,15 +241,8 @@ def current_view(dets: Detections, k: int) -> dict[str, Any] | None:
 def current_facing(dets: Detections, k: int) -> dict[str, Any] | None:
     """The live "now" facing numbers over the faces whose orientation is clear now, or None under k:
     ``facing_share``, ``looking_down_share`` and ``faces_oriented``."""
-    from classmood.vision.pose import AWAY, TOWARD, facing, looking_down
-
-    words = facing(dets.pose) if len(dets) else np.zeros(0, object)
-    toward, away = words == TOWARD, words == AWAY
-    n = int(toward.sum() + away.sum())
+    toward, away, down = facing_counts(dets)
+    n = toward + away
     if n == 0 or not enough_faces(n, k):
         return None
-    return {
-        "facing_share": float(toward.sum() / n),
-        "looking_down_share": float((away & looking_down(dets.pose)).sum() / n),
-        "faces_oriented": n,
-    }
+    return {"facing_share": toward / n, "looking_down_share": down / n, "faces_oriented": n}
