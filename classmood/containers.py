@@ -244,6 +244,7 @@ class Summary(Mapping[str, Any]):
     truncated: bool = False
     skipped_frames: int = 0  # damaged frames the decoder could not read
     error: str | None = None
+    facing: bool = True  # head orientation was estimated (False: ``--no-facing``, no facing number anywhere)
     note: str = NOTE
 
     @property

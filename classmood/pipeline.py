@@ -270,4 +270,5 @@ def summarize(
         min_faces=config.min_faces,
         truncated=src.truncated if isinstance(src, FrameSource) else False,
         skipped_frames=skipped_frames,
+        facing=config.facing,
     )

@@ -276,6 +276,8 @@ def facing_figure(numbers: Mapping[str, Any] | None, k: int) -> Figure:
     """ "Facing the screen" with the share looking down under it, or why it is hidden (k counts the faces
     whose orientation is clear)."""
     share = (numbers or {}).get("facing_share")
+    if numbers is not None and numbers.get("facing") is False:
+        return Figure("Facing the screen", "off", "head orientation not estimated (--no-facing)")
     if share is None:
         return Figure("Facing the screen", "—", f"needs at least k = {plural(k, 'face')} clearly oriented")
     down = (numbers or {}).get("looking_down_share")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -112,9 +113,14 @@ def test_no_facing_estimates_no_orientation_anywhere(tmp_path: Path) -> None:
     from classmood.cli import main
 
     out = tmp_path / "out"
-    assert main(["analyze", str(REAL / "18f_video_meeting_grid.jpg"), "--out", str(out), "--no-facing"]) == 0
+    image = str(REAL / "18f_video_meeting_grid.jpg")
+    assert main(["analyze", image, "--out", str(out), "--no-facing", "--annotate"]) == 0
     with open(out / "faces.csv", newline="") as fh:
         faces = list(csv.DictReader(fh))
     assert faces and all(f["yaw"] == f["pitch"] == f["roll"] == "" and f["facing"] == "unclear" for f in faces)
-    numbers = json.loads((out / "summary.json").read_text())["class"]
-    assert numbers["facing_share"] is None and numbers["shares"] is not None  # expressions as before
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["facing"] is False and summary["class"]["facing_share"] is None
+    assert summary["class"]["shares"] is not None  # expressions as before
+    report = (out / "report.html").read_text()
+    assert re.search(r'"label">Facing the screen</div>\s*<div class="value">off<', report)
+    assert "Not measured: this analysis ran with <code>--no-facing</code>" in report

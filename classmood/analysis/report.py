@@ -104,7 +104,12 @@ def render_report(result: AnalysisResult, per_track: bool = False) -> str:
     has_faces = bool(result.faces)
     shown = has_faces and any(b.shares is not None for b in bins)
     k = int(numbers.get("min_faces", result.min_faces))
-    figures = words.headline(numbers, model=str(result.summary.get("model", "?")), people=result.summary.get("tracks"))
+    facing_on = result.summary.get("facing", True) is not False
+    figures = words.headline(
+        {**numbers, "facing": facing_on},
+        model=str(result.summary.get("model", "?")),
+        people=result.summary.get("tracks"),
+    )
     return str(
         _template().render(
             title=Path(str(result.source)).name,
@@ -122,6 +127,7 @@ def render_report(result: AnalysisResult, per_track: bool = False) -> str:
             if has_faces and any(b.facing_share is not None for b in bins)
             else None,
             facing_explained=words.FACING_EXPLAINED,
+            facing_on=facing_on,
             shares_chart=charts.shares_chart(dict(numbers["shares"])) if has_faces and numbers.get("shares") else None,
             per_track=_per_track(result) if per_track and has_faces else None,
             flagged=words.flagged_moments(bins) if has_faces else [],

@@ -26,6 +26,7 @@ def build_summary(
     truncated: bool = False,
     skipped_frames: int = 0,
     error: str | None = None,
+    facing: bool = True,
 ) -> Summary:
     """Counts and settings as given; the class numbers from ``raw_bins`` under the k rule (``min_faces``)."""
     return Summary(
@@ -44,4 +45,5 @@ def build_summary(
         truncated=truncated,
         skipped_frames=skipped_frames,
         error=error,
+        facing=facing,
     )
