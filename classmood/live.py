@@ -272,7 +272,7 @@ class LiveSession:
             ]
             series = [p if p["read"] >= k else {**p, "valence": None} for p in self._series]
             bins = apply_k(s.bins, k)
-            numbers = class_summary(s.bins, k)
+            numbers = {**class_summary(s.bins, k), "facing": self.config.facing}
             end = self._ended_at if self._ended_at is not None else self._clock()
             return LiveSnapshot(
                 status=s.status,

@@ -256,7 +256,7 @@ def headline(
         Figure("Faces read", percent(read), read_note),
         Figure("Mostly", top_expressions(shares), "top apparent expression" if shares else hidden_note),
         Figure("Mood score", mood(value, margin), mood_note),
-        facing_figure(facing_now if live else numbers, k),
+        facing_figure({"facing": False} if numbers.get("facing") is False else facing_now if live else numbers, k),
     ]
     if not live:
         shown, hidden = int(numbers.get("bins_shown", 0)), int(numbers.get("bins_hidden", 0))

@@ -121,6 +121,12 @@ def test_the_class_share_facing_the_screen_comes_from_the_pages_decisions_under_
     _, summary = room.end()
     assert summary["class"]["facing_share"] is None
 
+    off = Room(k=1, readout=Readout(), facing=False)  # classmood app --no-facing: a page's number is not taken
+    who = off.join()
+    update(off, who, HAPPY, now=off.created + 0.5, facing=1)  # a page that sends one anyway
+    off.tick(now=off.created + 0.5)
+    assert off.now_view(now=off.created + 0.6)["facing_share"] is None and off.now_view()["shares"] is not None
+
 
 def test_class_numbers_need_k_students_with_a_face_and_counts_always_show() -> None:
     room = Room(k=3, readout=Readout())

@@ -298,3 +298,23 @@ def test_a_student_side_class_with_three_browsers(app: tuple[str, int, Path], ne
     finally:
         store.close()
     assert len(classes) == 1 and classes["status"].tolist() == ["finished"]  # the empty class saved nothing
+
+
+def test_an_app_started_with_no_facing_estimates_no_orientation(new_page: Any, tmp_path: Path) -> None:
+    """``classmood app --no-facing``: an upload's headline says facing is off (not hidden by k), and the
+    students' page is told to estimate none and does not say it does."""
+    import json
+    import urllib.request
+
+    class_port = free_port()
+    with running_app(tmp_path, "--no-facing", "--class-port", str(class_port), "--db", str(tmp_path / "s.db")) as url:
+        page = new_page()
+        page.goto(f"{url}/analyse")
+        set_k(page, 3)
+        upload(page, calm_call_clip(tmp_path / "calm_call.mp4"))
+        assert figure(page, "Facing the screen") == "off" and figure(page, "Mostly").startswith("neutral")
+        page.get_by_text("Not measured: head orientation is turned off here").wait_for()
+        page.goto(f"{url}/students")  # starts the app's student hub
+        page.get_by_role("button", name="Open a class").wait_for()
+        with urllib.request.urlopen(f"http://127.0.0.1:{class_port}/config.json", timeout=10) as r:
+            assert json.load(r)["facing_rule"] is None

@@ -18,6 +18,7 @@ from pathlib import Path
 from classmood import netguard
 from classmood.app import auth
 from classmood.errors import ClassmoodError
+from classmood.vision.pose import FACING_ENV
 
 MAIN = Path(__file__).resolve().parent / "asgi.py"  # the pages (main.py) behind the app's network rules
 
@@ -120,6 +121,7 @@ def run_app(
     class_port: int | None = None,
     public_url: str | None = None,
     limits: NetworkLimits | None = None,
+    facing: bool = True,
 ) -> int:
     if not 0 < port < 65536:
         raise ClassmoodError(f"--port {port}: not a TCP port")
@@ -145,6 +147,7 @@ def run_app(
     if public_url is not None:
         env["CLASSMOOD_PUBLIC_URL"] = public_url
     env.update(limit_env)
+    env[FACING_ENV] = "on" if facing else "off"  # read by app/ui.pipeline_config and the hub
     netguard.raise_fd_limit()  # inherited by the server: a thousand idle connections must not reach 1,024
     shown = f"[{host}]" if ":" in host else host
     print(f"classmood app on http://{shown}:{port} (Ctrl-C stops it)", flush=True)

@@ -29,6 +29,7 @@ from classmood.live import LiveSession, LiveSnapshot
 from classmood.pipeline import PipelineConfig
 from classmood.store import SessionStore
 from classmood.vision.annotate import draw_detections
+from classmood.vision.pose import facing_enabled
 from classmood.weights.shipped import LIVE_MODEL, MODEL_NAMES
 
 LEGAL_NOTICE = (
@@ -149,7 +150,8 @@ def browser_alive() -> Any:
 def pipeline_config(rate_hz: float) -> PipelineConfig:
     # One inference thread: the other core stays free for the server, the video and the UI.
     model = str(st.session_state.get("model", LIVE_MODEL))
-    return PipelineConfig(model=model, rate_hz=rate_hz, min_faces=min_faces(), threads=1)
+    facing = facing_enabled(os.environ)  # classmood app --no-facing: no head orientation anywhere
+    return PipelineConfig(model=model, rate_hz=rate_hz, min_faces=min_faces(), threads=1, facing=facing)
 
 
 @st.cache_resource(show_spinner=False)
@@ -254,7 +256,7 @@ def flagged_table(bins: Sequence[MoodBin], empty: str = "No flagged moment.") ->
         st.caption(empty)
 
 
-def mood_charts(bins: Sequence[MoodBin], k: int, started_at: float | None = None) -> None:
+def mood_charts(bins: Sequence[MoodBin], k: int, started_at: float | None = None, facing: bool = True) -> None:
     """The mood score and the expression shares over time for bins with at least k faces read (one bin draws
     as a point and a bar), then the faces per moment (counts: every bin) and the flagged moments; when
     there is nothing to draw, a sentence says why."""
@@ -276,13 +278,15 @@ def mood_charts(bins: Sequence[MoodBin], k: int, started_at: float | None = None
             st.altair_chart(mood, width="stretch")
         st.markdown("**Apparent expressions over time**")
         st.altair_chart(shares, width="stretch")
-    facing = charts.facing_chart(bins, started_at)
+    facing_chart = charts.facing_chart(bins, started_at)
     if bins:
         st.markdown("**Facing the screen over time**")
-        if facing is None:
+        if not facing:
+            st.caption("Not measured: head orientation is turned off here (--no-facing).")
+        elif facing_chart is None:
             st.caption(f"Hidden: no moment had at least {words.plural(k, 'face')} whose head orientation was clear.")
         else:
-            st.altair_chart(facing, width="stretch")
+            st.altair_chart(facing_chart, width="stretch")
             st.caption(
                 f"{words.FACING_EXPLAINED} Moments with fewer than {words.plural(k, 'face')} whose orientation is "
                 "clear are left out."
@@ -307,6 +311,7 @@ def result_view(
     people_label: str = "people seen",
     numbers_for: Callable[[int], Mapping[str, Any]] | None = None,
     read_k: Callable[[int], int] | None = None,
+    facing: bool = True,
 ) -> int:
     """One result as every page shows it: the headline first, the mood score and the k rule each in one
     sentence, the k control (``view_k``: the result's own k unless changed), then the charts. Returns the k.
@@ -319,11 +324,11 @@ def result_view(
         k = view_k(key, own_k, floor)
     if read_k is not None:
         k = read_k(k)
-    numbers = numbers_for(k) if numbers_for is not None else class_summary(raw_bins, k)
+    numbers = {**(numbers_for(k) if numbers_for is not None else class_summary(raw_bins, k)), "facing": facing}
     with top:
         headline(words.headline(numbers, model=model, people=people, people_label=people_label))
         explain(k)
-    mood_charts(apply_k(raw_bins, k), k, started_at)
+    mood_charts(apply_k(raw_bins, k), k, started_at, facing=facing)
     return k
 
 
@@ -429,7 +434,7 @@ def _live_details(snapshot: LiveSnapshot, show_tracks: bool) -> None:
     else:
         st.altair_chart(series, width="stretch")
     with st.expander("Moments of 5 seconds so far", expanded=False):
-        mood_charts(snapshot.bins, k, snapshot.started_at)
+        mood_charts(snapshot.bins, k, snapshot.started_at, facing=snapshot.class_numbers.get("facing") is not False)
     if show_tracks and per_face():
         st.markdown("**Per-face view** (pseudonymous ids, this session only)")
         if not snapshot.tracks:
@@ -485,7 +490,9 @@ HUB_PORT_ENV, PUBLIC_URL_ENV = "CLASSMOOD_CLASS_PORT", "CLASSMOOD_PUBLIC_URL"
 def _hub(host: str, port: int, public_url: str | None) -> Any:
     from classmood.classroom.hub import Hub, hub_settings
 
-    return Hub(host=host, port=port, public_url=public_url, **hub_settings(os.environ)).start()
+    return Hub(
+        host=host, port=port, public_url=public_url, facing=facing_enabled(os.environ), **hub_settings(os.environ)
+    ).start()
 
 
 def class_hub() -> Any:

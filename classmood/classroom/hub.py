@@ -162,8 +162,10 @@ class Hub:
         connections_per_client: int = CONNECTIONS_PER_CLIENT,
         max_connections: int | None = None,
         request_timeout_s: float = REQUEST_TIMEOUT_S,
+        facing: bool = True,
     ) -> None:
         self.default_model = self._check_model(model)
+        self.facing = facing  # False: the pages estimate no head orientation, and rooms take none
         self._readouts: dict[str, Readout] = {}
         self.host, self.port = host, port
         self.public_url = public_url
@@ -239,6 +241,7 @@ class Hub:
             recorder=recorder,
             max_students=max_students or self.max_students,
             per_client=per_client or self.per_client,
+            facing=self.facing,
         )
         self.rooms[room.code] = room
         return room
@@ -312,7 +315,7 @@ class Hub:
             # apparent head pose as vision/pose.py estimates it, and the rule that says "facing the screen"
             "face_3d": FACE_3D.tolist(),
             "focal_boxes": FOCAL_BOXES,
-            "facing_rule": asdict(FacingRule()),
+            "facing_rule": asdict(FacingRule()) if self.facing else None,  # None: the page sends facing null
             "ort_version": vendor.VERSION,
         }
 

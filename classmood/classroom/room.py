@@ -117,8 +117,10 @@ class Room:
         recorder: SessionRecorder | None = None,
         max_students: int = MAX_STUDENTS,
         per_client: int | None = None,
+        facing: bool = True,
     ) -> None:
         self.k = self.min_k = check_min_faces(k)
+        self.facing = facing  # False (classmood app --no-facing): a page's facing number is not taken
         if max_students < 1 or (per_client is not None and per_client < 1):
             raise ValueError("a class needs at least one seat, and one per client")
         self.max_students, self.per_client = max_students, per_client
@@ -194,7 +196,7 @@ class Room:
                 return
             student.last_seen, student.face, student.paused = now, message.face, False
             student.probs = np.asarray(message.probs, np.float32) if message.probs is not None else None
-            student.facing = message.facing
+            student.facing = message.facing if self.facing else None
             self.stats.updates += 1
 
     def refuse(self) -> None:

@@ -43,6 +43,11 @@ def add_parsers(sub: Any) -> None:
         help="another host name the app and the hub are reached at (others are refused); repeatable",
     )
     p.add_argument(
+        "--no-facing",
+        action="store_true",
+        help="estimate no head orientation anywhere in the app (live, uploads, students' pages): expressions only",
+    )
+    p.add_argument(
         "--hash-password",
         action="store_true",
         help="instead: read a password and print its salted hash for CLASSMOOD_PASSWORD_HASH",
@@ -60,5 +65,12 @@ def _cmd_app(args: argparse.Namespace) -> int:
         return 0
     limits = server.NetworkLimits(args.class_size, args.per_client, tuple(args.trusted_proxy), tuple(args.allowed_host))
     return server.run_app(
-        args.host, args.port, args.db, args.max_upload_mb, args.class_port, args.public_url, limits=limits
+        args.host,
+        args.port,
+        args.db,
+        args.max_upload_mb,
+        args.class_port,
+        args.public_url,
+        limits=limits,
+        facing=not args.no_facing,
     )

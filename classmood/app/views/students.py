@@ -133,7 +133,7 @@ def dashboard() -> None:
         current.set_k(k)
     view = current.now_view()
     now = None if view["hidden"] else view
-    numbers = {"min_faces": current.k}
+    numbers = {"min_faces": current.k, "facing": hub.facing}
     figures = words.headline(
         numbers,
         model=current.model,
@@ -164,7 +164,7 @@ def dashboard() -> None:
         )
     else:
         st.altair_chart(charts.now_chart(view["shares"]), width="stretch")
-    ui.mood_charts(current.bins(), current.k, started_at=current.created)
+    ui.mood_charts(current.bins(), current.k, started_at=current.created, facing=hub.facing)
 
 
 dashboard()

@@ -397,7 +397,7 @@ function headPose(marks, box, cfg) {
 
 // The facing number sent: 1 toward the screen, 0 turned away, -1 turned away looking down, null unclear.
 function facingOf(pose, rule) {
-  if (!pose) return null;
+  if (!pose || !rule) return null; // no rule: the class estimates no head orientation (classmood app --no-facing)
   const [yaw, pitch] = pose;
   const inside = Math.min(rule.max_yaw - Math.abs(yaw), rule.max_down + pitch, rule.max_up - pitch);
   if (inside > rule.margin) return 1;
@@ -435,7 +435,7 @@ async function analyse(rgba, width, height) {
     const learnt = !cfg.max_unreadable || unreadable === null || unreadable <= cfg.max_unreadable;
     const readable = box.y2 - box.y1 >= cfg.min_face_px && d >= cfg.min_detail && learnt;
     const boxList = [box.x1, box.y1, box.x2, box.y2];
-    const pose = headPose(box.marks, boxList, cfg);
+    const pose = cfg.facing_rule ? headPose(box.marks, boxList, cfg) : null;
     const facing = facingOf(pose, cfg.facing_rule);
     result = { face: true, box: boxList, probs, readable, detail: d, faces: faces.length, pose, facing };
   }
@@ -656,6 +656,8 @@ function leave() {
 function showClassInfo() {
   const cfg = state.config;
   const el = $("classinfo");
+  // a class that estimates no head orientation (classmood app --no-facing) does not say it does
+  for (const part of document.querySelectorAll(".facing-only")) part.hidden = Boolean(cfg && !cfg.facing_rule);
   if (!cfg || !state.code) {
     el.textContent = "";
   } else if (!cfg.open) {
