@@ -221,7 +221,7 @@ def view_k(key: str, own: int, floor: int | None = None) -> int:
 def _unbroken(value: str) -> str:
     """A figure's value as HTML that wraps only between its parts ("neutral 78 % · surprised 12 %"), so a long
     value goes onto a second line of its card instead of running over the next one."""
-    return " · ".join(html.escape(part).replace(" ", "&nbsp;") for part in value.split(" · "))
+    return " · ".join(f'<span style="white-space:nowrap">{html.escape(part)}</span>' for part in value.split(" · "))
 
 
 def headline(figures: Sequence[words.Figure]) -> None:
