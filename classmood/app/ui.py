@@ -258,7 +258,8 @@ def flagged_table(bins: Sequence[MoodBin], empty: str = "No flagged moment.") ->
 
 def mood_charts(bins: Sequence[MoodBin], k: int, started_at: float | None = None, facing: bool = True) -> None:
     """The mood score and the expression shares over time for bins with at least k faces read (one bin draws
-    as a point and a bar), then the faces per moment (counts: every bin) and the flagged moments; when
+    as a point and a bar), the shares facing the screen for bins with k faces clearly oriented (``facing``
+    False: not measured), then the faces per moment (counts: every bin) and the flagged moments; when
     there is nothing to draw, a sentence says why."""
     change = change_view()
     mood = charts.mood_chart(bins, started_at, change=change)
