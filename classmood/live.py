@@ -400,6 +400,7 @@ class LiveSession:
                 rate_hz=self.config.rate_hz,
                 raw_bins=s.bins,
                 min_faces=self.config.min_faces,
+                facing=self.config.facing,
                 frames_dropped=self._box.dropped,
                 error=s.error,
             )

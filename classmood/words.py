@@ -272,12 +272,20 @@ def headline(
     return figures
 
 
+def facing_measured(summary: Mapping[str, Any], bins: Sequence[MoodBin]) -> bool:
+    """Whether an analysis estimated head orientation: its summary says (``facing``), or, for one saved
+    before summaries said, whether any of its bins counted a face clearly oriented."""
+    if "facing" in summary:
+        return summary["facing"] is not False
+    return any(b.faces_oriented is not None for b in bins)
+
+
 def facing_figure(numbers: Mapping[str, Any] | None, k: int) -> Figure:
     """ "Facing the screen" with the share looking down under it, or why it is hidden (k counts the faces
     whose orientation is clear)."""
     share = (numbers or {}).get("facing_share")
     if numbers is not None and numbers.get("facing") is False:
-        return Figure("Facing the screen", "off", "head orientation not estimated (--no-facing)")
+        return Figure("Facing the screen", "off", "head orientation not estimated in this analysis")
     if share is None:
         return Figure("Facing the screen", "—", f"needs at least k = {plural(k, 'face')} clearly oriented")
     down = (numbers or {}).get("looking_down_share")

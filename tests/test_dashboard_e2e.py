@@ -313,7 +313,7 @@ def test_an_app_started_with_no_facing_estimates_no_orientation(new_page: Any, t
         set_k(page, 3)
         upload(page, calm_call_clip(tmp_path / "calm_call.mp4"))
         assert figure(page, "Facing the screen") == "off" and figure(page, "Mostly").startswith("neutral")
-        page.get_by_text("Not measured: head orientation is turned off here").wait_for()
+        page.get_by_text("Not measured: no head orientation was estimated").wait_for()
         page.goto(f"{url}/students")  # starts the app's student hub
         page.get_by_role("button", name="Open a class").wait_for()
         with urllib.request.urlopen(f"http://127.0.0.1:{class_port}/config.json", timeout=10) as r:

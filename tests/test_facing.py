@@ -123,4 +123,27 @@ def test_no_facing_estimates_no_orientation_anywhere(tmp_path: Path) -> None:
     assert summary["class"]["shares"] is not None  # expressions as before
     report = (out / "report.html").read_text()
     assert re.search(r'"label">Facing the screen</div>\s*<div class="value">off<', report)
-    assert "Not measured: this analysis ran with <code>--no-facing</code>" in report
+    assert "Not measured: no head orientation was estimated in this analysis" in report
+
+
+def test_an_analysis_from_before_facing_says_not_measured_not_hidden(tmp_path: Path) -> None:
+    """A folder written before classmood estimated orientation (no ``facing`` in summary.json, no facing
+    columns): its rebuilt report says facing was not measured, instead of hiding it under k."""
+    from classmood.analysis.report import report_from_dir
+    from classmood.cli import main
+
+    out = tmp_path / "old"
+    assert main(["analyze", str(REAL / "18f_video_meeting_grid.jpg"), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    del summary["facing"]
+    (out / "summary.json").write_text(json.dumps(summary))
+    with open(out / "class_mood.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    old = [c for c in rows[0] if c not in ("faces_oriented", "facing_share", "looking_down_share")]
+    with open(out / "class_mood.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=old, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    report = report_from_dir(out).read_text()
+    assert "Not measured: no head orientation was estimated in this analysis" in report
+    assert re.search(r'"label">Facing the screen</div>\s*<div class="value">off<', report)

@@ -104,7 +104,7 @@ def render_report(result: AnalysisResult, per_track: bool = False) -> str:
     has_faces = bool(result.faces)
     shown = has_faces and any(b.shares is not None for b in bins)
     k = int(numbers.get("min_faces", result.min_faces))
-    facing_on = result.summary.get("facing", True) is not False
+    facing_on = words.facing_measured(result.summary, result.raw_bins)
     figures = words.headline(
         {**numbers, "facing": facing_on},
         model=str(result.summary.get("model", "?")),

@@ -283,7 +283,7 @@ def mood_charts(bins: Sequence[MoodBin], k: int, started_at: float | None = None
     if bins:
         st.markdown("**Facing the screen over time**")
         if not facing:
-            st.caption("Not measured: head orientation is turned off here (--no-facing).")
+            st.caption("Not measured: no head orientation was estimated (--no-facing, or a session from before).")
         elif facing_chart is None:
             st.caption(f"Hidden: no moment had at least {words.plural(k, 'face')} whose head orientation was clear.")
         else:

@@ -318,6 +318,7 @@ class Room:
                 rate_hz=1.0 / TICK_S,
                 raw_bins=raw,
                 min_faces=self.k,
+                facing=self.facing,
             )
             new, self._saved = self._bins[self._saved :], len(self._bins)
         if was_open and self.recorder is not None:

@@ -154,7 +154,7 @@ def _open(store: SessionStore, ids: list[int], label: Callable[[int], str]) -> N
         people_label="students who joined" if meta["kind"] == "students" else "people seen",
         numbers_for=lambda k: store.class_summary(sid, k),
         read_k=floored,
-        facing=summary.get("facing", True) is not False,
+        facing=words.facing_measured(summary, store.raw_mood_bins(sid)),
     )
     with st.expander("Settings"):
         config = meta["config"]
