@@ -18,9 +18,15 @@ from pathlib import Path
 from classmood import netguard
 from classmood.app import auth
 from classmood.errors import ClassmoodError
-from classmood.vision.pose import FACING_ENV
 
 MAIN = Path(__file__).resolve().parent / "asgi.py"  # the pages (main.py) behind the app's network rules
+# ``classmood app --no-facing`` sets this for the server it starts: no orientation anywhere in the app
+# (live and uploaded analyses, and the students' pages, which then send no facing number).
+FACING_ENV = "CLASSMOOD_FACING"
+
+
+def facing_enabled(env: Mapping[str, str]) -> bool:
+    return env.get(FACING_ENV, "on").strip().lower() != "off"
 
 
 @dataclass(frozen=True)

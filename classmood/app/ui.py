@@ -24,12 +24,12 @@ import streamlit as st
 from classmood import words
 from classmood.analytics.privacy import DEFAULT_MIN_FACES, apply_k, check_min_faces, class_summary
 from classmood.app import charts
+from classmood.app.server import facing_enabled
 from classmood.containers import Detections, MoodBin
 from classmood.live import LiveSession, LiveSnapshot
 from classmood.pipeline import PipelineConfig
 from classmood.store import SessionStore
 from classmood.vision.annotate import draw_detections
-from classmood.vision.pose import facing_enabled
 from classmood.weights.shipped import LIVE_MODEL, MODEL_NAMES
 
 LEGAL_NOTICE = (

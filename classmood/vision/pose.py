@@ -11,7 +11,6 @@ person's skull. ``facing`` turns it into the three words a class-level share nee
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import cv2
@@ -33,15 +32,6 @@ FACE_3D = np.array(
 # The camera's focal length in face-box widths: a narrow view, so perspective barely matters and the
 # estimate does not depend on where the face sits in the frame.
 FOCAL_BOXES = 8.0
-
-# ``classmood app --no-facing`` sets this for the server it starts: no orientation anywhere in the app
-# (live and uploaded analyses, and the students' pages, which then send no facing number).
-FACING_ENV = "CLASSMOOD_FACING"
-
-
-def facing_enabled(env: Mapping[str, str]) -> bool:
-    return env.get(FACING_ENV, "on").strip().lower() != "off"
-
 
 TOWARD, AWAY, UNCLEAR = "toward", "away", "unclear"
 FACING_WORDS = (TOWARD, AWAY, UNCLEAR)
