@@ -245,13 +245,14 @@ def replay_bins(faces: FaceRows, analysed: list[tuple[int, float]], bin_s: float
     probs = np.stack([faces.column(f"p_{e}") for e in EMOTIONS], axis=1).astype(np.float32)
     words = faces.column("emotion")
     pose = np.stack([faces.column(c) for c in ("yaw", "pitch", "roll")], axis=1).astype(np.float32)
+    scores, ids = faces.column("det_score"), faces.column("track_id")  # once: each call copies the column
     bins: list[MoodBin] = []
     for (_frame, time_s), a, b in zip(analysed, starts, ends, strict=True):
         idx = order[a:b]
         dets = Detections(
             np.stack([x[idx], y[idx], x[idx] + w[idx], y[idx] + h[idx]], axis=1),
-            faces.column("det_score")[idx],
-            faces.column("track_id")[idx],
+            scores[idx],
+            ids[idx],
             probs[idx],
             words[idx] == "uncertain",
             pose=pose[idx],
