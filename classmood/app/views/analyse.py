@@ -77,7 +77,7 @@ if done is not None:
             str(s.get("model", "")),
             s.get("tracks"),
             key=f"upload_{id(done)}",
-            facing=s.get("facing", True) is not False,
+            facing=words.facing_measured(s, done.result.raw_bins),
         )
         if k != done.result.min_faces:
             st.caption(f"The files below were written at the k = {done.result.min_faces} the analysis ran with.")

@@ -142,9 +142,10 @@ def _open(store: SessionStore, ids: list[int], label: Callable[[int], str]) -> N
         return k
 
     summary = store.summary(sid, own)
+    raw = store.raw_mood_bins(sid)
     live = meta["kind"] in ("camera", "gallery", "students")  # a live session's times are clock times
     ui.result_view(
-        store.raw_mood_bins(sid),
+        raw,
         own,
         str(meta["config"].get("model", "")),
         summary.get("tracks"),
@@ -154,7 +155,7 @@ def _open(store: SessionStore, ids: list[int], label: Callable[[int], str]) -> N
         people_label="students who joined" if meta["kind"] == "students" else "people seen",
         numbers_for=lambda k: store.class_summary(sid, k),
         read_k=floored,
-        facing=words.facing_measured(summary, store.raw_mood_bins(sid)),
+        facing=words.facing_measured(summary, raw),
     )
     with st.expander("Settings"):
         config = meta["config"]
