@@ -124,8 +124,8 @@ def image_shares(
         mine = images == image
         s = score(words[mine], labels[mine], found[mine])
         if s["faces"] >= k and np.isfinite(s["share_estimated"]):
-            out.append({"image": image, **{key: s[key] for key in ("faces", "share_labelled", "share_estimated")}})
-            out[-1]["share_error"] = abs(s["share_estimated"] - s["share_labelled"])
+            keys = ("faces", "share_labelled", "share_estimated", "share_error")
+            out.append({"image": image, **{key: s[key] for key in keys}})
     return out
 
 
